@@ -89,9 +89,7 @@ def as_rgb_uint8(image: np.ndarray, what: str = "image") -> np.ndarray:
     if height == 0 or width == 0:
         raise BadImageError(f"{what}: image is empty ({height}x{width} pixels)")
     if height * width > MAX_IMAGE_PIXELS:
-        raise BadImageError(
-            f"{what}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} pixels"
-        )
+        raise BadImageError(f"{what}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} pixels")
     if image.shape[2] == 1:
         image = np.repeat(image, 3, axis=2)
     elif image.shape[2] == 4:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,11 @@ def load_image(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise BadImageError(f"{path}: file is empty (0 bytes)")
     try:
-        with Image.open(path) as image:
+        # Our own pixel limit (checked below, before decoding) replaces Pillow's warning.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise BadImageError(

@@ -1,3 +1,182 @@
+"""The `vigil` command line (Typer). Commands parse arguments and print; the work lives in
+models/, pipelines/ and services/. User mistakes end as one line on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
 import typer
-app = typer.Typer()
-def main(): app()
+
+from vigil import __version__
+from vigil.models.errors import VigilError
+
+app = typer.Typer(
+    help="Vigil: real-time surveillance event detection against standing natural-language queries.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals in tracebacks could print credentials from settings.
+    pretty_exceptions_show_locals=False,
+)
+models_app = typer.Typer(
+    help="List the encoders on this machine (no subcommand), build or export models.",
+    invoke_without_command=True,
+)
+app.add_typer(models_app, name="models")
+
+EncoderKindOption = Annotated[Literal["clip", "offline"], typer.Option("--model", "-m", help="encoder")]
+DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option("--device", help="execution device")]
+ClipModelOption = Annotated[str, typer.Option("--clip-model", help="open_clip model name")]
+PretrainedOption = Annotated[str, typer.Option("--pretrained", help="open_clip pretrained tag")]
+CheckpointOption = Annotated[
+    Path | None, typer.Option("--checkpoint", help="local CLIP checkpoint file (instead of a tag)")
+]
+PrecisionOption = Annotated[
+    Literal["fp32", "int8", "fp16"], typer.Option("--precision", help="fp16 runs on CUDA only")
+]
+
+
+def _encoder_settings(model: str, device: str, clip_model: str, pretrained: str, checkpoint, precision):
+    from pydantic import ValidationError
+
+    from vigil.models.registry import EncoderSettings
+
+    try:
+        return EncoderSettings.model_validate(
+            {
+                "kind": model,
+                "device": device,
+                "clip": {
+                    "model": clip_model,
+                    "pretrained": pretrained,
+                    "checkpoint": checkpoint,
+                    "precision": precision,
+                    "device": device,
+                },
+            }
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise VigilError(f"invalid encoder options: {problems}") from None
+
+
+@app.command()
+def zeroshot(
+    images: Annotated[list[Path], typer.Argument(help="image files to classify")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="a candidate label (repeat)")],
+    model: EncoderKindOption = "offline",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON array on stdout")] = False,
+    device: DeviceOption = "auto",
+    clip_model: ClipModelOption = "ViT-B-32",
+    pretrained: PretrainedOption = "openai",
+    checkpoint: CheckpointOption = None,
+    precision: PrecisionOption = "fp32",
+) -> None:
+    """Rank the labels for each image by image-text similarity (any language the encoder reads)."""
+    from vigil.models.images import load_image
+    from vigil.models.registry import create_encoder
+
+    settings = _encoder_settings(model, device, clip_model, pretrained, checkpoint, precision)
+    pixels = [load_image(path) for path in images]  # fail on a bad file before loading models
+    encoder = create_encoder(settings)
+    label_vectors = encoder.embed_texts(label)
+    image_vectors = encoder.embed_images(pixels)
+    results = []
+    for path, scores in zip(images, image_vectors @ label_vectors.T, strict=True):
+        order = np.argsort(-scores, kind="stable")
+        ranked = [{"label": label[i], "score": round(float(scores[i]), 6)} for i in order]
+        results.append({"image": str(path), "labels": ranked})
+    if as_json:
+        typer.echo(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"encoder: {encoder.info.name} ({', '.join(encoder.info.providers) or 'cpu'})")
+    for result in results:
+        typer.echo(result["image"])
+        for rank, item in enumerate(result["labels"], start=1):
+            typer.echo(f"  {rank:>2}. {item['score']:+.4f}  {item['label']}")
+
+
+@models_app.callback()
+def models_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """List the encoders available here: source, licence, checksums, execution provider."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vigil.models.registry import describe_encoders
+
+    statuses = describe_encoders(device=device)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps([s.model_dump(mode="json") for s in statuses], ensure_ascii=False, indent=2))
+        return
+    for status in statuses:
+        if not status.available:
+            typer.echo(f"{status.kind}: unavailable: {status.problem}")
+            continue
+        info = status.info
+        typer.echo(f"{status.kind}: {info.name}")
+        typer.echo(f"  dimension: {info.dim}")
+        typer.echo(f"  source:    {info.source}")
+        typer.echo(f"  licence:   {info.licence}")
+        typer.echo(f"  provider:  {', '.join(info.providers)}")
+        for name, digest in info.checksums.items():
+            typer.echo(f"  sha256:    {digest}  {name}")
+
+
+@models_app.command("build")
+def models_build() -> None:
+    """Build the offline encoder's ONNX models and label-embedding caches (idempotent)."""
+    from vigil.models.offline.build import build_offline_models
+
+    for line in build_offline_models():
+        typer.echo(line)
+
+
+@models_app.command("export-clip")
+def models_export_clip(
+    clip_model: ClipModelOption = "ViT-B-32",
+    pretrained: PretrainedOption = "openai",
+    checkpoint: CheckpointOption = None,
+    precision: Annotated[
+        list[str], typer.Option("--precision", help="precisions to export (repeat): fp32 int8 fp16")
+    ] = ["fp32", "int8"],  # noqa: B006 (Typer reads the default, never mutates it)
+    out: Annotated[Path | None, typer.Option("--out", help="export directory")] = None,
+    random_init: Annotated[
+        bool, typer.Option("--random-init", help="random weights: for speed tests only, never results")
+    ] = False,
+) -> None:
+    """Export an open_clip model (pretrained tag while online, or a local checkpoint) to ONNX."""
+    from vigil.models.clip.export import export_clip
+
+    settings = _encoder_settings("clip", "auto", clip_model, pretrained, checkpoint, "fp32")
+    manifest = export_clip(settings.clip, out_dir=out, precisions=tuple(precision), random_init=random_init)
+    typer.echo(f"exported: {manifest}")
+
+
+@app.command()
+def demo() -> None:
+    """The main job offline: rank English and Vietnamese descriptions of real photos."""
+    from vigil.demo import run_demo
+
+    run_demo()
+
+
+@app.command()
+def version() -> None:
+    """Print Vigil's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="vigil: %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        app()
+    except VigilError as error:
+        typer.echo(f"vigil: error: {error}", err=True)
+        sys.exit(2)

