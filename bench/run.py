@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-ENCODER_RUNTIMES = ("torch-eager-fp32", "onnx-fp32", "onnx-int8", "offline")
+CLIP_RUNTIMES = ("torch-eager-fp32", "onnx-fp32", "onnx-int8")
+ENCODER_RUNTIMES = (*CLIP_RUNTIMES, "offline")
 BATCHES = (1, 8, 32)
 
 
@@ -55,46 +57,73 @@ def ensure_random_clip_export() -> None:
         )
 
 
-def bench_encoders(quick: bool) -> dict:
+def run_encoder_process(runtime: str, batch: int, quick: bool) -> dict:
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "encoders.py"),
+        "--runtime",
+        runtime,
+        "--batch",
+        str(batch),
+    ]
+    if quick:
+        command += ["--min-repeats", "2", "--min-seconds", "0"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def bench_encoders(quick: bool, rounds: int) -> dict:
+    """Each (runtime, batch) runs `rounds` times in fresh processes, the rounds interleaved so
+    that a burst of noise on this shared machine hits every runtime alike; the figure is the
+    median over rounds of each process's median batch time."""
     ensure_random_clip_export()
-    rows = []
-    for runtime in ENCODER_RUNTIMES:
-        for batch in BATCHES:
-            command = [
-                sys.executable,
-                str(ROOT / "bench" / "encoders.py"),
-                "--runtime",
-                runtime,
-                "--batch",
-                str(batch),
-            ]
-            if quick:
-                command += ["--min-repeats", "2", "--min-seconds", "0"]
-            started = time.perf_counter()
-            output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
-            row = json.loads(output.strip().splitlines()[-1])
-            rows.append(row)
+    cases = [(runtime, batch) for runtime in ENCODER_RUNTIMES for batch in BATCHES]
+    samples: dict[tuple[str, int], list[dict]] = {case: [] for case in cases}
+    for round_index in range(rounds):
+        for runtime, batch in cases:
+            row = run_encoder_process(runtime, batch, quick)
+            samples[(runtime, batch)].append(row)
             print(
-                f"  {runtime:18s} batch {batch:>2}: {row['images_per_s']:8.1f} images/s "
-                f"({row['ms_per_image']:.1f} ms/image, {row['repeats']} runs, "
-                f"{time.perf_counter() - started:.0f} s)",
+                f"  round {round_index + 1}/{rounds} {runtime:18s} batch {batch:>2}: "
+                f"{row['images_per_s']:8.1f} images/s",
                 flush=True,
             )
+    rows = []
+    for (runtime, batch), runs in samples.items():
+        batch_seconds = statistics.median(run["median_batch_s"] for run in runs)
+        rates = [run["images_per_s"] for run in runs]
+        rows.append(
+            {
+                "runtime": runtime,
+                "batch": batch,
+                "threads": runs[0]["threads"],
+                "rounds": len(runs),
+                "timed_batches": sum(run["repeats"] for run in runs),
+                "images_per_s": batch / batch_seconds,
+                "ms_per_image": 1000 * batch_seconds / batch,
+                "images_per_s_range": [min(rates), max(rates)],
+            }
+        )
     eager = {r["batch"]: r["images_per_s"] for r in rows if r["runtime"] == "torch-eager-fp32"}
     for row in rows:
-        row["speedup_vs_torch_eager"] = row["images_per_s"] / eager[row["batch"]]
+        if row["runtime"] in CLIP_RUNTIMES:  # the offline encoder is another model: no ratio
+            row["speedup_vs_torch_eager"] = row["images_per_s"] / eager[row["batch"]]
     return {"rows": rows}
 
 
 def encoders_table(result: dict) -> str:
     lines = [
-        "| runtime | batch | images/s | ms/image | x PyTorch eager | runs |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| runtime | batch | images/s (median) | ms/image | x PyTorch eager | images/s range "
+        "| rounds x batches |",
+        "|---|---:|---:|---:|---:|---|---:|",
     ]
     for row in result["rows"]:
+        low, high = row["images_per_s_range"]
+        speedup = row.get("speedup_vs_torch_eager")
         lines.append(
             f"| {row['runtime']} | {row['batch']} | {row['images_per_s']:.1f} | {row['ms_per_image']:.1f} "
-            f"| {row['speedup_vs_torch_eager']:.2f} | {row['repeats']} |"
+            f"| {'-' if speedup is None else f'{speedup:.2f}'} | {low:.1f}-{high:.1f} | {row['rounds']} x "
+            f"{row['timed_batches'] // row['rounds']} |"
         )
     return "\n".join(lines)
 
@@ -136,16 +165,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", choices=sorted(PARTS), action="append")
     parser.add_argument("--quick", action="store_true", help="2 runs each: a smoke test, not figures")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per measurement")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for part in args.part or list(PARTS):
         run, _ = PARTS[part]
         print(f"[{part}]", flush=True)
-        result = run(args.quick)
+        result = run(args.quick, 1 if args.quick else args.rounds)
         result.update(
             machine=machine(),
             taken=time.strftime("%Y-%m-%d %H:%M"),
-            command="make bench" + (" (--quick)" if args.quick else ""),
+            command="make bench" if args.rounds == 3 else f"python bench/run.py --rounds {args.rounds}",
         )
         if args.quick:
             print("quick run: results not written", flush=True)

