@@ -15,6 +15,8 @@ from vigil.models.errors import BadImageError
 def load_image(path: str | Path) -> np.ndarray:
     """Decode an image file to (H, W, 3) uint8 RGB; grey, palette and RGBA files are converted."""
     path = Path(path)
+    if path.is_dir():
+        raise BadImageError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise BadImageError(f"{path}: no such image file")
     if path.stat().st_size == 0:

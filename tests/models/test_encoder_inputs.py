@@ -89,9 +89,11 @@ def test_load_image_names_empty_and_non_image_files(tmp_path, name, content, exp
         load_image(tmp_path / name)
 
 
-def test_load_image_names_a_missing_file(tmp_path):
+def test_load_image_names_a_missing_file_and_a_directory(tmp_path):
     with pytest.raises(BadImageError, match="no such image file"):
         load_image(tmp_path / "absent.jpg")
+    with pytest.raises(BadImageError, match="is a directory"):
+        load_image(tmp_path)
 
 
 def test_load_image_refuses_a_huge_image_before_decoding_it(tmp_path):
