@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vigil.models.preprocess import center_crop, normalised_chw, resize_shorter_side
+
 INTERPOLATIONS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
 # open_clip also knows "longest" (letterbox with padding); no model we export uses it, so it is
 # refused at export time rather than approximated here.
@@ -52,35 +54,17 @@ class ClipPreprocess:
         )
 
     def _resized(self, image: Image.Image) -> Image.Image:
-        width, height = image.size
-        size = self.image_size
+        resample = INTERPOLATIONS[self.interpolation]
         if self.resize_mode == "squash":
-            new_width, new_height = size, size
-        else:
-            # torchvision's rule for an int size: the shorter side becomes `size`, the longer side
-            # keeps the aspect ratio, truncated (not rounded) to an int.
-            short, long = (width, height) if width <= height else (height, width)
-            new_short, new_long = size, int(size * long / short)
-            new_width, new_height = (new_short, new_long) if width <= height else (new_long, new_short)
-        if (new_width, new_height) == (width, height):
-            return image  # torchvision skips the resize too (Pillow would return a copy anyway)
-        return image.resize((new_width, new_height), INTERPOLATIONS[self.interpolation])
-
-    def _center_cropped(self, image: Image.Image) -> Image.Image:
-        width, height = image.size
-        size = self.image_size
-        # Python's round (half to even) on purpose: it is what torchvision's center_crop uses.
-        top = int(round((height - size) / 2.0))
-        left = int(round((width - size) / 2.0))
-        return image.crop((left, top, left + size, top + size))
+            if image.size == (self.image_size, self.image_size):
+                return image
+            return image.resize((self.image_size, self.image_size), resample)
+        return resize_shorter_side(image, self.image_size, resample)
 
     def one(self, image: np.ndarray) -> np.ndarray:
         """One (H, W, 3) uint8 RGB image -> (3, size, size) float32."""
-        pil = self._center_cropped(self._resized(Image.fromarray(np.ascontiguousarray(image))))
-        pixels = np.asarray(pil, dtype=np.float32) / np.float32(255.0)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        return ((pixels - mean) / std).transpose(2, 0, 1)
+        pil = center_crop(self._resized(Image.fromarray(np.ascontiguousarray(image))), self.image_size)
+        return normalised_chw(pil, self.mean, self.std)
 
     def __call__(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """(H, W, 3) uint8 RGB images of any sizes -> (N, 3, size, size) float32 batch."""

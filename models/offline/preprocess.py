@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vigil.models.preprocess import center_crop, normalised_chw, resize_shorter_side
+
 IMAGENET_RESIZE = 256
 IMAGENET_CROP = 224
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -21,18 +23,9 @@ def imagenet_input(image: np.ndarray) -> np.ndarray:
     Returns (3, 224, 224) float32. Pillow's bilinear resize is what torchvision applies to PIL
     images, so the classifier sees exactly what it was evaluated with.
     """
-    height, width = image.shape[:2]
-    # torchvision Resize(int): the shorter side becomes 256, the longer one is truncated.
-    if width <= height:
-        size = (IMAGENET_RESIZE, int(IMAGENET_RESIZE * height / width))
-    else:
-        size = (int(IMAGENET_RESIZE * width / height), IMAGENET_RESIZE)
-    resized = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-    top = int(round((resized.shape[0] - IMAGENET_CROP) / 2.0))
-    left = int(round((resized.shape[1] - IMAGENET_CROP) / 2.0))
-    crop = resized[top : top + IMAGENET_CROP, left : left + IMAGENET_CROP]
-    normalised = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+    resized = resize_shorter_side(Image.fromarray(image), IMAGENET_RESIZE, Image.Resampling.BILINEAR)
+    crop = center_crop(resized, IMAGENET_CROP)
+    return np.ascontiguousarray(normalised_chw(crop, IMAGENET_MEAN, IMAGENET_STD))
 
 
 @dataclass(frozen=True)
