@@ -10,8 +10,10 @@ ORT ?= cpu
 STAMP := $(VENV)/.installed-$(ORT)
 PYTEST_ARGS ?=
 # Debian packages: WordNet 3.0, from which the offline encoder's committed label texts were
-# generated (a test regenerates them and compares).
-APT_PACKAGES := wordnet-base
+# generated (a test regenerates them and compares); GStreamer's RTSP server (run with the
+# system python3 for `gi`) serves real RTSP cameras to the tests and the demo.
+APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
 APT_STAMP := $(VENV)/.apt-installed
 
 .PHONY: setup demo test bench lint models clean help

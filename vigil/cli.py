@@ -44,6 +44,7 @@ def _encoder_settings(model: str, device: str, clip_model: str, pretrained: str,
     from pydantic import ValidationError
 
     from vigil.models.registry import EncoderSettings
+    from vigil.services.common.contract import describe_validation_error
 
     try:
         return EncoderSettings.model_validate(
