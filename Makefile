@@ -16,7 +16,7 @@ APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
 APT_STAMP := $(VENV)/.apt-installed
 
-.PHONY: setup demo test bench lint models clean help
+.PHONY: setup demo test bench lint models media broker clean help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
@@ -24,9 +24,10 @@ help:
 	@echo "make test    run the test suite"
 	@echo "make bench   run the benchmarks, write bench/*.json and BENCHMARKS.md"
 	@echo "make models  build the offline encoder's ONNX models and caches"
+	@echo "make broker  run the local Kafka-protocol broker (tansu) on 127.0.0.1:19092"
 	@echo "make lint    ruff"
 
-setup: $(STAMP) $(APT_STAMP) models
+setup: $(STAMP) $(APT_STAMP) models media
 
 $(APT_STAMP): Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -54,6 +55,10 @@ $(STAMP): pyproject.toml setup.py
 models: $(STAMP)
 	$(VENV)/bin/vigil models build
 
+# Real footage (OpenCV's vtest.avi, pedestrians) for the demo, the tests and the benchmarks.
+media: $(STAMP)
+	$(PY) -m vigil.media
+
 demo: setup
 	$(VENV)/bin/vigil demo
 
@@ -62,6 +67,9 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+broker: $(STAMP)
+	$(VENV)/bin/vigil broker
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -128,8 +128,49 @@ def encoders_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-PARTS = {"encoders": (bench_encoders, encoders_table)}
-HEADINGS = {"encoders": "Encoders (image embedding throughput)"}
+def bench_ingest(quick: bool, rounds: int) -> dict:
+    """bench/ingest.py runs each case in a process of its own (median of its runs) and prints
+    one JSON line per case; `rounds` is not used: each case repeats inside bench/ingest.py."""
+    command = [sys.executable, str(ROOT / "bench" / "ingest.py")]
+    if quick:
+        command += ["--runs", "1", "--seconds", "5"]
+    rows = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        for line in process.stdout:
+            row = json.loads(line)
+            rows.append(row)
+            print(
+                f"  {row['source']:4s} GOP {row['gop_s']:.0f} s {row['mode']:20s}: "
+                f"{row['cpu_s_per_camera_s']:.4f} CPU-s per camera-s, "
+                f"{row['cameras_per_core']:.0f} cameras/core",
+                flush=True,
+            )
+    if process.returncode:
+        raise SystemExit(f"bench/ingest.py failed with exit code {process.returncode}")
+    return {"rows": rows}
+
+
+def ingest_table(result: dict) -> str:
+    lines = [
+        "| source | GOP | decode mode | published frames/s | CPU-s per camera-s (median) | range "
+        "| cameras per core | runs |",
+        "|---|---:|---|---:|---:|---|---:|---:|",
+    ]
+    for row in result["rows"]:
+        low, high = row["cpu_s_per_camera_s_range"]
+        lines.append(
+            f"| {row['source']} | {row['gop_s']:.0f} s | {row['mode']} | {row['published_per_camera_s']:.2f} "
+            f"| {row['cpu_s_per_camera_s']:.4f} | {low:.4f}-{high:.4f} | {row['cameras_per_core']:.0f} "
+            f"| {row['runs']} |"
+        )
+    return "\n".join(lines)
+
+
+PARTS = {"encoders": (bench_encoders, encoders_table), "ingest": (bench_ingest, ingest_table)}
+HEADINGS = {
+    "encoders": "Encoders (image embedding throughput)",
+    "ingest": "Ingest (1280x720 H.264 camera at 25 frames/s, 1 frame/s published)",
+}
 
 
 def write_markdown() -> None:

@@ -4,7 +4,6 @@ models/, pipelines/ and services/. User mistakes end as one line on stderr, exit
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -13,6 +12,7 @@ import numpy as np
 import typer
 
 from vigil import __version__
+from vigil.logs import configure_logging
 from vigil.models.errors import VigilError
 
 app = typer.Typer(
@@ -61,8 +61,7 @@ def _encoder_settings(model: str, device: str, clip_model: str, pretrained: str,
             }
         )
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        raise VigilError(f"invalid encoder options: {problems}") from None
+        raise VigilError(f"invalid encoder options: {describe_validation_error(error)}") from None
 
 
 @app.command()
@@ -169,13 +168,36 @@ def demo() -> None:
 
 
 @app.command()
+def broker(port: Annotated[int, typer.Option("--port", help="loopback port")] = 19092) -> None:
+    """Run the local Kafka-protocol broker (tansu, in memory, loopback only) until Ctrl-C."""
+    from vigil.services.broker import broker_command
+
+    configure_logging(service=True)
+    broker_command(port)
+
+
+@app.command()
+def ingest(
+    config: Annotated[Path, typer.Option("--config", "-c", help="cameras YAML (see examples/cameras.yaml)")],
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Prometheus /metrics port (0: off; default: config)")
+    ] = None,
+) -> None:
+    """Read the configured cameras (RTSP or files) and publish sampled JPEG frames to Kafka."""
+    from vigil.services.ingest.service import run_ingest
+
+    configure_logging(service=True)
+    run_ingest(config, metrics_port)
+
+
+@app.command()
 def version() -> None:
     """Print Vigil's version."""
     typer.echo(__version__)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="vigil: %(levelname)s: %(message)s", stream=sys.stderr)
+    configure_logging()
     try:
         app()
     except VigilError as error:

@@ -9,11 +9,28 @@ consumer sends it to the dead-letter topic and carries on.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, ValidationError
+import json
+from typing import Annotated, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from vigil.models.errors import VigilError
 
 FRAME_SCHEMA_VERSION = 1
+JSON_SCHEMA_VERSION = 1
+
+# Camera and query ids travel as Kafka keys, file names and Milvus primary-key parts: keep
+# them to a portable alphabet. No ':' on purpose, so that a hit id built from them with ':'
+# separators stays unambiguous.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 class Topics(BaseModel):
@@ -38,7 +55,7 @@ class BadMessageError(VigilError):
 class FrameHeaders(BaseModel):
     """Headers of one "frames" message (values travel as ASCII strings in Kafka headers)."""
 
-    camera_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    camera_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN)
     ts_ms: int = Field(ge=0, description="capture time, ms since the Unix epoch")
     seq: int = Field(ge=0, description="per-camera sequence number of published frames")
     width: int = Field(gt=0)
@@ -71,5 +88,161 @@ class FrameHeaders(BaseModel):
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming every bad field: 'ts_ms: Field required; width: ...'."""
     return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'message'}: {item['msg']}" for item in error.errors()
+        f"{'.'.join(str(part) for part in item['loc']) or 'message'}: {item['msg']}"
+        for item in error.errors()
     )
+
+
+# --- JSON messages ("queries", "hits", "alerts", "camera-status") -------------------------
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
+# Derived ids (hit_id = camera:query:start) may contain ':'.
+DerivedIdentifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=400, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+TimestampMs = Annotated[int, Field(ge=0, description="ms since the Unix epoch")]
+Severity = Literal["info", "warning", "critical"]
+CameraState = Literal["connecting", "streaming", "stalled", "down", "disabled"]
+
+
+class VigilMessage(BaseModel):
+    """Base of every JSON message: unknown fields and silent type coercion are contract breaks.
+
+    strict: a JSON string "0.5" is not a float and "true" is not a bool, so a producer's bug
+    surfaces at the first consumer instead of travelling on. schema_version lets a later
+    version of a message be told apart from this one.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+    schema_version: Literal[1] = JSON_SCHEMA_VERSION
+
+
+class QueryMessage(VigilMessage):
+    """A standing query on "queries" (key = query_id; a tombstone, value None, deletes it)."""
+
+    query_id: Identifier
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    language: Literal["auto", "en", "vi"] = "auto"
+    cameras: list[Identifier] = Field(default_factory=list, max_length=1000, description="empty = all")
+    threshold: Literal["auto"] | Annotated[float, Field(ge=0.0, le=1.0)] = "auto"
+    severity: Severity = "warning"
+    enabled: bool = True
+    created_by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    updated_ts_ms: TimestampMs
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _auto_or_probability(cls, threshold: object) -> object:
+        # One clear message instead of one per branch of the union.
+        is_number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+        if threshold == "auto" or (is_number and 0.0 <= threshold <= 1.0):
+            return threshold
+        raise ValueError(f'threshold must be "auto" or a number from 0 to 1, got {threshold!r}')
+
+    def applies_to(self, camera_id: str) -> bool:
+        return self.enabled and (not self.cameras or camera_id in self.cameras)
+
+
+def derive_hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
+    """The hit's primary key: the same event replayed after a crash gets the same id, so the
+    write is idempotent (ids never contain ':', so the parts cannot run into each other)."""
+    return f"{camera_id}:{query_id}:{event_start_ts_ms}"
+
+
+class HitMessage(VigilMessage):
+    """A query matched on a camera ("hits", key = camera_id)."""
+
+    hit_id: DerivedIdentifier
+    camera_id: Identifier
+    query_id: Identifier
+    event_start_ts_ms: TimestampMs
+    peak_ts_ms: TimestampMs
+    end_ts_ms: TimestampMs | None = Field(default=None, description="None while the event is still on")
+    peak_score: float
+    thumbnail: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = Field(
+        description="where the peak frame's thumbnail is stored (path or URI), not the image itself"
+    )
+    encoder: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+    @field_validator("peak_ts_ms")
+    @classmethod
+    def _peak_not_before_start(cls, peak_ts_ms: int, info: ValidationInfo) -> int:
+        start = info.data.get("event_start_ts_ms")
+        if start is not None and peak_ts_ms < start:
+            raise ValueError(f"peak_ts_ms {peak_ts_ms} is before event_start_ts_ms {start}")
+        return peak_ts_ms
+
+    @field_validator("end_ts_ms")
+    @classmethod
+    def _end_not_before_peak(cls, end_ts_ms: int | None, info: ValidationInfo) -> int | None:
+        peak = info.data.get("peak_ts_ms")
+        if end_ts_ms is not None and peak is not None and end_ts_ms < peak:
+            raise ValueError(f"end_ts_ms {end_ts_ms} is before peak_ts_ms {peak}")
+        return end_ts_ms
+
+
+class AlertMessage(VigilMessage):
+    """An alert raised for a hit ("alerts", key = camera_id)."""
+
+    alert_id: DerivedIdentifier
+    hit_id: DerivedIdentifier
+    camera_id: Identifier
+    query_id: Identifier
+    severity: Severity
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    language: Literal["en", "vi"]
+    raised_ts_ms: TimestampMs
+
+
+class CameraStatusMessage(VigilMessage):
+    """A camera's connection state ("camera-status", key = camera_id; last value = current)."""
+
+    camera_id: Identifier
+    state: CameraState
+    reason: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    since_ts_ms: TimestampMs = Field(description="when the camera entered this state")
+    ts_ms: TimestampMs = Field(description="when this status was published")
+    reconnects: Annotated[int, Field(ge=0)] = 0
+
+    @field_validator("ts_ms")
+    @classmethod
+    def _not_before_since(cls, ts_ms: int, info: ValidationInfo) -> int:
+        since = info.data.get("since_ts_ms")
+        if since is not None and ts_ms < since:
+            raise ValueError(f"ts_ms {ts_ms} is before since_ts_ms {since}")
+        return ts_ms
+
+
+MessageT = TypeVar("MessageT", bound=VigilMessage)
+
+
+def encode_json(message: VigilMessage) -> bytes:
+    """The Kafka value of a JSON message: compact UTF-8 JSON with every field present."""
+    return message.model_dump_json().encode("utf-8")
+
+
+def decode_json(model_cls: type[MessageT], raw: bytes | None) -> MessageT:
+    """Validate a Kafka value as `model_cls`; BadMessageError names the field that was wrong."""
+    name = model_cls.__name__
+    if raw is None:
+        raise BadMessageError(f"{name}: value is empty (a tombstone), expected a JSON object")
+    try:
+        return model_cls.model_validate_json(raw)
+    except ValidationError as error:
+        version = _schema_version_of(raw)
+        if version is not None and version != JSON_SCHEMA_VERSION:
+            raise BadMessageError(
+                f"{name}: schema_version {version!r} is not supported "
+                f"(this Vigil reads {JSON_SCHEMA_VERSION})"
+            ) from None
+        raise BadMessageError(f"{name}: {describe_validation_error(error)}") from None
+
+
+def _schema_version_of(raw: bytes) -> object | None:
+    """The schema_version a message claims, to tell 'newer than us' from 'broken'."""
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document.get("schema_version") if isinstance(document, dict) else None

