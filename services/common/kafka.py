@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
-from kafka.producer.future import FutureRecordMetadata
+from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 from prometheus_client import REGISTRY, Counter, Gauge
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -410,9 +410,16 @@ class ResilientProducer:
     - Not idempotent on purpose (see the module docstring); a producer that reaches a state
       it cannot leave (its I/O thread died, a fatal producer-id error) is replaced.
     - Connects lazily: the first send connects, so a service may start before the broker.
+    - Heals a broker that came back empty (the local broker keeps its log in memory): it has
+      no topics, and tansu even acknowledges records for topics it no longer has. When a
+      partition's acknowledged offsets go backwards, the next send re-creates the topics
+      first (ensure_topics is idempotent); when a send finds no topic metadata it tries too,
+      at most every ENSURE_TOPICS_EVERY_S. `heal_topics()` lets a caller ask while it waits.
 
     Thread-safe: camera threads may share one instance.
     """
+
+    ENSURE_TOPICS_EVERY_S = 2.0
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
@@ -423,6 +430,10 @@ class ResilientProducer:
         self._lock = threading.Lock()
         self._closed = False
         self._last_error_log: dict[str, float] = {}
+        # Last acknowledged offset per (topic, partition), written by the producer's I/O thread.
+        self._last_offsets: dict[tuple[str, int], int] = {}
+        self._log_lost = threading.Event()
+        self._last_ensure = -1e9
 
     # public API
 
@@ -442,6 +453,15 @@ class ResilientProducer:
         """
         if self._closed:
             raise VigilError("this ResilientProducer is closed")
+        if self._log_lost.is_set():
+            self._log_lost.clear()
+            log.warning(
+                "Kafka at %s acknowledged offsets lower than before: it lost its log (restarted "
+                "with empty storage?); re-creating the topics",
+                self.settings.bootstrap,
+            )
+            self._last_offsets.clear()
+            self.heal_topics(force=True)
         key_bytes = key.encode("utf-8") if isinstance(key, str) else key
         headers = headers or []
         size = len(value or b"") + len(key_bytes or b"") + sum(len(name) + len(raw) for name, raw in headers)
@@ -496,6 +516,18 @@ class ResilientProducer:
         if producer is not None:
             _close_producer(producer, timeout_s)
 
+    def heal_topics(self, force: bool = False) -> None:
+        """Re-create missing topics (idempotent, one try, no waiting), at most every
+        ENSURE_TOPICS_EVERY_S unless forced; a broker that is still away is not an error here."""
+        now = time.monotonic()
+        if not force and now - self._last_ensure < self.ENSURE_TOPICS_EVERY_S:
+            return
+        self._last_ensure = now
+        try:
+            ensure_topics(self.settings, timeout_s=0)
+        except VigilError as error:
+            log.debug("cannot (re)create topics yet: %s", error)
+
     @property
     def buffered_bytes(self) -> int:
         return self._budget.used
@@ -522,6 +554,7 @@ class ResilientProducer:
             try:
                 return producer.send(topic, value=value, key=key, headers=headers, timestamp_ms=timestamp_ms)
             except kafka_errors.KafkaTimeoutError:
+                self.heal_topics()  # a broker that restarted empty has no topics to describe
                 raise BrokerUnavailableError(
                     f"cannot publish to {topic!r}: no metadata from the Kafka broker at "
                     f"{self.settings.bootstrap} within {self.settings.max_block_ms} ms "
@@ -592,9 +625,14 @@ class ResilientProducer:
             waited_s = time.monotonic() - started
             raise _unavailable(self.settings, f"cannot connect a producer ({error})", waited_s) from error
 
-    def _delivered(self, topic: str, size: int, _metadata: object) -> None:
+    def _delivered(self, topic: str, size: int, metadata: RecordMetadata) -> None:
         self._budget.release(size)
         MESSAGES_SENT.labels(topic=topic).inc()
+        partition = (metadata.topic, metadata.partition)
+        previous = self._last_offsets.get(partition)
+        self._last_offsets[partition] = metadata.offset
+        if previous is not None and metadata.offset <= previous:
+            self._log_lost.set()
 
     def _failed(self, topic: str, size: int, error: BaseException) -> None:
         self._budget.release(size)

@@ -10,9 +10,8 @@ Backpressure means either of:
 - the producer cannot queue a frame at all (BrokerUnavailableError): that frame is dropped,
   and the publisher backs off before the next try.
 A broker that comes back may have forgotten its topics (the local broker keeps them in
-memory), so the publisher re-creates them (ensure_topics, idempotent) while it waits, and
-whenever a partition's acknowledged offsets go backwards: the sign that the broker lost its
-log (the local broker even acknowledges records for a topic it no longer has).
+memory): the producer heals that itself (ResilientProducer.heal_topics), and the publisher
+asks it to while it waits for the broker.
 
 Camera state changes go to "camera-status" (key = camera id), the latest per camera, resent
 until the broker takes them.
@@ -23,18 +22,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from kafka.producer.future import RecordMetadata
 
-from vigil.models.errors import VigilError
 from vigil.services.common.contract import FrameHeaders, encode_json
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
     KafkaSettings,
     MessageTooLargeError,
     ResilientProducer,
-    ensure_topics,
 )
 from vigil.services.ingest.buffers import DropOldestQueue
 from vigil.services.ingest.camera import CameraStatus
@@ -47,8 +43,7 @@ logger = logging.getLogger(__name__)
 # max_block_ms, so this only spaces out the retries of a long outage.
 _RETRY_INITIAL_S = 0.25
 _RETRY_MAX_S = 2.0
-# While paused on unacknowledged frames, re-create the topics at most this often.
-_ENSURE_TOPICS_EVERY_S = 2.0
+# The publisher looks at its queues at least this often even when no camera wakes it.
 _IDLE_WAKE_S = 0.5
 
 
@@ -59,13 +54,11 @@ class FramePublisher:
         settings: KafkaSettings,
         metrics: IngestMetrics,
         max_in_flight: int = 64,
-        ensure: Callable[[KafkaSettings], object] = lambda settings: ensure_topics(settings, timeout_s=0),
     ) -> None:
         self.producer = producer
         self.settings = settings
         self.metrics = metrics
         self.max_in_flight = max_in_flight
-        self._ensure = ensure
         self._queues: dict[str, DropOldestQueue[EncodedFrame]] = {}
         self._seq: dict[str, int] = {}
         self._pending_status: dict[str, CameraStatus] = {}
@@ -76,11 +69,7 @@ class FramePublisher:
         self._in_flight_changed = threading.Condition()
         self._rotation = 0
         self._retry_delay = _RETRY_INITIAL_S
-        self._last_ensure = 0.0
         self.broker_available = True
-        # Last acknowledged offset per (topic, partition), written by the producer's I/O thread.
-        self._last_offsets: dict[tuple[str, int], int] = {}
-        self._topics_lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-publisher", daemon=True)
 
     def queue_for(self, camera_id: str, maxsize: int) -> DropOldestQueue[EncodedFrame]:
@@ -134,8 +123,7 @@ class FramePublisher:
             self._wake.clear()
             self._publish_statuses()
             while not self._stop.is_set() and self._publish_round():
-                self._recreate_lost_topics()
-            self._recreate_lost_topics()
+                pass
 
     def _publish_round(self, deadline: float | None = None) -> bool:
         """Publish at most one frame per camera; False when every queue was empty."""
@@ -201,15 +189,10 @@ class FramePublisher:
                 self._in_flight_changed.wait(0.2)
                 still_full = self._in_flight >= self.max_in_flight
             if still_full:  # outside the lock: the producer's callbacks need it
-                self._maybe_recreate_topics()
+                self.producer.heal_topics()
 
-    def _acknowledged(self, camera_id: str, metadata: RecordMetadata) -> None:
+    def _acknowledged(self, camera_id: str, _metadata: RecordMetadata) -> None:
         self.metrics.frames_published.labels(camera_id).inc()
-        partition = (metadata.topic, metadata.partition)
-        previous = self._last_offsets.get(partition)
-        self._last_offsets[partition] = metadata.offset
-        if previous is not None and metadata.offset <= previous:
-            self._topics_lost.set()
         self._frame_settled()
 
     def _failed(self, camera_id: str, _error: BaseException) -> None:
@@ -241,27 +224,6 @@ class FramePublisher:
         if self.broker_available:
             logger.warning("Kafka unavailable, frames are being dropped: %s", reason)
             self.broker_available = False
-        self._maybe_recreate_topics(force=True)
+        self.producer.heal_topics(force=True)
         self._stop.wait(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX_S)
-
-    def _recreate_lost_topics(self) -> None:
-        if self._topics_lost.is_set():
-            self._topics_lost.clear()
-            logger.warning(
-                "Kafka at %s acknowledged offsets lower than before: it lost its log (restarted "
-                "with empty storage?); re-creating the topics",
-                self.settings.bootstrap,
-            )
-            self._maybe_recreate_topics(force=True)
-            self._last_offsets.clear()
-
-    def _maybe_recreate_topics(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_ensure < _ENSURE_TOPICS_EVERY_S:
-            return
-        self._last_ensure = now
-        try:
-            self._ensure(self.settings)
-        except VigilError as error:
-            logger.debug("cannot (re)create topics yet: %s", error)

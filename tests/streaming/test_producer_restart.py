@@ -97,3 +97,31 @@ def test_a_full_buffer_refuses_the_record_within_max_block_ms_naming_the_broker(
             assert producer.buffered_bytes >= 700_000
             producer.close(timeout_s=0.2)  # gives up on the queued record instead of waiting 5 s
             assert producer.buffered_bytes == 0  # the dropped record failed its future, freeing its room
+
+
+def test_a_producer_recreates_the_topics_of_a_broker_that_came_back_empty(tmp_path):
+    with LocalBroker(0, log_dir=tmp_path) as broker:
+        settings = KafkaSettings(
+            bootstrap=broker.bootstrap,
+            topic_prefix="heal-",
+            frame_partitions=2,
+            event_partitions=1,
+            max_block_ms=1_000,
+        )
+        ensure_topics(settings)
+        with ResilientProducer(settings) as producer:
+            for value in (b"first", b"second"):
+                producer.send(settings.topics.hits, value, key="cam-1").get(timeout=10)
+            broker.restart()  # memory storage: every topic is gone, and nobody calls ensure_topics
+            deadline = time.monotonic() + 15
+            delivered = 0
+            while delivered < 2:  # the second acknowledgement shows the offsets went backwards
+                try:
+                    producer.send(settings.topics.hits, b"after", key="cam-1").get(timeout=2)
+                    delivered += 1
+                except (BrokerUnavailableError, kafka_errors.KafkaError):
+                    assert time.monotonic() < deadline, "publishing did not resume within 15 s"
+                    time.sleep(0.2)
+            producer.send(settings.topics.hits, b"healed", key="cam-1").get(timeout=10)
+        # Topics nobody wrote to since the restart exist again: the producer re-created them.
+        assert set(ensure_topics(settings).values()) == {"existed"}
