@@ -1,0 +1,244 @@
+"""When a (camera, query)'s calibrated scores make an event, and the hits it emits (no I/O).
+
+`MatchStateMachine` is fed one calibrated score per frame, in capture-time order:
+
+    idle ──score >= enter──> candidate ──lasted min_duration_ms──> active ──score < exit──> cooldown
+      ^                          │ score < exit, or a gap                  (or a gap)          │
+      └──────────────────────────┴───────────────────────<── cooldown_ms after the event end ─┘
+
+- Hysteresis: an event opens at `enter` and stays open until a score falls below `exit`
+  (exit < enter), so a score wobbling around one threshold makes one event, not many.
+- Minimum duration: a candidate becomes an event only once it has lasted `min_duration_ms`
+  (from its first frame to the current one), so a one-frame blip alerts nobody.
+- Cooldown: after an event ends, no new one may start for `cooldown_ms` (measured from the
+  event's last frame), so a person stepping behind a pillar does not alert twice.
+- Gaps: when consecutive frames are more than `max_gap_ms` apart (a stalled camera, dropped
+  frames), an open candidate or event ends at the last frame seen before the gap: nothing is
+  known about the time in between, and stretching an event over it would invent evidence.
+
+It emits a `Hit` twice per event: once when the event is confirmed (so the alert goes out
+within `min_duration_ms` of the event starting), with `end_ts_ms` None, and once when it closes,
+with the final peak and `end_ts_ms`. Both carry the same `hit_id`, derived from camera, query
+and event start, so a sink that upserts by id keeps the closing version, and a replay of the
+same frames yields the same ids (the event start is the capture time of the first frame over
+`enter`, a property of the frames, not of when they were processed).
+
+`QueryTrack` joins a `ScoreCalibrator` and a `MatchStateMachine` for one (camera, query) and
+owns the rule that only frames seen while idle teach the calibrator the background.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from vigil.pipelines.calibration import ScoreCalibrator
+
+# Fixed namespace for hit ids: changing it would change every id, and replays would duplicate.
+_HIT_ID_NAMESPACE = uuid.UUID("4f1d2c9e-6b0a-5e3f-9a41-7c2d8e5b1f60")
+
+
+def hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
+    """A stable id for the event of `query_id` on `camera_id` that started at that capture time."""
+    return str(uuid.uuid5(_HIT_ID_NAMESPACE, f"{camera_id}\x1f{query_id}\x1f{int(event_start_ts_ms)}"))
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An event of a query on a camera. Times are capture times in ms since the epoch; scores are
+    calibrated (0..1). `end_ts_ms` is None while the event is open; once closed it is the
+    capture time of the event's last frame (the last one scoring at least the exit threshold)."""
+
+    camera_id: str
+    query_id: str
+    event_start_ts_ms: int
+    peak_ts_ms: int
+    peak_score: float
+    thumbnail_ref: Hashable
+    end_ts_ms: int | None = None
+
+    @property
+    def hit_id(self) -> str:
+        return hit_id(self.camera_id, self.query_id, self.event_start_ts_ms)
+
+    @property
+    def closed(self) -> bool:
+        return self.end_ts_ms is not None
+
+
+class MatchState(enum.Enum):
+    IDLE = "idle"
+    CANDIDATE = "candidate"
+    ACTIVE = "active"
+    COOLDOWN = "cooldown"
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """enter/exit: calibrated-score thresholds (exit < enter); durations in ms of capture time."""
+
+    enter: float = 0.5
+    exit: float = 0.35
+    min_duration_ms: int = 1_000
+    cooldown_ms: int = 10_000
+    max_gap_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.exit < self.enter <= 1:
+            raise ValueError(f"need 0 < exit < enter <= 1, got exit={self.exit!r}, enter={self.enter!r}")
+        if self.min_duration_ms < 0 or self.cooldown_ms < 0 or self.max_gap_ms <= 0:
+            raise ValueError("min_duration_ms and cooldown_ms must be >= 0, max_gap_ms > 0")
+
+
+class MatchStateMachine:
+    """The event state of one (camera, query); see the module docstring."""
+
+    def __init__(self, camera_id: str, query_id: str, settings: MatchSettings | None = None) -> None:
+        self.camera_id = camera_id
+        self.query_id = query_id
+        self.settings = settings or MatchSettings()
+        self.state = MatchState.IDLE
+        self._last_ts: int | None = None
+        self._start_ts = 0
+        self._end_ts = 0  # last frame of the open event scoring >= exit
+        self._peak_ts = 0
+        self._peak_score = 0.0
+        self._peak_ref: Hashable = None
+        self._cooldown_until = 0
+        self.ignored_out_of_order = 0
+
+    @property
+    def open_since_ts_ms(self) -> int | None:
+        """Capture time of the first frame of the open candidate or event, else None.
+
+        A consumer must not commit offsets past this frame: replaying from a later one would
+        start the event later and give it a different hit id."""
+        if self.state in (MatchState.CANDIDATE, MatchState.ACTIVE):
+            return self._start_ts
+        return None
+
+    def step(self, ts_ms: int, score: float, frame_ref: Hashable = None) -> list[Hit]:
+        """Feed one frame (capture time in ms, calibrated score); return the hits it caused.
+
+        A frame not newer than the last one fed is ignored (the window already reorders what it
+        can; a straggler past that cannot change decisions already taken)."""
+        ts_ms = int(ts_ms)
+        if self._last_ts is not None and ts_ms <= self._last_ts:
+            self.ignored_out_of_order += 1
+            return []
+        hits: list[Hit] = []
+        gap = self._last_ts is not None and ts_ms - self._last_ts > self.settings.max_gap_ms
+        self._last_ts = ts_ms
+        if gap:
+            if self.state is MatchState.ACTIVE:
+                hits.append(self._close())
+            elif self.state is MatchState.CANDIDATE:
+                self.state = MatchState.IDLE
+        hits.extend(self._advance(ts_ms, float(score), frame_ref))
+        return hits
+
+    def expire(self, now_ts_ms: int) -> list[Hit]:
+        """Close an open event when no frame has come for more than `max_gap_ms` by `now_ts_ms`
+        (capture-time clock); lets a live detector end events of a camera that went silent."""
+        if self._last_ts is None or now_ts_ms - self._last_ts <= self.settings.max_gap_ms:
+            return []
+        return self.finish()
+
+    def finish(self) -> list[Hit]:
+        """End of stream (file scanned, query deleted): close an open event, drop a candidate."""
+        if self.state is MatchState.ACTIVE:
+            return [self._close()]
+        if self.state is MatchState.CANDIDATE:
+            self.state = MatchState.IDLE
+        return []
+
+    def _advance(self, ts: int, score: float, ref: Hashable) -> list[Hit]:
+        s = self.settings
+        if self.state is MatchState.COOLDOWN:
+            if ts < self._cooldown_until:
+                return []
+            self.state = MatchState.IDLE
+        if self.state is MatchState.IDLE:
+            if score < s.enter:
+                return []
+            self.state = MatchState.CANDIDATE
+            self._start_ts = self._end_ts = self._peak_ts = ts
+            self._peak_score, self._peak_ref = score, ref
+            return self._confirm_if_long_enough(ts)
+        # candidate or active: hysteresis keeps it open down to the exit threshold
+        if score < s.exit:
+            if self.state is MatchState.ACTIVE:
+                return [self._close()]
+            self.state = MatchState.IDLE  # a blip: never confirmed, so no cooldown either
+            return []
+        self._end_ts = ts
+        if score > self._peak_score:  # strict: the first frame of a tie stays the thumbnail
+            self._peak_ts, self._peak_score, self._peak_ref = ts, score, ref
+        if self.state is MatchState.CANDIDATE:
+            return self._confirm_if_long_enough(ts)
+        return []
+
+    def _confirm_if_long_enough(self, ts: int) -> list[Hit]:
+        if ts - self._start_ts < self.settings.min_duration_ms:
+            return []
+        self.state = MatchState.ACTIVE
+        return [self._hit(end_ts_ms=None)]
+
+    def _close(self) -> Hit:
+        self.state = MatchState.COOLDOWN
+        self._cooldown_until = self._end_ts + self.settings.cooldown_ms
+        return self._hit(end_ts_ms=self._end_ts)
+
+    def _hit(self, end_ts_ms: int | None) -> Hit:
+        return Hit(
+            camera_id=self.camera_id,
+            query_id=self.query_id,
+            event_start_ts_ms=self._start_ts,
+            peak_ts_ms=self._peak_ts,
+            peak_score=self._peak_score,
+            thumbnail_ref=self._peak_ref,
+            end_ts_ms=end_ts_ms,
+        )
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """What one frame meant for one (camera, query): its calibrated score and the hits it caused."""
+
+    ts_ms: int
+    score: float
+    hits: tuple[Hit, ...]
+
+
+class QueryTrack:
+    """Calibration and matching for one (camera, query), fed raw cosines frame by frame.
+
+    Known limit: since an open event teaches the background nothing, a lasting change of scene
+    that scores over `exit` (a new poster that matches the query) keeps one event open until
+    the caller ends it; a maximum event duration is the detector's call, not made here.
+    """
+
+    def __init__(self, calibrator: ScoreCalibrator, machine: MatchStateMachine) -> None:
+        self.calibrator = calibrator
+        self.machine = machine
+
+    def step(
+        self,
+        ts_ms: int,
+        raw_cosine: float,
+        frame_ref: Hashable = None,
+        background_cosine: float | None = None,
+    ) -> ScoredFrame:
+        score = self.calibrator.calibrate(raw_cosine, background_cosine)
+        hits = self.machine.step(ts_ms, score, frame_ref)
+        # Learn only from frames that neither belong to an event nor may start one: a candidate
+        # or an event must not become the background it is judged against. Cooldown frames
+        # are also kept out: they are the tail of an event that just ended.
+        if self.machine.state is MatchState.IDLE and not hits:
+            self.calibrator.learn(raw_cosine, background_cosine)
+        return ScoredFrame(int(ts_ms), score, tuple(hits))
+
+    def finish(self) -> list[Hit]:
+        return self.machine.finish()
