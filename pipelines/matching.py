@@ -30,19 +30,18 @@ owns the rule that only frames seen while idle teach the calibrator the backgrou
 from __future__ import annotations
 
 import enum
-import uuid
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 from vigil.pipelines.calibration import ScoreCalibrator
 
-# Fixed namespace for hit ids: changing it would change every id, and replays would duplicate.
-_HIT_ID_NAMESPACE = uuid.UUID("4f1d2c9e-6b0a-5e3f-9a41-7c2d8e5b1f60")
-
 
 def hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
-    """A stable id for the event of `query_id` on `camera_id` that started at that capture time."""
-    return str(uuid.uuid5(_HIT_ID_NAMESPACE, f"{camera_id}\x1f{query_id}\x1f{int(event_start_ts_ms)}"))
+    """A stable id for the event of `query_id` on `camera_id` that started at that capture time:
+    the same event replayed after a crash gets the same id, so writes keyed by it are idempotent.
+    Readable on purpose ("cam-1:q-cat:1700000001000"); camera and query ids never contain ':'
+    (the contract's identifier pattern), so the parts cannot run into each other."""
+    return f"{camera_id}:{query_id}:{int(event_start_ts_ms)}"
 
 
 @dataclass(frozen=True)

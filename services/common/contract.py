@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from vigil.models.errors import VigilError
+from vigil.pipelines.matching import hit_id
 
 FRAME_SCHEMA_VERSION = 1
 JSON_SCHEMA_VERSION = 1
@@ -144,10 +145,8 @@ class QueryMessage(VigilMessage):
         return self.enabled and (not self.cameras or camera_id in self.cameras)
 
 
-def derive_hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
-    """The hit's primary key: the same event replayed after a crash gets the same id, so the
-    write is idempotent (ids never contain ':', so the parts cannot run into each other)."""
-    return f"{camera_id}:{query_id}:{event_start_ts_ms}"
+# A hit's primary key: one derivation, shared with the matching pipeline that creates hits.
+derive_hit_id = hit_id
 
 
 class HitMessage(VigilMessage):
