@@ -1,0 +1,1 @@
+"""The detector service: frames in, standing queries scored, hits out (Kafka and Milvus)."""

@@ -1,0 +1,263 @@
+"""HitStore against a real Milvus lite in a temporary directory, and ThumbnailStore on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.detector.store import (
+    EmbeddingDimensionError,
+    FrameRecord,
+    HitRecord,
+    HitStore,
+    InvalidThumbnailReferenceError,
+    MilvusLockedError,
+    StoreSettings,
+    ThumbnailNotFoundError,
+    ThumbnailStore,
+)
+
+DIM = 8
+JPEG = b"\xff\xd8\xff\xe0" + b"not a real picture, but it starts like one" + b"\xff\xd9"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def unit(*values: float) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    vector[: len(values)] = values
+    return vector / np.linalg.norm(vector)
+
+
+def make_hit(camera_id="cam-1", query_id="fire", start=1_000, peak=1_500, end=None, score=0.9) -> HitMessage:
+    return HitMessage(
+        hit_id=derive_hit_id(camera_id, query_id, start),
+        camera_id=camera_id,
+        query_id=query_id,
+        event_start_ts_ms=start,
+        peak_ts_ms=peak,
+        end_ts_ms=end,
+        peak_score=score,
+        thumbnail=f"{camera_id}/1970-01-01/{peak}.jpg",
+        encoder="offline-test",
+    )
+
+
+def settings_for(directory: Path, dim: int = DIM) -> StoreSettings:
+    return StoreSettings(uri=str(directory), dim=dim, thumbnails_dir=directory.parent / "thumbnails")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store per module: creating the two collections costs about 2 s."""
+    with HitStore(settings_for(tmp_path_factory.mktemp("shared") / "milvus")) as shared_store:
+        yield shared_store
+
+
+def test_upserting_the_same_hit_twice_keeps_one_row_with_the_latest_values(store):
+    still_on = make_hit(camera_id="dup-cam", end=None)
+    store.upsert_hits([HitRecord(still_on, unit(1))])
+    ended = still_on.model_copy(update={"end_ts_ms": 4_000})
+    store.upsert_hits([HitRecord(ended, unit(1))])
+
+    stored = store.hits(camera_id="dup-cam")
+    assert stored == [ended]
+
+
+def test_hits_filter_by_camera_query_and_time_newest_first(store):
+    store.upsert_hits(
+        [
+            HitRecord(make_hit("list-a", "smoke", start=100, peak=150), unit(1, 1)),
+            HitRecord(make_hit("list-a", "smoke", start=200, peak=250), unit(1, 2)),
+            HitRecord(make_hit("list-a", "person", start=300, peak=350), unit(2, 1)),
+            HitRecord(make_hit("list-b", "smoke", start=400, peak=450), unit(3, 1)),
+        ]
+    )
+    assert [hit.peak_ts_ms for hit in store.hits(camera_id="list-a", query_id="smoke")] == [250, 150]
+    assert [hit.peak_ts_ms for hit in store.hits(camera_id="list-a", since_ts_ms=200)] == [350, 250]
+    assert [hit.camera_id for hit in store.hits(query_id="smoke", since_ts_ms=100, limit=1)] == ["list-b"]
+    assert store.count_hits() >= 4
+
+
+def test_frame_search_answers_several_vectors_in_one_call_filtered_by_camera_and_time(store):
+    # Per camera, one frame a second drifting away from unit(1, 0): the earlier, the nearer.
+    frames = [
+        FrameRecord(camera_id, 10_000 + second * 1_000, unit(1, second * 0.1))
+        for camera_id in ("search-a", "search-b")
+        for second in range(10)
+    ]
+    frames.append(FrameRecord("search-a", 30_000, unit(0, 0, 1), thumbnail="search-a/1970-01-01/30000.jpg"))
+    store.add_frames(frames)
+    store.add_frames(frames[:3])  # a replay overwrites, it does not add
+    assert store.count_frames() == 21
+
+    near_first, near_blue = store.search_frames(
+        [unit(1, 0), unit(0, 0, 1)], top_k=3, camera_ids=["search-a"], since_ts_ms=10_000, until_ts_ms=40_000
+    )
+    assert [match.ts_ms for match in near_first] == [10_000, 11_000, 12_000]
+    assert {match.camera_id for match in near_first + near_blue} == {"search-a"}
+    assert near_blue[0].ts_ms == 30_000
+    assert near_blue[0].thumbnail == "search-a/1970-01-01/30000.jpg"
+    assert near_blue[0].score == pytest.approx(1.0, abs=1e-5)
+
+    (late_only,) = store.search_frames([unit(1, 0)], top_k=2, camera_ids=["search-b"], since_ts_ms=15_000)
+    assert [(match.camera_id, match.ts_ms) for match in late_only] == [
+        ("search-b", 15_000),
+        ("search-b", 16_000),
+    ]
+
+
+def test_vectors_of_the_wrong_dimension_and_underived_hit_ids_are_refused(store):
+    with pytest.raises(EmbeddingDimensionError, match=r"shape \(3,\), expected \(8,\)"):
+        store.add_frames([FrameRecord("cam-1", 1, [1.0, 0.0, 0.0])])
+    forged = make_hit().model_copy(update={"hit_id": "cam-1:fire:999"})
+    with pytest.raises(ValueError, match="derive_hit_id"):
+        store.upsert_hits([HitRecord(forged, unit(1))])
+    with pytest.raises(ValueError, match="camera_id"):
+        store.search_frames([unit(1)], camera_ids=['x" or camera_id != "'])
+
+
+def test_a_second_owner_of_the_lite_directory_gets_a_clear_error(store):
+    directory = Path(store.settings.uri)
+    with pytest.raises(MilvusLockedError, match=f"{directory}.*only one process may open Milvus lite"):
+        HitStore(store.settings)
+
+    # Another process is refused too (the lock is an OS file lock on the directory).
+    script = textwrap.dedent(
+        f"""
+        from vigil.services.detector.store import HitStore, MilvusLockedError, StoreSettings
+        try:
+            HitStore(StoreSettings(uri={str(directory)!r}, dim={DIM}))
+        except MilvusLockedError as error:
+            print("LOCKED", error)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "LOCKED" in result.stdout, result.stderr
+
+
+def test_rows_survive_close_and_reopen_and_a_changed_dimension_is_refused(tmp_path):
+    settings = settings_for(tmp_path / "milvus")
+    hit = make_hit()
+    with HitStore(settings) as first:
+        first.upsert_hits([HitRecord(hit, unit(1))])
+        first.add_frames([FrameRecord("cam-1", 5_000, unit(0, 1))])
+
+    with HitStore(settings) as reopened:  # the reopened collections come back NotLoad: loaded here
+        assert reopened.count_hits() == 1
+        assert reopened.hits() == [hit]
+        (matches,) = reopened.search_frames([unit(0, 1)], top_k=1)
+        assert [match.frame_id for match in matches] == ["cam-1:5000"]
+
+    with pytest.raises(EmbeddingDimensionError) as refused:
+        HitStore(settings_for(tmp_path / "milvus", dim=16))
+    message = str(refused.value)
+    assert "8-d" in message and "16-d" in message and "new collection name" in message
+    # The refusal released the directory: the right dimension still opens it.
+    with HitStore(settings) as again:
+        assert again.count_hits() == 1
+
+
+def test_an_upserted_hit_survives_a_process_crash_before_close(tmp_path):
+    directory = tmp_path / "milvus"
+    script = textwrap.dedent(
+        f"""
+        import os
+        from vigil.services.common.contract import HitMessage
+        from vigil.services.detector.store import HitRecord, HitStore, StoreSettings
+        hit = HitMessage.model_validate_json({make_hit().model_dump_json()!r})
+        store = HitStore(StoreSettings(uri={str(directory)!r}, dim={DIM}))
+        store.upsert_hits([HitRecord(hit, [1.0] + [0.0] * {DIM - 1})])
+        os._exit(0)  # no close(): as if killed right after committing the Kafka offsets
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60, cwd=REPO_ROOT)
+    with HitStore(settings_for(directory)) as reopened:
+        assert reopened.hits() == [make_hit()]
+
+
+def test_a_lite_uri_that_is_a_file_is_refused_with_a_reason(tmp_path):
+    old_file = tmp_path / "milvus.db"
+    old_file.write_bytes(b"old format")
+    with pytest.raises(Exception, match="is a file; it must be a directory"):
+        HitStore(settings_for(old_file))
+
+
+def test_settings_never_show_the_token_and_hide_server_credentials():
+    settings = StoreSettings(uri="http://vigil:hunter2@milvus.example:19530", token="root:Milvus", dim=DIM)
+    assert "root:Milvus" not in repr(settings)
+    assert settings.uri_for_logs() == "http://milvus.example:19530"
+    assert not settings.is_lite
+
+
+def test_default_locations_follow_vigil_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path))
+    settings = StoreSettings()
+    assert settings.uri == str(tmp_path / "milvus") and settings.is_lite
+    assert settings.thumbnails_dir == tmp_path / "thumbnails"
+
+
+# --- thumbnails ----------------------------------------------------------------------------
+
+
+def test_thumbnails_round_trip_under_camera_and_utc_day(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    reference = thumbnails.save("cam-1", 1_700_000_000_123, JPEG)
+    assert reference == "cam-1/2023-11-14/1700000000123.jpg"
+    assert thumbnails.read(reference) == JPEG
+    assert thumbnails.path_for(reference) == (tmp_path / "thumbnails" / reference).resolve()
+    assert not [path for path in (tmp_path / "thumbnails").rglob("*.tmp")]
+
+
+def test_thumbnail_save_refuses_bad_camera_ids_and_non_jpeg_bytes(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path)
+    for camera_id in ("../up", "a/b", ".hidden", ""):
+        with pytest.raises(ValueError, match="camera_id"):
+            thumbnails.save(camera_id, 1, JPEG)
+    with pytest.raises(ValueError, match="not a JPEG"):
+        thumbnails.save("cam-1", 1, b"\x89PNG....")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "../x",
+        "/etc/passwd",
+        "cam/../../x",
+        "cam-1/2023-11-14/../../../etc/passwd",
+        "cam-1/2023-11-14/1700000000123.jpg/..",
+        "cam-1/2023-11-14/1700000000123.png",
+        "cam-1/2023-11-14/1700000000123.jpg\n",
+        "cam-1\\2023-11-14\\1700000000123.jpg",
+        "cam-1/2023-11-15/1700000000123.jpg",  # day does not match the timestamp
+        "",
+    ],
+)
+def test_thumbnail_references_that_could_escape_the_root_are_refused(tmp_path, reference):
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    thumbnails.save("cam-1", 1_700_000_000_123, JPEG)
+    with pytest.raises(InvalidThumbnailReferenceError, match="thumbnail reference"):
+        thumbnails.path_for(reference)
+
+
+def test_a_symlink_leading_out_of_the_thumbnail_root_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "2023-11-14").mkdir(parents=True)
+    (outside / "2023-11-14" / "1700000000123.jpg").write_bytes(b"secret")
+    root = tmp_path / "thumbnails"
+    root.mkdir()
+    os.symlink(outside, root / "cam-1")
+    thumbnails = ThumbnailStore(root)
+    with pytest.raises(InvalidThumbnailReferenceError, match="leads outside"):
+        thumbnails.path_for("cam-1/2023-11-14/1700000000123.jpg")
+
+
+def test_a_missing_thumbnail_is_reported_as_not_found(tmp_path):
+    with pytest.raises(ThumbnailNotFoundError, match="cam-1/2023-11-14/1700000000123.jpg"):
+        ThumbnailStore(tmp_path).path_for("cam-1/2023-11-14/1700000000123.jpg")
