@@ -10,7 +10,6 @@ PyAV's libx264 and cached beside it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+from vigil.models.encoder import sha256_file
 from vigil.paths import var_dir
 
 VTEST_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
@@ -38,10 +38,10 @@ def media_dir() -> Path:
 def vtest_avi() -> Path:
     """Path of vtest.avi, fetched from Debian's opencv-doc on first use."""
     target = media_dir() / "vtest.avi"
-    if target.is_file() and _sha256(target) == VTEST_SHA256:
+    if target.is_file() and sha256_file(target) == VTEST_SHA256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if INSTALLED_VTEST.is_file() and _sha256(INSTALLED_VTEST) == VTEST_SHA256:
+    if INSTALLED_VTEST.is_file() and sha256_file(INSTALLED_VTEST) == VTEST_SHA256:
         shutil.copyfile(INSTALLED_VTEST, target)
         return target
     with tempfile.TemporaryDirectory(prefix="vigil-media-") as scratch:
@@ -65,7 +65,7 @@ def vtest_avi() -> Path:
                 raise MediaUnavailableError(f"{package.name} has no {VTEST_MEMBER}")
             partial = target.with_suffix(".partial")
             partial.write_bytes(member.read())
-    if _sha256(partial) != VTEST_SHA256:
+    if sha256_file(partial) != VTEST_SHA256:
         partial.unlink()
         raise MediaUnavailableError(
             f"vtest.avi from opencv-doc does not have the expected sha256 {VTEST_SHA256}"
@@ -121,14 +121,6 @@ def h264_clip(
             writer.mux(packet)
     partial.replace(target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 if __name__ == "__main__":
