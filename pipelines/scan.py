@@ -1,0 +1,200 @@
+"""Standing queries over a recorded file: the events each query makes in it (no I/O).
+
+`ScanPipeline` is the pure half of `vigil scan`: the caller decodes and embeds the file's sampled
+frames and feeds them in capture order, in batches, as (ts_ms, frame embeddings, frame refs);
+`finish()` returns the events of every query, as a live detector would have found them, with
+times relative to whatever clock the caller used (seconds into the file for `vigil scan`).
+
+Calibration warm-up (the choice made here, and why): a live camera learns what is normal for
+each query from its own past frames. A recorded file has no past, and starting it cold would
+leave the first `warmup_frames` frames silent (or judged against a generic prior that means
+little for this scene). But a file is known in full before it has to be judged, so the scan
+takes two passes, both over the raw cosines only (frames x queries floats, kept in memory; the
+embeddings themselves are not):
+
+1. while frames are fed: keep each frame's cosine with every query;
+2. at `finish()`: estimate each query's background robustly over the whole file, median and
+   MAD (scaled by 1.4826 to a standard deviation, floored at `min_std`), so the frames of the
+   events themselves (a minority of the file) barely move it; then replay the cosines, in
+   order, through a normal `QueryTrack` (`ScoreCalibrator` + `MatchStateMachine`) whose
+   `ScorePrior` is that estimate with the weight of the whole file. The calibrator still
+   learns from idle frames as it goes, blended with the prior by counts (it never leaves
+   warm-up, so the prior keeps at least half the weight): a slow drift of the scene is
+   followed, an event is not taught as background.
+
+At the end every state machine is finished, so an event still on when the file ends is closed
+at its last frame. Only closed events are reported (the "confirmed" hits the state machine
+emits early are a live detector's alert, not a scan result).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior, resolve_threshold
+from vigil.pipelines.matching import MatchSettings, MatchStateMachine, QueryTrack
+
+# MAD of a normal distribution times this is its standard deviation.
+_MAD_TO_STD = 1.4826
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """How a scan decides (durations in ms of capture time, thresholds on the calibrated scale).
+
+    threshold: the enter threshold, a number in (0, 1) or "auto" (0.5: `sigma_at_half` standard
+        deviations above the file's background for that query).
+    exit_ratio: exit threshold as a fraction of enter (hysteresis).
+    min_duration_ms / cooldown_ms / max_gap_ms: as in `MatchSettings`; a scan's defaults are
+        shorter than a live camera's: an operator searching footage wants every occurrence.
+    sigma_at_half: standard deviations above the background that score 0.5.
+    min_std: floor on a query's background standard deviation (cosine units).
+    """
+
+    threshold: float | str = "auto"
+    exit_ratio: float = 0.7
+    min_duration_ms: int = 1_000
+    cooldown_ms: int = 2_000
+    max_gap_ms: int = 5_000
+    sigma_at_half: float = 3.0
+    min_std: float = 2e-3
+
+    def match_settings(self) -> MatchSettings:
+        enter = resolve_threshold(self.threshold)
+        return MatchSettings(
+            enter=enter,
+            exit=enter * self.exit_ratio,
+            min_duration_ms=self.min_duration_ms,
+            cooldown_ms=self.cooldown_ms,
+            max_gap_ms=self.max_gap_ms,
+        )
+
+
+@dataclass(frozen=True)
+class ScanEvent:
+    """One event of one query: first frame, last frame and peak frame (ms), peak calibrated score."""
+
+    query: str
+    start_ms: int
+    end_ms: int
+    peak_ms: int
+    score: float
+    frame_ref: Hashable = None
+
+    def as_json(self) -> dict:
+        return {
+            "query": self.query,
+            "start_s": round(self.start_ms / 1000, 1),
+            "end_s": round(self.end_ms / 1000, 1),
+            "peak_s": round(self.peak_ms / 1000, 1),
+            "score": round(self.score, 4),
+        }
+
+
+def robust_background(cosines: np.ndarray, min_std: float) -> tuple[float, float]:
+    """(median, MAD-based std) of one query's raw cosines over a file."""
+    values = np.asarray(cosines, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, min_std
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    return median, max(mad * _MAD_TO_STD, min_std)
+
+
+class ScanPipeline:
+    """Queries' events over one recorded file; see the module docstring.
+
+    queries: the query texts, in the order of `query_vectors`' rows.
+    query_vectors: (q, dim) L2-normalised text embeddings.
+    """
+
+    def __init__(
+        self, queries: Sequence[str], query_vectors: np.ndarray, settings: ScanSettings | None = None
+    ) -> None:
+        vectors = np.asarray(query_vectors, np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(queries) or not queries:
+            raise ValueError("query_vectors must be a (len(queries), dim) array, with at least one query")
+        self.queries = list(queries)
+        self.query_vectors = vectors
+        self.settings = settings or ScanSettings()
+        self._match = self.settings.match_settings()  # validates the thresholds up front
+        self._ts: list[int] = []
+        self._refs: list[Hashable] = []
+        self._cosines: list[np.ndarray] = []
+        self._finished = False
+
+    @property
+    def frames(self) -> int:
+        return len(self._ts)
+
+    def feed(
+        self, ts_ms: Sequence[int], embeddings: np.ndarray, frame_refs: Sequence[Hashable] | None = None
+    ) -> None:
+        """Take one batch of frames, in capture order: times (ms), (n, dim) embeddings, refs."""
+        if self._finished:
+            raise RuntimeError("this scan has finished")
+        frames = np.asarray(embeddings, np.float32)
+        if frames.ndim != 2 or frames.shape[0] != len(ts_ms):
+            raise ValueError("embeddings must be (n, dim) with one row per timestamp")
+        if frames.shape[0] == 0:
+            return
+        refs = list(frame_refs) if frame_refs is not None else [None] * len(ts_ms)
+        if len(refs) != len(ts_ms):
+            raise ValueError("need one frame ref per timestamp")
+        self._ts.extend(int(t) for t in ts_ms)
+        self._refs.extend(refs)
+        self._cosines.append(frames @ self.query_vectors.T)
+
+    def backgrounds(self) -> list[tuple[float, float]]:
+        """Per query, (median, std) of its raw cosines over what has been fed (pass 1)."""
+        matrix = self._matrix()
+        return [robust_background(matrix[:, q], self.settings.min_std) for q in range(len(self.queries))]
+
+    def finish(self) -> list[ScanEvent]:
+        """Calibrate and match every query over the whole file (pass 2); events sorted by start."""
+        self._finished = True
+        matrix = self._matrix()
+        n = matrix.shape[0]
+        events: list[ScanEvent] = []
+        if n == 0:
+            return events
+        for q, (mean, std) in enumerate(self.backgrounds()):
+            calibrator = ScoreCalibrator(
+                sigma_at_half=self.settings.sigma_at_half,
+                warmup_frames=n + 1,  # never leaves warm-up: the file-wide prior keeps its say
+                min_std=self.settings.min_std,
+                prior=ScorePrior(mean=mean, std=std, weight=float(n)),
+            )
+            track = QueryTrack(calibrator, MatchStateMachine("scan", f"q{q}", self._match))
+            hits = []
+            for i in range(n):
+                value = float(matrix[i, q])
+                if not math.isfinite(value):
+                    continue
+                hits.extend(track.step(self._ts[i], value, i).hits)
+            hits.extend(track.finish())
+            for hit in hits:
+                if hit.closed:
+                    ref = self._refs[hit.thumbnail_ref] if hit.thumbnail_ref is not None else None
+                    events.append(
+                        ScanEvent(
+                            query=self.queries[q],
+                            start_ms=hit.event_start_ts_ms,
+                            end_ms=int(hit.end_ts_ms),
+                            peak_ms=hit.peak_ts_ms,
+                            score=float(hit.peak_score),
+                            frame_ref=ref,
+                        )
+                    )
+        events.sort(key=lambda e: (e.start_ms, self.queries.index(e.query)))
+        return events
+
+    def _matrix(self) -> np.ndarray:
+        if not self._cosines:
+            return np.zeros((0, len(self.queries)), np.float32)
+        return np.concatenate(self._cosines, axis=0)

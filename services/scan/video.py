@@ -1,0 +1,109 @@
+"""Decode a recorded file with PyAV, sample it by frame timestamps, embed in micro-batches,
+and run `ScanPipeline` over it. Times are seconds into the file (the first decoded frame is 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from vigil.models.encoder import Encoder
+from vigil.models.errors import VigilError
+from vigil.pipelines.sampling import FrameSampler
+from vigil.pipelines.scan import ScanEvent, ScanPipeline, ScanSettings
+
+# progress(seconds decoded so far, total seconds or None)
+Progress = Callable[[float, float | None], None]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    events: list[ScanEvent]
+    frames_sampled: int
+    duration_s: float
+
+
+def video_duration_s(container: av.container.InputContainer) -> float | None:
+    stream = container.streams.video[0]
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def scan_video(
+    path: Path,
+    queries: Sequence[str],
+    encoder: Encoder,
+    *,
+    fps: float = 2.0,
+    settings: ScanSettings | None = None,
+    batch_size: int = 16,
+    progress: Progress | None = None,
+) -> ScanResult:
+    """The events of `queries` in the video at `path`; a file PyAV cannot read is a VigilError."""
+    if not fps > 0:
+        raise VigilError(f"--fps must be positive, got {fps!r}")
+    settings = settings or ScanSettings()
+    # At a low sampling rate consecutive frames are far apart; that is not a gap in the footage.
+    gap_ms = max(settings.max_gap_ms, round(3000 / fps))
+    if gap_ms != settings.max_gap_ms:
+        from dataclasses import replace
+
+        settings = replace(settings, max_gap_ms=gap_ms)
+    pipeline = ScanPipeline(list(queries), encoder.embed_texts(list(queries)), settings)
+    sampler = FrameSampler(fps)
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise VigilError(f"{path}: cannot open as a video: {_reason(error)}") from None
+    batch_ts: list[int] = []
+    batch_pixels: list[np.ndarray] = []
+    first: float | None = None
+    last_s = 0.0
+
+    def flush() -> None:
+        if batch_pixels:
+            pipeline.feed(batch_ts, encoder.embed_images(batch_pixels), list(batch_ts))
+            batch_ts.clear()
+            batch_pixels.clear()
+
+    with container:
+        if not container.streams.video:
+            raise VigilError(f"{path}: has no video stream")
+        total = video_duration_s(container)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if first is None:
+                    first = frame.time
+                t = frame.time - first
+                if not sampler.offer(t):
+                    continue
+                last_s = max(last_s, t)
+                batch_ts.append(round(t * 1000))
+                batch_pixels.append(frame.to_ndarray(format="rgb24"))
+                if len(batch_pixels) >= batch_size:
+                    flush()
+                    if progress is not None:
+                        progress(t, total)
+        except av.error.FFmpegError as error:
+            raise VigilError(f"{path}: cannot decode: {_reason(error)}") from None
+        flush()
+    if first is None:
+        raise VigilError(f"{path}: no video frames could be decoded")
+    if progress is not None:
+        progress(total if total is not None else last_s, total)
+    return ScanResult(pipeline.finish(), pipeline.frames, last_s)
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error)
