@@ -222,8 +222,6 @@ def scan(
         resolve_threshold(level)
     except ValueError:
         raise VigilError(f"--threshold must be 'auto' or a number in (0, 1), got {threshold!r}") from None
-    if not fps > 0:
-        raise VigilError(f"--fps must be positive, got {fps!r}")
     encoder = create_encoder(_encoder_settings(model, device, clip_model, pretrained, checkpoint, precision))
     console = Console(stderr=True)
     with Progress(

@@ -4,7 +4,7 @@ and run `ScanPipeline` over it. Times are seconds into the file (the first decod
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -53,8 +53,6 @@ def scan_video(
     # At a low sampling rate consecutive frames are far apart; that is not a gap in the footage.
     gap_ms = max(settings.max_gap_ms, round(3000 / fps))
     if gap_ms != settings.max_gap_ms:
-        from dataclasses import replace
-
         settings = replace(settings, max_gap_ms=gap_ms)
     pipeline = ScanPipeline(list(queries), encoder.embed_texts(list(queries)), settings)
     sampler = FrameSampler(fps)
