@@ -52,8 +52,12 @@ $(STAMP): pyproject.toml setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The GRU temporal scorer (models/temporal/gru.onnx) is committed with its training report; it
+# is retrained only when missing or when its training sources changed since (their sha256 is
+# in models/temporal/report.json: a content check, since git does not keep file times).
 models: $(STAMP)
 	$(VENV)/bin/vigil models build
+	$(PY) -m vigil.models.temporal.train --if-stale
 
 # Real footage (OpenCV's vtest.avi, pedestrians) for the demo, the tests and the benchmarks.
 media: $(STAMP)

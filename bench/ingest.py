@@ -135,7 +135,7 @@ def measure(source: str, gop_s: float, mode: str, fps: float, runs: int, seconds
         server = subprocess.Popen(
             [
                 "/usr/bin/python3",
-                str(ROOT / "tests" / "ingest" / "rtsp_server.py"),
+                str(ROOT / "vigil" / "rtsp_server.py"),
                 f"--media={clip}",
                 f"--port={port}",
                 "--copy",  # the very stream measured from disk, not a re-encoding

@@ -166,10 +166,61 @@ def ingest_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-PARTS = {"encoders": (bench_encoders, encoders_table), "ingest": (bench_ingest, ingest_table)}
+def bench_temporal(quick: bool, rounds: int) -> dict:
+    """bench/temporal.py: the GRU's held-out figures (from its training report) and its scoring
+    speed, one process per (threads, batch) and round."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import temporal
+
+    return temporal.bench(quick, rounds)
+
+
+def temporal_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import temporal
+
+    return temporal.table(result)
+
+
+def bench_detector(quick: bool, rounds: int) -> dict:
+    """bench/detector.py runs the encoder alone and each camera count (1, 4, 8 real RTSP cameras
+    through ingest, the local broker and the detector) in processes of its own and prints one
+    JSON line each; `rounds` is not used: one run per camera count (each takes about 2 minutes)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import detector
+
+    command = [sys.executable, str(ROOT / "bench" / "detector.py")]
+    if quick:
+        command += ["--camera-counts", "1", "--seconds", "10", "--warmup-s", "2", "--encoder-seconds", "0.5"]
+    rows = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        for line in process.stdout:
+            row = json.loads(line)
+            rows.append(row)
+            print(detector.describe(row), flush=True)
+    if process.returncode:
+        raise SystemExit(f"bench/detector.py failed with exit code {process.returncode}")
+    return detector.summarize(rows)
+
+
+def detector_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import detector
+
+    return detector.table(result)
+
+
+PARTS = {
+    "encoders": (bench_encoders, encoders_table),
+    "ingest": (bench_ingest, ingest_table),
+    "temporal": (bench_temporal, temporal_table),
+    "detector": (bench_detector, detector_table),
+}
 HEADINGS = {
     "encoders": "Encoders (image embedding throughput)",
     "ingest": "Ingest (1280x720 H.264 camera at 25 frames/s, 1 frame/s published)",
+    "temporal": "GRU temporal scorer (held-out event detection, scoring speed)",
+    "detector": "Detector end to end (real RTSP cameras at 1 frame/s, embedded default, offline encoder)",
 }
 
 
@@ -216,7 +267,12 @@ def main() -> None:
         result.update(
             machine=machine(),
             taken=time.strftime("%Y-%m-%d %H:%M"),
-            command="make bench" if args.rounds == 3 else f"python bench/run.py --rounds {args.rounds}",
+            command=(
+                ("make bench" if args.rounds == 3 else f"python bench/run.py --rounds {args.rounds}")
+                if not args.part
+                else f"python bench/run.py --part {part}"
+                + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
+            ),
         )
         if args.quick:
             print("quick run: results not written", flush=True)

@@ -23,14 +23,37 @@ EncoderKind = Literal["clip", "offline"]
 
 
 class EncoderSettings(BaseModel):
-    """Which encoder to run and how; embedded in every service's settings."""
+    """Which encoder to run and how; embedded in every service's settings.
 
-    kind: EncoderKind = "offline"
+    kind "auto" (the services' default) runs CLIP when an export made from real weights is
+    present for `clip`, else the offline encoder; `resolve_kind` says which and why.
+    """
+
+    kind: EncoderKind | Literal["auto"] = "offline"
     device: Device = "auto"
     clip: ClipSpec = Field(default_factory=ClipSpec)
 
 
+def resolve_kind(settings: EncoderSettings) -> tuple[EncoderKind, str]:
+    """The encoder kind `settings` mean on this machine, and a sentence saying why."""
+    if settings.kind != "auto":
+        return settings.kind, f"{settings.kind} (configured)"
+    from vigil.models.clip.config import export_dir
+    from vigil.models.clip.manifest import MANIFEST_NAME, read_manifest
+
+    directory = export_dir(settings.clip)
+    if (directory / MANIFEST_NAME).is_file():
+        if not read_manifest(directory)["random_init"]:
+            return "clip", f"clip: found the CLIP export {directory}"
+        reason = f"the CLIP export {directory} has random weights"
+    else:
+        reason = f"no CLIP export at {directory}"
+    return "offline", f"offline: {reason} (export one with `vigil models export-clip`)"
+
+
 def create_encoder(settings: EncoderSettings) -> Encoder:
+    if settings.kind == "auto":
+        settings = settings.model_copy(update={"kind": resolve_kind(settings)[0]})
     if settings.kind == "clip":
         from vigil.models.clip.runtime import ClipEncoder
 

@@ -27,16 +27,31 @@ odd frame (a flash, a bird on the lens) cannot move the background much.
 
 Until `warmup_frames` background frames have been seen the statistics are not trusted: with a
 `ScorePrior` (the encoder's typical background mean and std, in the signal's units) they are
-blended with the prior, weighted by pseudo-counts; without one the calibrated score is 0.0, so a
-new camera or a new query stays silent while it learns rather than raising false alerts.
+blended with the prior, weighted by pseudo-counts (live, the mean is the camera's own and only
+the spread is blended, with a weight fading to nothing by the end of warm-up: `prior_fades`);
+without one the calibrated score is 0.0, so a new camera or a new query stays silent while it
+learns rather than raising false alerts.
+
+`score_prior_for(encoder.info)` is that prior for the margin signal of `embed_queries`
+(prompts.py), when the encoder carries measured numbers: the models own their numbers. The
+offline encoder does (models/offline/score_prior.json, measured over real hall footage for 20
+typical English and Vietnamese queries by measure_score_prior.py); CLIP does not, because no
+CLIP weights were available to measure with (an export here is random-init only), so a CLIP
+camera stays silent through warm-up.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vigil.models.encoder import EncoderInfo
+from vigil.pipelines.prompts import prompts_fingerprint
+
+log = logging.getLogger("vigil.pipelines")
 
 # The calibrated score that "auto" stands for: `sigma_at_half` standard deviations above normal.
 AUTO_THRESHOLD = 0.5
@@ -142,6 +157,36 @@ class ScorePrior:
             raise ValueError("ScorePrior std and weight must be positive")
 
 
+def score_prior_for(info: EncoderInfo) -> ScorePrior | None:
+    """The encoder's measured typical background signal (cosine with the query's prompt ensemble
+    minus the highest cosine with the background prompts, as `embed_queries` + `query_scores`
+    give it), from `info.details`; None when the encoder carries no such numbers (CLIP today) or
+    measured them with other prompts, whose margin is another signal
+    (`info.details["score_prior_prompts"]`, the prompts' fingerprint).
+
+    mean: pooled over the measured queries (`score_prior_mean`). std: ONE query's typical
+    spread on one camera (`score_prior_query_std`, the median over the measured queries) when
+    the encoder has it, else the pooled spread (`score_prior_std`). The two differ by nearly
+    ten times for the offline encoder (0.015 against 0.118): queries' means vary far more than
+    one query's frames do, which is why a live calibrator takes the mean from the camera's own
+    frames and only the spread from the prior (`prior_fades`)."""
+    details = info.details
+    if "score_prior_mean" not in details or "score_prior_std" not in details:
+        return None
+    if details.get("score_prior_prompts") != prompts_fingerprint():
+        log.warning(
+            "%s: its score prior was measured with other prompts; not used (re-measure it)", info.name
+        )
+        return None
+    try:
+        mean = float(details["score_prior_mean"])
+        std = float(details.get("score_prior_query_std", details["score_prior_std"]))
+        return ScorePrior(mean=mean, std=std) if math.isfinite(mean) and math.isfinite(std) else None
+    except ValueError:  # a malformed number, or a std that is not positive
+        log.warning("%s: its score prior is malformed; not used", info.name)
+        return None
+
+
 class ScoreCalibrator:
     """Calibrates one (camera, query)'s raw cosines into (0, 1); see the module docstring.
 
@@ -149,6 +194,10 @@ class ScoreCalibrator:
         prompts (the signal is then a margin); mixing the two would mix units, so it is fixed.
     sigma_at_half: z-score (standard deviations above the background) that maps to 0.5.
     prior: the fallback during warm-up; None means "score 0.0 until warmed up".
+    prior_fades: live cameras: the background mean is the camera's own from its first frame (the
+        very first frame is only learnt), and the prior's spread weighs less and less, down to
+        nothing at the end of warm-up, so the scores do not jump when it ends. False: mean and
+        spread blend with the prior at full weight (a scan, whose prior is the file's own).
     """
 
     def __init__(
@@ -161,8 +210,10 @@ class ScoreCalibrator:
         clip_sigma: float = 4.0,
         min_std: float = 1e-3,
         prior: ScorePrior | None = None,
+        prior_fades: bool = True,
     ) -> None:
         self.uses_background = uses_background
+        self.prior_fades = prior_fades
         self.sigma_at_half = sigma_at_half
         self.prior = prior
         self.stats = RunningStats(
@@ -189,8 +240,20 @@ class ScoreCalibrator:
             return stats.mean, stats.std
         if self.prior is None:
             return None
-        # Blend prior and observation by their counts: no cliff when warm-up ends.
-        w, n = self.prior.weight, stats.count
+        # Blend prior and observation by their counts. A fading prior's weight falls linearly
+        # to zero at the end of warm-up: an encoder-wide prior is much wider than one camera's
+        # background for one query, and a full-weight prior until the last warm-up frame would
+        # make the scores jump (z roughly x4 for the offline encoder) when warm-up ends.
+        n = stats.count
+        if self.prior_fades:
+            # Live: the mean comes from the camera's own frames from the first one on (queries'
+            # means differ far more than one query's frames do); the prior lends the spread.
+            if n == 0:
+                return None
+            w = self.prior.weight * (1.0 - n / stats.warmup)
+            var = (w * self.prior.std**2 + n * stats.var) / (w + n)
+            return stats.mean, max(math.sqrt(var), stats.min_std)
+        w = self.prior.weight
         mean = (w * self.prior.mean + n * stats.mean) / (w + n)
         var = (w * self.prior.std**2 + n * stats.var) / (w + n)
         return mean, max(math.sqrt(var), stats.min_std)
@@ -210,5 +273,18 @@ class ScoreCalibrator:
         return 0.0 if z is None else sigmoid(z - self.sigma_at_half)
 
     def learn(self, raw_cosine: float, background_cosine: float | None = None) -> None:
-        """Take one frame known not to be part of an event into the background statistics."""
-        self.stats.update(self.signal(raw_cosine, background_cosine))
+        """Take one frame known not to be part of an event into the background statistics.
+
+        During warm-up the statistics do not clip yet (they have no spread of their own), so
+        the frame is clipped here to the prior-blended background: a scene change that sends
+        this query's score far *below* normal (another object filling the view) is not an
+        event, but learnt unclipped it would inflate the spread and hide the next real event."""
+        value = self.signal(raw_cosine, background_cosine)
+        # (Only live, where the mean is the camera's own: a scan's prior is the file's robust
+        # estimate and its FileCalibrator clips to that.)
+        background = self.background() if self.prior_fades and not self.stats.ready else None
+        if background is not None:
+            mean, std = background
+            bound = self.stats.clip_sigma * std
+            value = min(max(value, mean - bound), mean + bound)
+        self.stats.update(value)

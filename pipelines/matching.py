@@ -33,7 +33,7 @@ import enum
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from vigil.pipelines.calibration import ScoreCalibrator
+from vigil.pipelines.calibration import ScoreCalibrator, sigmoid
 
 
 def hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
@@ -118,6 +118,11 @@ class MatchStateMachine:
             return self._start_ts
         return None
 
+    @property
+    def peak_ts_ms(self) -> int | None:
+        """Capture time of the open candidate's or event's best frame so far, else None."""
+        return self._peak_ts if self.open_since_ts_ms is not None else None
+
     def step(self, ts_ms: int, score: float, frame_ref: Hashable = None) -> list[Hit]:
         """Feed one frame (capture time in ms, calibrated score); return the hits it caused.
 
@@ -152,6 +157,26 @@ class MatchStateMachine:
         if self.state is MatchState.CANDIDATE:
             self.state = MatchState.IDLE
         return []
+
+    # Fields that make up the machine's state: a snapshot of them resumes it exactly.
+    _STATE_FIELDS = (
+        "_last_ts", "_start_ts", "_end_ts", "_peak_ts", "_peak_score", "_peak_ref", "_cooldown_until",
+    )  # fmt: skip
+
+    def to_state(self) -> dict:
+        """A JSON-serialisable snapshot (frame refs must be JSON values: the detector uses ts_ms)."""
+        state = {name.lstrip("_"): getattr(self, name) for name in self._STATE_FIELDS}
+        state["state"] = self.state.value
+        return state
+
+    def restore(self, state: dict) -> None:
+        """Resume from `to_state()`'s snapshot (the settings stay this machine's own)."""
+        try:
+            self.state = MatchState(state["state"])
+            for name in self._STATE_FIELDS:
+                setattr(self, name, state[name.lstrip("_")])
+        except (KeyError, ValueError, TypeError) as error:
+            raise ValueError(f"not a MatchStateMachine snapshot: {error}") from None
 
     def _advance(self, ts: int, score: float, ref: Hashable) -> list[Hit]:
         s = self.settings
@@ -214,14 +239,47 @@ class ScoredFrame:
 class QueryTrack:
     """Calibration and matching for one (camera, query), fed raw cosines frame by frame.
 
+    A frame goes through two phases, so that a caller can put a temporal model between them
+    (the live detector scores every query's window in one batch): `calibrate` turns the raw
+    cosine into the calibrated score (and feeds `features`, the temporal model's per-frame
+    window, when there is one); `decide` feeds the score the state machine acts on (the
+    calibrated one, or the temporal model's probability) and applies the learning rule.
+    `step` is both, for callers with no temporal stage.
+
     Known limit: since an open event teaches the background nothing, a lasting change of scene
     that scores over `exit` (a new poster that matches the query) keeps one event open until
     the caller ends it; a maximum event duration is the detector's call, not made here.
     """
 
-    def __init__(self, calibrator: ScoreCalibrator, machine: MatchStateMachine) -> None:
+    def __init__(self, calibrator: ScoreCalibrator, machine: MatchStateMachine, features=None) -> None:
         self.calibrator = calibrator
         self.machine = machine
+        self.features = features  # a pipelines.temporal.FeatureWindow, or None
+
+    def calibrate(self, ts_ms: int, raw_cosine: float, background_cosine: float | None = None) -> float:
+        """The frame's calibrated score; learns nothing (see `decide`)."""
+        z = self.calibrator.z_score(raw_cosine, background_cosine)
+        score = 0.0 if z is None else sigmoid(z - self.calibrator.sigma_at_half)
+        if self.features is not None:
+            self.features.push(int(ts_ms), z, score)
+        return score
+
+    def decide(
+        self,
+        ts_ms: int,
+        score: float,
+        raw_cosine: float,
+        frame_ref: Hashable = None,
+        background_cosine: float | None = None,
+    ) -> tuple[Hit, ...]:
+        """Feed `score` to the state machine; learn the frame as background if it is one."""
+        hits = self.machine.step(ts_ms, score, frame_ref)
+        # Learn only from frames that neither belong to an event nor may start one: a candidate
+        # or an event must not become the background it is judged against. Cooldown frames
+        # are also kept out: they are the tail of an event that just ended.
+        if self.machine.state is MatchState.IDLE and not hits:
+            self.calibrator.learn(raw_cosine, background_cosine)
+        return tuple(hits)
 
     def step(
         self,
@@ -230,14 +288,9 @@ class QueryTrack:
         frame_ref: Hashable = None,
         background_cosine: float | None = None,
     ) -> ScoredFrame:
-        score = self.calibrator.calibrate(raw_cosine, background_cosine)
-        hits = self.machine.step(ts_ms, score, frame_ref)
-        # Learn only from frames that neither belong to an event nor may start one: a candidate
-        # or an event must not become the background it is judged against. Cooldown frames
-        # are also kept out: they are the tail of an event that just ended.
-        if self.machine.state is MatchState.IDLE and not hits:
-            self.calibrator.learn(raw_cosine, background_cosine)
-        return ScoredFrame(int(ts_ms), score, tuple(hits))
+        score = self.calibrate(ts_ms, raw_cosine, background_cosine)
+        hits = self.decide(ts_ms, score, raw_cosine, frame_ref, background_cosine)
+        return ScoredFrame(int(ts_ms), score, hits)
 
     def finish(self) -> list[Hit]:
         return self.machine.finish()

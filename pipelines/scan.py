@@ -9,18 +9,24 @@ Calibration warm-up (the choice made here, and why): a live camera learns what i
 each query from its own past frames. A recorded file has no past, and starting it cold would
 leave the first `warmup_frames` frames silent (or judged against a generic prior that means
 little for this scene). But a file is known in full before it has to be judged, so the scan
-takes two passes, both over the raw cosines only (frames x queries floats, kept in memory; the
-embeddings themselves are not):
+takes two passes, both over per-frame scores only (frames x queries floats, kept in memory;
+the embeddings themselves are not):
 
-1. while frames are fed: keep each frame's cosine with every query;
-2. at `finish()`: estimate each query's background robustly over the whole file, median and
-   MAD (scaled by 1.4826 to a standard deviation, floored at `min_std`), so the frames of the
-   events themselves (a minority of the file) barely move it; then replay the cosines, in
+1. while frames are fed: keep each frame's cosine with every query and, for queries embedded
+   with background prompts (`QueryVectors`, prompts.py), its highest cosine with them;
+2. at `finish()`: estimate each query's background *signal* (the cosine, or its margin over
+   the background prompts, as the calibrator sees it) robustly over the whole file, median
+   and MAD (scaled by 1.4826 to a standard deviation, floored at `min_std`), so the frames of
+   the events themselves (a minority of the file) barely move it; then replay the scores, in
    order, through a normal `QueryTrack` (`ScoreCalibrator` + `MatchStateMachine`) whose
    `ScorePrior` is that estimate with the weight of the whole file. The calibrator still
    learns from idle frames as it goes, blended with the prior by counts (it never leaves
    warm-up, so the prior keeps at least half the weight): a slow drift of the scene is
-   followed, an event is not taught as background.
+   followed, an event is not taught as background. What it learns is clipped to the file's
+   background +- `clip_sigma` standard deviations (a live calibrator clips only once warmed
+   up): a span far *below* normal (another query's object covering the view drives this
+   query's margin down by ten standard deviations) would otherwise inflate the learnt spread
+   until a real event later in the file no longer stands out.
 
 At the end every state machine is finished, so an event still on when the file ends is closed
 at its last frame. Only closed events are reported (the "confirmed" hits the state machine
@@ -35,8 +41,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior, resolve_threshold
+from vigil.pipelines.calibration import (
+    ScoreCalibrator,
+    ScorePrior,
+    max_background_cosine,
+    resolve_threshold,
+)
 from vigil.pipelines.matching import MatchSettings, MatchStateMachine, QueryTrack
+from vigil.pipelines.prompts import QueryVectors
 
 # MAD of a normal distribution times this is its standard deviation.
 _MAD_TO_STD = 1.4826
@@ -52,7 +64,8 @@ class ScanSettings:
     min_duration_ms / cooldown_ms / max_gap_ms: as in `MatchSettings`; a scan's defaults are
         shorter than a live camera's: an operator searching footage wants every occurrence.
     sigma_at_half: standard deviations above the background that score 0.5.
-    min_std: floor on a query's background standard deviation (cosine units).
+    min_std: floor on a query's background standard deviation (in the signal's units: cosine, or
+        cosine margin over the background prompts).
     """
 
     threshold: float | str = "auto"
@@ -95,9 +108,9 @@ class ScanEvent:
         }
 
 
-def robust_background(cosines: np.ndarray, min_std: float) -> tuple[float, float]:
-    """(median, MAD-based std) of one query's raw cosines over a file."""
-    values = np.asarray(cosines, np.float64)
+def robust_background(signal: np.ndarray, min_std: float) -> tuple[float, float]:
+    """(median, MAD-based std) of one query's signal (cosines or margins) over a file."""
+    values = np.asarray(signal, np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return 0.0, min_std
@@ -106,27 +119,60 @@ def robust_background(cosines: np.ndarray, min_std: float) -> tuple[float, float
     return median, max(mad * _MAD_TO_STD, min_std)
 
 
+class FileCalibrator(ScoreCalibrator):
+    """A `ScoreCalibrator` whose prior is the file's own robust background, which it trusts
+    enough to clip what it learns to prior mean +- clip_sigma prior standard deviations."""
+
+    def __init__(self, *, prior: ScorePrior, **settings) -> None:
+        super().__init__(prior=prior, prior_fades=False, **settings)  # the file's own: it keeps its say
+        self.file_background = prior
+
+    def learn(self, raw_cosine: float, background_cosine: float | None = None) -> None:
+        value = self.signal(raw_cosine, background_cosine)
+        bound = self.stats.clip_sigma * self.file_background.std
+        mean = self.file_background.mean
+        self.stats.update(min(max(value, mean - bound), mean + bound))
+
+
 class ScanPipeline:
     """Queries' events over one recorded file; see the module docstring.
 
-    queries: the query texts, in the order of `query_vectors`' rows.
-    query_vectors: (q, dim) L2-normalised text embeddings.
+    queries: the query texts, in the order of `query_vectors`.
+    query_vectors: one `QueryVectors` per query (`embed_queries`: prompt ensemble and background
+        prompts; the signal is the cosine margin over the background prompts), or a plain
+        (q, dim) array of L2-normalised text embeddings (the signal is the raw cosine).
     """
 
     def __init__(
-        self, queries: Sequence[str], query_vectors: np.ndarray, settings: ScanSettings | None = None
+        self,
+        queries: Sequence[str],
+        query_vectors: Sequence[QueryVectors] | np.ndarray,
+        settings: ScanSettings | None = None,
     ) -> None:
-        vectors = np.asarray(query_vectors, np.float32)
+        if isinstance(query_vectors, np.ndarray):
+            vectors, self._backgrounds = np.asarray(query_vectors, np.float32), None
+        else:
+            query_vectors = list(query_vectors)
+            if not all(isinstance(v, QueryVectors) for v in query_vectors):
+                raise TypeError("query_vectors must be QueryVectors or a (q, dim) array")
+            vectors = np.stack([v.text for v in query_vectors]) if query_vectors else np.zeros((0, 0))
+            self._backgrounds = [np.asarray(v.background, np.float32) for v in query_vectors]
         if vectors.ndim != 2 or vectors.shape[0] != len(queries) or not queries:
-            raise ValueError("query_vectors must be a (len(queries), dim) array, with at least one query")
+            raise ValueError("need one query vector per query, and at least one query")
         self.queries = list(queries)
-        self.query_vectors = vectors
+        self.query_vectors = vectors.astype(np.float32)
         self.settings = settings or ScanSettings()
         self._match = self.settings.match_settings()  # validates the thresholds up front
         self._ts: list[int] = []
         self._refs: list[Hashable] = []
         self._cosines: list[np.ndarray] = []
+        self._background_cosines: list[np.ndarray] = []
         self._finished = False
+
+    @property
+    def uses_background(self) -> bool:
+        """True when each query's signal is its margin over its background prompts."""
+        return self._backgrounds is not None
 
     @property
     def frames(self) -> int:
@@ -149,22 +195,32 @@ class ScanPipeline:
         self._ts.extend(int(t) for t in ts_ms)
         self._refs.extend(refs)
         self._cosines.append(frames @ self.query_vectors.T)
+        if self._backgrounds is not None:
+            self._background_cosines.append(
+                np.stack([max_background_cosine(frames, b) for b in self._backgrounds], axis=1)
+            )
+
+    def signals(self) -> np.ndarray:
+        """(frames, queries) signal over what has been fed: cosines, or their background margins."""
+        cosines, background = self._matrices()
+        return cosines if background is None else cosines - background
 
     def backgrounds(self) -> list[tuple[float, float]]:
-        """Per query, (median, std) of its raw cosines over what has been fed (pass 1)."""
-        matrix = self._matrix()
-        return [robust_background(matrix[:, q], self.settings.min_std) for q in range(len(self.queries))]
+        """Per query, (median, std) of its signal over what has been fed (pass 1)."""
+        signals = self.signals()
+        return [robust_background(signals[:, q], self.settings.min_std) for q in range(len(self.queries))]
 
     def finish(self) -> list[ScanEvent]:
         """Calibrate and match every query over the whole file (pass 2); events sorted by start."""
         self._finished = True
-        matrix = self._matrix()
-        n = matrix.shape[0]
+        cosines, background = self._matrices()
+        n = cosines.shape[0]
         events: list[ScanEvent] = []
         if n == 0:
             return events
         for q, (mean, std) in enumerate(self.backgrounds()):
-            calibrator = ScoreCalibrator(
+            calibrator = FileCalibrator(
+                uses_background=self.uses_background,
                 sigma_at_half=self.settings.sigma_at_half,
                 warmup_frames=n + 1,  # never leaves warm-up: the file-wide prior keeps its say
                 min_std=self.settings.min_std,
@@ -173,10 +229,11 @@ class ScanPipeline:
             track = QueryTrack(calibrator, MatchStateMachine("scan", f"q{q}", self._match))
             hits = []
             for i in range(n):
-                value = float(matrix[i, q])
-                if not math.isfinite(value):
-                    continue
-                hits.extend(track.step(self._ts[i], value, i).hits)
+                raw = float(cosines[i, q])
+                best_background = None if background is None else float(background[i, q])
+                if not math.isfinite(raw - (best_background or 0.0)):
+                    continue  # a broken frame: no evidence either way
+                hits.extend(track.step(self._ts[i], raw, i, best_background).hits)
             hits.extend(track.finish())
             for hit in hits:
                 if hit.closed:
@@ -194,7 +251,12 @@ class ScanPipeline:
         events.sort(key=lambda e: (e.start_ms, self.queries.index(e.query)))
         return events
 
-    def _matrix(self) -> np.ndarray:
-        if not self._cosines:
-            return np.zeros((0, len(self.queries)), np.float32)
-        return np.concatenate(self._cosines, axis=0)
+    def _matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(frames, queries) cosines, and highest background cosines (None without background)."""
+        empty = np.zeros((0, len(self.queries)), np.float32)
+        cosines = np.concatenate(self._cosines, axis=0) if self._cosines else empty
+        if self._backgrounds is None:
+            return cosines, None
+        if not self._background_cosines:
+            return cosines, empty
+        return cosines, np.concatenate(self._background_cosines, axis=0)

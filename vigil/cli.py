@@ -27,6 +27,8 @@ models_app = typer.Typer(
     invoke_without_command=True,
 )
 app.add_typer(models_app, name="models")
+queries_app = typer.Typer(help='Register, list and delete standing queries (on Kafka "queries").')
+app.add_typer(queries_app, name="queries")
 
 EncoderKindOption = Annotated[Literal["clip", "offline"], typer.Option("--model", "-m", help="encoder")]
 DeviceOption = Annotated[Literal["auto", "cpu", "cuda"], typer.Option("--device", help="execution device")]
@@ -160,11 +162,15 @@ def models_export_clip(
 
 
 @app.command()
-def demo() -> None:
-    """The main job offline: rank English and Vietnamese descriptions of real photos."""
+def demo(
+    seconds: Annotated[float, typer.Option("--seconds", help="how long to run")] = 62.0,
+) -> None:
+    """The embedded default, live and offline: real footage over RTSP, standing queries, hits."""
     from vigil.demo import run_demo
 
-    run_demo()
+    configure_logging(service=True)
+    if run_demo(seconds) == 0:
+        raise VigilError("the demo found none of the inserted events (see the log above)")
 
 
 @app.command()
@@ -257,6 +263,146 @@ def scan(
             f"{row['start_s']:>7.1f}s {row['end_s']:>7.1f}s {row['peak_s']:>7.1f}s "
             f"{row['score']:>6.3f}  {row['query']}"
         )
+
+
+@app.command()
+def detector(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML with a `detector:` section (see examples/vigil.yaml)"),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Prometheus /metrics port (0: off; default: config)")
+    ] = None,
+) -> None:
+    """Match frames from Kafka against the standing queries; hits to Kafka and Milvus."""
+    from vigil.services.detector.service import run_detector
+
+    configure_logging(service=True)
+    run_detector(config, metrics_port)
+
+
+@app.command()
+def up(
+    config: Annotated[Path, typer.Option("--config", "-c", help="cameras, detector and queries YAML")] = Path(
+        "examples/vigil.yaml"
+    ),
+    seconds: Annotated[float | None, typer.Option("--seconds", help="stop after this long")] = None,
+) -> None:
+    """The embedded default: local broker, ingest, detector, Milvus lite; prints hits as they happen."""
+    from vigil.services.embedded import run_embedded
+
+    configure_logging(service=True)
+    if not config.is_file():
+        raise VigilError(f"{config}: no such config file")
+    run_embedded(config, on_hit=lambda hit: typer.echo(describe_hit(hit)), seconds=seconds)
+
+
+def describe_hit(hit) -> str:
+    """One line per hit for a terminal: when, where, what, how sure, and the thumbnail."""
+    from datetime import datetime
+
+    start = datetime.fromtimestamp(hit.event_start_ts_ms / 1000).strftime("%H:%M:%S")
+    if hit.end_ts_ms is None:
+        what = "HIT  "
+        span = f"since {start}"
+    else:
+        what = "ended"
+        span = f"{start}-{datetime.fromtimestamp(hit.end_ts_ms / 1000).strftime('%H:%M:%S')}"
+    return (
+        f"{what} camera {hit.camera_id}  query {hit.query_id}  score {hit.peak_score:.2f}  {span}  "
+        f"thumbnail {hit.thumbnail}"
+    )
+
+
+def _kafka_settings():
+    from pydantic import ValidationError
+
+    from vigil.services.common.contract import describe_validation_error
+    from vigil.services.common.kafka import KafkaSettings
+
+    try:
+        return KafkaSettings()
+    except ValidationError as error:
+        raise VigilError(
+            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
+        ) from None
+
+
+@queries_app.command("add")
+def queries_add(
+    text: Annotated[str, typer.Argument(help='what to look for, e.g. "a person climbing the fence"')],
+    query_id: Annotated[str, typer.Option("--id", help="query id (letters, digits, . _ -)")],
+    camera: Annotated[
+        list[str], typer.Option("--camera", help="only this camera (repeat); default all")
+    ] = [],  # noqa: B006
+    threshold: Annotated[str, typer.Option("--threshold", help="'auto' or a number in (0, 1)")] = "auto",
+    language: Annotated[Literal["auto", "en", "vi"], typer.Option("--language")] = "auto",
+    severity: Annotated[Literal["info", "warning", "critical"], typer.Option("--severity")] = "warning",
+    disabled: Annotated[bool, typer.Option("--disabled", help="register it switched off")] = False,
+) -> None:
+    """Add or replace a standing query."""
+    import getpass
+    import time
+
+    from pydantic import ValidationError
+
+    from vigil.services.common.contract import QueryMessage, describe_validation_error
+    from vigil.services.common.kafka import ResilientProducer, publish_query
+
+    try:
+        level: float | str = threshold if threshold == "auto" else float(threshold)
+        query = QueryMessage.model_validate(
+            {
+                "query_id": query_id,
+                "text": text,
+                "language": language,
+                "cameras": camera,
+                "threshold": level,
+                "severity": severity,
+                "enabled": not disabled,
+                "created_by": getpass.getuser() or "cli",
+                "updated_ts_ms": int(time.time() * 1000),
+            }
+        )
+    except ValueError as error:
+        reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
+        raise VigilError(f"invalid query: {reason}") from None
+    settings = _kafka_settings()
+    with ResilientProducer(settings) as producer:
+        publish_query(producer, settings.topics, query)
+    typer.echo(f"registered {query.query_id}: {query.text!r}")
+
+
+@queries_app.command("delete")
+def queries_delete(query_id: Annotated[str, typer.Argument(help="query id")]) -> None:
+    """Delete a standing query (its open events are closed)."""
+    from vigil.services.common.kafka import QueryTableReader, ResilientProducer, delete_query
+
+    settings = _kafka_settings()
+    with QueryTableReader(settings) as reader:
+        if query_id not in reader.load():
+            raise VigilError(f"no standing query {query_id!r}")
+    with ResilientProducer(settings) as producer:
+        delete_query(producer, settings.topics, query_id)
+    typer.echo(f"deleted {query_id}")
+
+
+@queries_app.command("list")
+def queries_list(as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False) -> None:
+    """The standing queries now in force."""
+    from vigil.services.common.kafka import QueryTableReader
+
+    with QueryTableReader(_kafka_settings()) as reader:
+        table = reader.load()
+    queries = sorted(table.snapshot().values(), key=lambda q: q.query_id)
+    if as_json:
+        typer.echo(json.dumps([q.model_dump(mode="json") for q in queries], ensure_ascii=False, indent=2))
+        return
+    for q in queries:
+        where = ",".join(q.cameras) or "all cameras"
+        state = "" if q.enabled else "  (disabled)"
+        typer.echo(f"{q.query_id}: {q.text!r}  [{q.language}, {where}, threshold {q.threshold}]{state}")
 
 
 @app.command()

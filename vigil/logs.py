@@ -35,3 +35,5 @@ def configure_logging(service: bool = False) -> None:
     # kafka-python logs every failed reconnect at ERROR, many a second while a broker is down;
     # Vigil's own producer and consumers report broker trouble once, with the address.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # Milvus lite narrates every segment build and compaction at INFO (several a second).
+    logging.getLogger("milvus_lite").setLevel(logging.WARNING)

@@ -19,6 +19,8 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from vigil.models.encoder import sha256_file
 from vigil.paths import var_dir
 
@@ -123,8 +125,78 @@ def h264_clip(
     return target
 
 
+# Real photos (scikit-image's) pasted into real footage for known spans: events whose true
+# times are known, for the demo, the end-to-end tests and the benchmarks.
+# (photo name, first second shown, first second no longer shown)
+DEMO_EVENTS: tuple[tuple[str, float, float], ...] = (("cat", 12.0, 20.0), ("motorcycle", 34.0, 42.0))
+EVENT_PHOTOS = ("cat", "motorcycle", "astronaut", "coffee", "rocket")
+
+
+def event_photo(name: str, width: int) -> np.ndarray:
+    """One of EVENT_PHOTOS as RGB uint8, resized to `width` pixels wide."""
+    from PIL import Image
+    from skimage import data  # noqa: PLC0415 - the dev extra; only clip makers need it
+
+    loaders = {
+        "cat": data.chelsea,
+        "motorcycle": lambda: data.stereo_motorcycle()[1],
+        "astronaut": data.astronaut,
+        "coffee": data.coffee,
+        "rocket": data.rocket,
+    }
+    if name not in loaders:
+        raise ValueError(f"unknown event photo {name!r}; choose from {', '.join(EVENT_PHOTOS)}")
+    image = Image.fromarray(np.asarray(loaders[name]())).convert("RGB")
+    height = round(image.height * width / image.width)
+    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
+
+
+def event_clip(
+    events: tuple[tuple[str, float, float], ...] = DEMO_EVENTS, seconds: float = 60.0, fps: int = 10
+) -> Path:
+    """vtest.avi (768x576) for `seconds` with each event's photo pasted over the right part of
+    the hall (45 % of the width) from its start to its end second; H.264, a keyframe a second,
+    no B-frames. Cached under a name that spells out the events."""
+    spans = "-".join(f"{name}{start:g}to{end:g}" for name, start, end in events)
+    target = media_dir() / f"events-{spans}-{seconds:g}s-{fps}fps.mp4"
+    if target.is_file():
+        return target
+    import av  # noqa: PLC0415
+
+    photos = {name: event_photo(name, 345) for name, _, _ in events}
+    partial = target.with_suffix(".partial.mp4")
+    with av.open(str(vtest_avi())) as reader, av.open(str(partial), "w") as writer:
+        stream = writer.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        stream.options = {"crf": "23", "preset": "veryfast", "g": str(fps), "bf": "0"}
+        written = 0
+        while written < round(seconds * fps):
+            reader.seek(0)  # footage shorter than the clip loops
+            for frame in reader.decode(video=0):
+                if written >= round(seconds * fps):
+                    break
+                pixels = frame.to_ndarray(format="rgb24")
+                t = written / fps
+                for name, start, end in events:
+                    if start <= t < end:
+                        photo = photos[name]
+                        top, left = 150, 768 - 40 - photo.shape[1]
+                        pixels[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
+                out = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
+                out.pts, out.time_base = written, Fraction(1, fps)
+                for packet in stream.encode(out):
+                    writer.mux(packet)
+                written += 1
+        for packet in stream.encode():
+            writer.mux(packet)
+    partial.replace(target)
+    return target
+
+
 if __name__ == "__main__":
     try:
         print(vtest_avi())
+        print(event_clip())
     except MediaUnavailableError as error:
         sys.exit(f"vigil.media: {error}")

@@ -49,6 +49,7 @@ from vigil.models.onnx_session import Device
 log = logging.getLogger("vigil.models.offline")
 
 LANGUAGE_DIRECTION_FILE = Path(__file__).resolve().parent / "language_direction.json"
+SCORE_PRIOR_FILE = Path(__file__).resolve().parent / "score_prior.json"
 NAME = "offline:conse-mobilenetv2-yolov3tiny-e5small"
 LICENCE = (
     "MobileNetV2 IMAGENET1K_V1 weights: BSD-3-Clause (torchvision); YOLOv3-tiny weights: darknet "
@@ -195,6 +196,7 @@ class OfflineEncoder(Encoder):
                         "labels": f"{len(imagenet_labels())} ImageNet + {len(coco_labels())} COCO",
                         "label_text": LABEL_TEXT_VERSION,
                         **{key: str(value) for key, value in asdict(self.config).items()},
+                        **load_score_prior(self._checksums.get("e5-small-q4.bin"), self.config),
                     },
                 )
             return self._info
@@ -283,6 +285,32 @@ def load_language_direction(embedder_sha256: str) -> np.ndarray | None:
         )
         return None
     return direction
+
+
+def load_score_prior(embedder_sha256: str | None, config: ConseConfig) -> dict[str, str]:
+    """The committed background-signal statistics (measure_score_prior.py) as info.details
+    entries, if measured with this very e5 model and these ConSE settings; else none."""
+    try:
+        document = json.loads(SCORE_PRIOR_FILE.read_text())
+        mean, std = float(document["mean"]), float(document["std"])
+        query_stds = sorted(float(spread) for _, spread in document["per_query_mean_std"].values())
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        log.warning("offline encoder: no score prior (%s); new queries stay silent while they warm up", error)
+        return {}
+    if document.get("embedder_sha256") != embedder_sha256 or document.get("config") != asdict(config):
+        log.info(
+            "offline encoder: %s was measured with another e5 model or other settings; ignored (rerun "
+            "python -m vigil.models.offline.measure_score_prior)",
+            SCORE_PRIOR_FILE.name,
+        )
+        return {}
+    return {
+        "score_prior_mean": repr(mean),
+        "score_prior_std": repr(std),
+        # One query's own spread on one camera: what a new query's z-scores should start from.
+        "score_prior_query_std": repr(query_stds[len(query_stds) // 2]),
+        "score_prior_prompts": str(document.get("prompts_fingerprint", "")),
+    }
 
 
 def _intact(folder: Path, manifest: dict[str, dict], name: str) -> bool:

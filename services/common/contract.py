@@ -43,6 +43,8 @@ class Topics(BaseModel):
     alerts: str = "alerts"
     camera_status: str = "camera-status"
     dead_letters: str = "dead-letters"
+    # The detector's per-camera state snapshots (key = camera_id; last value = current).
+    detector_state: str = "detector-state"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

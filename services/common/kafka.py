@@ -37,6 +37,7 @@ from vigil.services.common.contract import (
     QueryMessage,
     Topics,
     decode_json,
+    encode_json,
 )
 
 log = logging.getLogger("vigil.kafka")
@@ -275,6 +276,8 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.hits: spec(settings.event_partitions, deleted_after(settings.events_retention_ms)),
         topics.alerts: spec(settings.event_partitions, deleted_after(settings.events_retention_ms)),
         topics.camera_status: spec(settings.event_partitions, compacted),
+        # One partition, like queries: a detector that takes over cameras loads it whole.
+        topics.detector_state: spec(1, compacted),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
@@ -778,6 +781,18 @@ def send_to_dead_letter(
 
 
 # --- standing queries ------------------------------------------------------------------
+
+
+def publish_query(producer: ResilientProducer, topics: Topics, query: QueryMessage) -> None:
+    """Add or replace a standing query (key = query_id) and wait until the broker has it."""
+    producer.send(topics.queries, encode_json(query), key=query.query_id)
+    producer.flush()
+
+
+def delete_query(producer: ResilientProducer, topics: Topics, query_id: str) -> None:
+    """Delete a standing query: a tombstone (value None) under its key."""
+    producer.send(topics.queries, None, key=query_id)
+    producer.flush()
 
 
 class QueryTable:

@@ -152,6 +152,16 @@ def _check_ts_ms(name: str, ts_ms: int) -> None:
         raise ValueError(f"{name} must be a non-negative integer (ms since the Unix epoch), got {ts_ms!r}")
 
 
+class _HideUnimplementedRpc(logging.Filter):
+    """pymilvus calls AllocTimestamp while waiting for a new index; Milvus lite does not
+    implement it, the client carries on without it, but grpc logs a traceback at ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage() and "AllocTimestamp" not in str(
+            record.exc_info[1] if record.exc_info else ""
+        )
+
+
 class HitStore:
     """The hits and frames collections, created on first use and loaded on every open.
 
@@ -198,6 +208,9 @@ class HitStore:
                 "(an older milvus-lite single-file database cannot be opened by milvus-lite 3)"
             )
         directory.mkdir(parents=True, exist_ok=True)
+        grpc_server_log = logging.getLogger("grpc._server")
+        if not any(isinstance(f, _HideUnimplementedRpc) for f in grpc_server_log.filters):
+            grpc_server_log.addFilter(_HideUnimplementedRpc())
         try:
             self._lite_server, self._lite_db, port = start_server_in_thread(str(directory), host="127.0.0.1")
         except DataDirLockedError:
@@ -522,6 +535,12 @@ def _utc_day(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
+def thumbnail_reference(camera_id: str, ts_ms: int) -> str:
+    """The reference `ThumbnailStore.save(camera_id, ts_ms, ...)` returns: known before (or
+    without) saving, so a hit can name its peak frame's thumbnail deterministically."""
+    return f"{camera_id}/{_utc_day(ts_ms)}/{ts_ms}.jpg"
+
+
 class ThumbnailStore:
     """JPEG thumbnails under root/<camera_id>/<yyyy-mm-dd (UTC)>/<ts_ms>.jpg.
 
@@ -540,7 +559,7 @@ class ThumbnailStore:
             raise ValueError(f"ts_ms {ts_ms} is past the year 9999")
         if not jpeg.startswith(_JPEG_MAGIC):
             raise ValueError(f"thumbnail for {camera_id} at {ts_ms} is not a JPEG (starts with {jpeg[:4]!r})")
-        reference = f"{camera_id}/{_utc_day(ts_ms)}/{ts_ms}.jpg"
+        reference = thumbnail_reference(camera_id, ts_ms)
         target = self.root / reference
         target.parent.mkdir(parents=True, exist_ok=True)
         # The temp file lives in the target's folder so os.replace is an atomic rename: a

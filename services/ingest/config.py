@@ -43,6 +43,9 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MERGED_KEY_BY_KEY = ("ffmpeg_options", "decoder_options", "reconnect")
 
 
+OTHER_SERVICES_SECTIONS = ("detector", "queries")
+
+
 class IngestConfigError(VigilError):
     """The cameras file is missing, unreadable or invalid; the message names file, camera and field."""
 
@@ -205,7 +208,10 @@ def parse_config(raw: Any, source: Path | None = None, environ: dict[str, str] |
         raise IngestConfigError(
             f"{where}: expected a mapping with a `cameras` list, got {type(raw).__name__}"
         )
-    unknown = sorted(set(raw) - {"metrics_port", "publisher", "defaults", "cameras"})
+    # One file may configure the whole embedded deployment (`vigil up`): the other services'
+    # sections are theirs to check.
+    known = {"metrics_port", "publisher", "defaults", "cameras", *OTHER_SERVICES_SECTIONS}
+    unknown = sorted(set(raw) - known)
     if unknown:
         raise IngestConfigError(f"{where}: unknown top-level key(s) {', '.join(map(repr, unknown))}")
     defaults_raw = raw.get("defaults") or {}

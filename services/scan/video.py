@@ -1,5 +1,8 @@
 """Decode a recorded file with PyAV, sample it by frame timestamps, embed in micro-batches,
-and run `ScanPipeline` over it. Times are seconds into the file (the first decoded frame is 0)."""
+and run `ScanPipeline` over it. Times are seconds into the file (the first decoded frame is 0).
+
+Queries are embedded once, as prompt ensembles in their own language (detected from the text)
+with background prompts (`embed_queries`), and judged on their margin over the background."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 
 from vigil.models.encoder import Encoder
 from vigil.models.errors import VigilError
+from vigil.pipelines.prompts import embed_queries
 from vigil.pipelines.sampling import FrameSampler
 from vigil.pipelines.scan import ScanEvent, ScanPipeline, ScanSettings
 
@@ -54,7 +58,7 @@ def scan_video(
     gap_ms = max(settings.max_gap_ms, round(3000 / fps))
     if gap_ms != settings.max_gap_ms:
         settings = replace(settings, max_gap_ms=gap_ms)
-    pipeline = ScanPipeline(list(queries), encoder.embed_texts(list(queries)), settings)
+    pipeline = ScanPipeline(list(queries), embed_queries(encoder, list(queries)), settings)
     sampler = FrameSampler(fps)
     try:
         container = av.open(str(path))

@@ -1,12 +1,15 @@
-"""RunningStats and ScoreCalibrator, frame by frame, on synthetic cosine streams."""
+"""RunningStats and ScoreCalibrator, frame by frame, on synthetic cosine streams; the encoders'
+measured score priors."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
+from vigil.models.encoder import EncoderInfo
 from vigil.pipelines.calibration import (
     AUTO_THRESHOLD,
     RunningStats,
@@ -15,9 +18,11 @@ from vigil.pipelines.calibration import (
     cosine_scores,
     max_background_cosine,
     resolve_threshold,
+    score_prior_for,
     sigmoid,
 )
 from vigil.pipelines.matching import MatchSettings, MatchState, MatchStateMachine, QueryTrack
+from vigil.pipelines.prompts import prompts_fingerprint
 
 
 def background_cosines(mean: float, std: float, n: int, seed: int = 0) -> list[float]:
@@ -111,25 +116,39 @@ def test_without_a_prior_a_new_camera_scores_zero_until_warmed_up():
     assert calibrator.calibrate(0.9) > 0.99
 
 
-def test_with_a_prior_a_new_camera_is_judged_against_the_prior_from_the_first_frame():
-    calibrator = ScoreCalibrator(warmup_frames=30, prior=ScorePrior(mean=0.2, std=0.01, weight=10))
+def test_with_a_prior_a_new_camera_is_judged_from_its_second_frame():
+    calibrator = ScoreCalibrator(warmup_frames=30, prior=ScorePrior(mean=0.0, std=0.01, weight=10))
+    assert calibrator.calibrate(0.9) == 0.0  # the first frame is only learnt: no mean yet
+    calibrator.learn(0.2)  # the camera's own mean, however far from the prior's
     assert calibrator.calibrate(0.2) < 0.1
-    assert calibrator.calibrate(0.26) > 0.9
-    for value in background_cosines(0.2, 0.01, 10):
-        calibrator.learn(value)
-    mean, _ = calibrator.background()
-    assert mean == pytest.approx(0.2, abs=0.005)
+    assert calibrator.calibrate(0.26) > 0.9  # 6 prior spreads above the camera's first frame
 
 
 def test_the_prior_gives_way_to_what_the_camera_shows():
-    calibrator = ScoreCalibrator(warmup_frames=30, prior=ScorePrior(mean=0.2, std=0.01, weight=10))
+    calibrator = ScoreCalibrator(warmup_frames=30, prior=ScorePrior(mean=0.2, std=0.05, weight=10))
+    values = background_cosines(0.5, 0.01, 29)
+    for value in values[:15]:
+        calibrator.learn(value)
+    mean, std = calibrator.background()  # the camera's mean; halfway, the prior's spread weighs 5
+    assert mean == pytest.approx(np.mean(values[:15]))
+    assert std == pytest.approx(np.sqrt((5 * 0.05**2 + 15 * np.var(values[:15])) / 20), rel=0.05)
+    for value in values[15:]:
+        calibrator.learn(value)
+    # the last warm-up frame: the prior has almost faded, so there is no jump at the end
+    almost = calibrator.background()
+    calibrator.learn(0.5)
+    assert calibrator.background()[0] == pytest.approx(np.mean([*values, 0.5]))
+    assert almost[1] == pytest.approx(calibrator.background()[1], rel=0.5)
+
+
+def test_a_prior_that_does_not_fade_keeps_its_weight_through_warm_up():
+    calibrator = ScoreCalibrator(
+        warmup_frames=30, prior=ScorePrior(mean=0.2, std=0.01, weight=10), prior_fades=False
+    )
     values = background_cosines(0.5, 0.01, 29)
     for value in values:
         calibrator.learn(value)
-    mean, _ = calibrator.background()
-    assert mean == pytest.approx((10 * 0.2 + 29 * np.mean(values)) / 39)
-    calibrator.learn(0.5)
-    assert calibrator.background()[0] == pytest.approx(np.mean([*values, 0.5]))
+    assert calibrator.background()[0] == pytest.approx((10 * 0.2 + 29 * np.mean(values)) / 39)
 
 
 def test_one_threshold_works_for_two_encoders_with_different_score_ranges():
@@ -234,3 +253,49 @@ def test_cosine_helpers_score_a_micro_batch_at_once():
     np.testing.assert_allclose(max_background_cosine(frames, background), [0.6, 1.0])
     with pytest.raises(ValueError):
         max_background_cosine(frames, np.zeros((0, 3), np.float32))
+
+
+# --- score priors ----------------------------------------------------------------------------
+
+
+def test_the_offline_encoder_carries_its_measured_score_prior():
+    from vigil.models.offline.encoder import SCORE_PRIOR_FILE, OfflineEncoder
+
+    committed = json.loads(SCORE_PRIOR_FILE.read_text())
+    prior = score_prior_for(OfflineEncoder.load().info)
+    spreads = sorted(std for _, std in committed["per_query_mean_std"].values())
+    # The mean pooled over queries; the spread one query's (the median), which is what a new
+    # query's z-scores start from (its mean comes from the camera's frames).
+    assert prior == ScorePrior(mean=committed["mean"], std=spreads[len(spreads) // 2])
+    assert committed["prompts_fingerprint"] == prompts_fingerprint()  # measured with today's prompts
+    assert prior.std < committed["std"] / 5
+
+
+def _info(**details: str) -> EncoderInfo:
+    return EncoderInfo(name="clip:ViT-B-32", dim=512, source="random-init", licence="MIT", details=details)
+
+
+def test_an_encoder_without_measured_numbers_has_no_prior():
+    assert score_prior_for(_info(precision="fp32", random_init="true")) is None
+
+
+def test_a_prior_measured_with_other_prompts_or_malformed_is_not_used():
+    numbers = {"score_prior_mean": "0.01", "score_prior_std": "0.1"}
+    assert score_prior_for(_info(**numbers, score_prior_prompts=prompts_fingerprint())) == ScorePrior(
+        0.01, 0.1
+    )
+    assert score_prior_for(_info(**numbers, score_prior_prompts="0123456789abcdef")) is None
+    assert score_prior_for(_info(**numbers)) is None
+    fingerprint = prompts_fingerprint()
+    assert (
+        score_prior_for(_info(score_prior_mean="x", score_prior_std="0.1", score_prior_prompts=fingerprint))
+        is None
+    )
+    assert (
+        score_prior_for(_info(score_prior_mean="0", score_prior_std="0", score_prior_prompts=fingerprint))
+        is None
+    )
+    assert (
+        score_prior_for(_info(score_prior_mean="nan", score_prior_std="1", score_prior_prompts=fingerprint))
+        is None
+    )

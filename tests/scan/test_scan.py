@@ -1,5 +1,5 @@
 """`vigil scan` over a real clip with real photos pasted in for known spans, and `ScanPipeline`
-frame by frame on synthetic embeddings."""
+frame by frame on synthetic embeddings (raw cosines, and margins over background prompts)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vigil.pipelines.prompts import QueryVectors
 from vigil.pipelines.scan import ScanPipeline, ScanSettings, robust_background
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -83,11 +84,54 @@ def test_the_background_is_the_files_own_and_robust_to_its_events():
     assert abs(median - 0.1) < 0.01 and std < 0.03  # the event frames barely moved it
 
 
+# With background prompts: the query and a background prompt share a direction (what "a photo
+# of ..." means to every prompt, or the light in the room); the query adds its own.
+AXES = np.eye(DIM, dtype=np.float32)
+QUERY_VECTORS = QueryVectors(_unit(AXES[1] + AXES[3]), _unit(AXES[2] + AXES[3])[None, :], "en")
+
+
+def _scene(times_s, changes, seed=0) -> tuple[list[int], np.ndarray]:
+    """Embeddings near the background direction plus `vector` during each (start, end, vector)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in times_s:
+        base = AXES[0] + sum((vector for start, end, vector in changes if start <= t < end), np.zeros(DIM))
+        rows.append(_unit(base + rng.normal(0, 0.03, DIM)))
+    return [round(t * 1000) for t in times_s], np.stack(rows)
+
+
+def test_with_background_prompts_a_change_every_prompt_shares_is_no_event():
+    # The lights come on at 32 s and stay on: the query's cosine and the background prompt's
+    # rise together. Judged on the raw cosine that is an event; on the margin it is not.
+    ts, embeddings = _scene(np.arange(0, 40, 0.5), [(8.0, 13.0, 0.8 * AXES[1]), (32.0, 99.0, 0.5 * AXES[3])])
+    margin = ScanPipeline(["q"], [QUERY_VECTORS])
+    raw = ScanPipeline(["q"], QUERY_VECTORS.text[None, :])
+    for pipeline in (margin, raw):
+        pipeline.feed(ts, embeddings)
+    assert margin.uses_background and not raw.uses_background
+    assert [(e.start_ms, e.end_ms) for e in margin.finish()] == [(8000, 12500)]
+    assert [(e.start_ms, e.end_ms) for e in raw.finish()] == [(8000, 12500), (32000, 39500)]
+
+
+def test_a_span_far_below_normal_does_not_hide_a_later_event():
+    # At 5-10 s the view looks like the background prompt itself (another query's object in
+    # front of the camera does this to the offline encoder): the margin drops by ~20 standard
+    # deviations. Learnt unclipped, that spread would swallow the modest event at 25-30 s.
+    ts, embeddings = _scene(np.arange(0, 40, 0.5), [(5.0, 10.0, 2.0 * AXES[2]), (25.0, 30.0, 0.5 * AXES[1])])
+    pipeline = ScanPipeline(["q"], [QUERY_VECTORS])
+    pipeline.feed(ts, embeddings)
+    assert [(e.start_ms, e.end_ms) for e in pipeline.finish()] == [(25000, 29500)]
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError):
         ScanSettings(threshold=1.5).match_settings()
     with pytest.raises(ValueError):
         ScanPipeline(["a", "b"], np.eye(DIM, dtype=np.float32)[:1])
+    with pytest.raises(ValueError):
+        ScanPipeline(["a", "b"], [QUERY_VECTORS])
+    with pytest.raises(TypeError):
+        ScanPipeline(["a"], [QUERY_VECTORS.text])
 
 
 # --- the real clip --------------------------------------------------------------------------------

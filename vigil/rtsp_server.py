@@ -1,4 +1,4 @@
-"""A real RTSP camera for the tests: serves a video file over RTSP with gst-rtsp-server.
+"""A real RTSP camera for the tests, the demo and the benchmarks: a video file served with gst-rtsp-server.
 
 Run with the system interpreter (`/usr/bin/python3`), which has the GStreamer bindings (`gi`);
 the project's virtual environment does not. The file is decoded, scaled, re-timed and encoded
@@ -6,7 +6,7 @@ the way an IP camera streams: H.264 (x264, zerolatency, no B-frames) with a keyf
 `--gop-s` seconds, paced in real time by the RTSP server's clock. Each client gets its own
 pipeline starting at the beginning of the file (looped when --loop is given).
 
-    /usr/bin/python3 tests/ingest/rtsp_server.py --media var/media/vtest.avi --port 8554 --mount /cam
+    /usr/bin/python3 vigil/rtsp_server.py --media var/media/vtest.avi --port 8554 --mount /cam
 
 Prints one line "READY rtsp://127.0.0.1:PORT/MOUNT" on stdout once clients can connect;
 SIGTERM/SIGINT stop it cleanly.

@@ -1,0 +1,146 @@
+"""The detector's settings: one pydantic model, from a YAML file and/or the environment.
+
+    VIGIL_DETECTOR_GROUP_ID=vigil-detector VIGIL_DETECTOR_MAX_LAG_S=10 vigil detector
+    vigil detector --config detector.yaml
+
+Environment variables (VIGIL_DETECTOR_<FIELD>, nested with "__": VIGIL_DETECTOR_ENCODER__KIND
+=clip) override the file, which overrides the defaults. `cameras` holds per-camera overrides of
+`match` (Frigate's pattern): a camera missing there uses the defaults.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vigil.models.errors import VigilError
+from vigil.models.registry import EncoderSettings
+from vigil.pipelines.calibration import resolve_threshold
+from vigil.pipelines.detector import CalibrationSettings
+from vigil.pipelines.matching import MatchSettings
+from vigil.services.common.contract import ID_PATTERN, describe_validation_error
+
+
+class DetectorConfigError(VigilError):
+    """The detector's settings file or environment is invalid; the message names the field."""
+
+
+class MatchConfig(BaseModel):
+    """How calibrated scores become events (per camera overridable). Durations are ms of
+    capture time; the enter threshold is each query's own ("auto" = 0.5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exit_ratio: float = Field(0.7, gt=0, lt=1, description="exit threshold as a fraction of enter")
+    min_duration_ms: int = Field(1_000, ge=0, le=600_000, description="an event must last this long")
+    cooldown_ms: int = Field(10_000, ge=0, le=3_600_000, description="quiet time after an event")
+    max_gap_ms: int = Field(5_000, gt=0, le=600_000, description="no frame for this long ends an event")
+
+    def for_threshold(self, threshold: float | str) -> MatchSettings:
+        enter = resolve_threshold(threshold)
+        return MatchSettings(
+            enter=enter,
+            exit=enter * self.exit_ratio,
+            min_duration_ms=self.min_duration_ms,
+            cooldown_ms=self.cooldown_ms,
+            max_gap_ms=self.max_gap_ms,
+        )
+
+
+class CameraOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: dict[str, Any] = Field(default_factory=dict, description="fields of `match` to override")
+
+
+class DetectorConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_DETECTOR_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    group_id: str = Field("vigil-detector", pattern=r"^[A-Za-z0-9._-]+$", description="Kafka consumer group")
+    encoder: EncoderSettings = Field(default_factory=lambda: EncoderSettings(kind="auto"))
+    # Off by default, on the held-out figures of models/temporal/TRAINING.md: over the offline
+    # encoder the GRU cuts false alerts about six times but finds half as many events, and
+    # detects later; an operator missing half the events is worse off. With CLIP, re-measure.
+    temporal: Literal["gru", "off"] = Field(
+        "off", description="gru: threshold the GRU's probability over each query's window; off: the score"
+    )
+    batch_max_frames: int = Field(16, ge=1, le=512, description="frames embedded in one call")
+    batch_max_wait_ms: int = Field(
+        20, ge=0, le=5_000, description="wait to fill a batch after its first frame"
+    )
+    max_lag_s: float = Field(
+        10.0, gt=0, description="frames captured longer ago than this are skipped, newest first"
+    )
+    index_interval_s: float = Field(
+        1.0, ge=0, description="frame index: one frame per camera per N s; 0 = off"
+    )
+    commit_interval_s: float = Field(1.0, gt=0, le=60, description="state snapshot + offset commit cadence")
+    window_frames: int = Field(64, ge=1, le=10_000, description="recent frames kept per camera")
+    query_refresh_ms: int = Field(200, ge=10, le=10_000, description="how often live query changes are read")
+    metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    match: MatchConfig = Field(default_factory=MatchConfig)
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    cameras: dict[str, CameraOverrides] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _camera_overrides_are_valid(self) -> DetectorConfig:
+        for camera_id, overrides in self.cameras.items():
+            if not re.fullmatch(ID_PATTERN, camera_id):
+                raise ValueError(f"cameras: {camera_id!r} is not a valid camera id")
+            try:
+                MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
+            except ValidationError as error:
+                raise ValueError(f"cameras.{camera_id}.match: {describe_validation_error(error)}") from None
+        return self
+
+    def match_for(self, camera_id: str) -> MatchConfig:
+        overrides = self.cameras.get(camera_id)
+        if overrides is None or not overrides.match:
+            return self.match
+        return MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file (init arguments), as for every Vigil service.
+        return env_settings, init_settings
+
+
+def load_detector_config(path: Path | None = None) -> DetectorConfig:
+    """Defaults, then the `detector:` section of the YAML file at `path` (if any; the file may
+    configure the other services too, as `vigil up`'s does), then VIGIL_DETECTOR_* variables."""
+    document: dict = {}
+    where = "detector settings (VIGIL_DETECTOR_*)"
+    if path is not None:
+        where = str(path)
+        try:
+            document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as error:
+            raise DetectorConfigError(
+                f"cannot read detector config {path}: {error.strerror or error}"
+            ) from None
+        except yaml.YAMLError as error:
+            raise DetectorConfigError(f"{path}: not valid YAML: {error}") from None
+        if not isinstance(document, dict):
+            raise DetectorConfigError(f"{path}: expected a mapping with a `detector` section")
+        document = document.get("detector") or {}
+        if not isinstance(document, dict):
+            raise DetectorConfigError(f"{path}: detector: expected a mapping of detector settings")
+        where = f"{path}: detector"
+    try:
+        return DetectorConfig(**document)
+    except ValidationError as error:
+        raise DetectorConfigError(f"{where}: {describe_validation_error(error)}") from None

@@ -1,0 +1,524 @@
+"""The detector service: frames from Kafka in, hits to Kafka "hits" and Milvus out.
+
+    run_detector(Path("detector.yaml"))     # `vigil detector`; until SIGINT / SIGTERM
+
+One loop, one thread (onnxruntime uses the cores itself):
+
+1. standing queries: "queries" is loaded whole at start and followed every `query_refresh_ms`;
+   a query added, edited or deleted reaches every camera's pipeline within a second (its text
+   is embedded once, with its prompt ensemble, and cached by text and language);
+2. a micro-batch of frames from the "frames" consumer group: polled until `batch_max_frames`
+   or `batch_max_wait_ms` after the first frame; frames whose headers or JPEG are broken go to
+   the dead-letter topic; frames captured more than `max_lag_s` ago are skipped (and counted),
+   so a detector that fell behind jumps to each camera's newest frames; frames the camera's
+   state has already seen (a redelivery after a restart) are skipped before decoding;
+3. one encoder call for the batch, then each camera's `CameraPipeline` frame by frame;
+4. hits: peak-frame thumbnails are written as frames become peaks, hits are upserted into
+   Milvus (keyed by their deterministic id) and sent to "hits", and both are durable before
+   anything is committed; about one frame per camera per `index_interval_s` goes into the
+   frame index for retrospective search;
+5. every `commit_interval_s`: the state snapshots of the cameras that moved go to
+   "detector-state", and once the broker has them the frame offsets are committed.
+
+So a crash loses nothing (uncommitted frames are redelivered) and duplicates nothing in Milvus
+(the restored state refuses frames it has seen; a frame it has not seen yields the same hit id
+it would have yielded before the crash). "hits" itself is at-least-once: a hit sent between the
+last commit and a crash is sent again, with the same hit_id, for consumers to de-duplicate.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from PIL import Image, UnidentifiedImageError
+from prometheus_client import CollectorRegistry, start_http_server
+from pydantic import ValidationError
+
+from vigil.models.encoder import Encoder
+from vigil.models.errors import VigilError
+from vigil.models.registry import create_encoder, resolve_kind
+from vigil.pipelines.calibration import score_prior_for
+from vigil.pipelines.detector import CameraPipeline, StandingQuery, TemporalStage
+from vigil.pipelines.matching import Hit
+from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language
+from vigil.services.common.contract import (
+    BadMessageError,
+    FrameHeaders,
+    HitMessage,
+    QueryMessage,
+    describe_validation_error,
+    encode_json,
+)
+from vigil.services.common.kafka import (
+    KafkaRecord,
+    KafkaSettings,
+    QueryTableReader,
+    ResilientProducer,
+    ensure_topics,
+    make_consumer,
+    send_to_dead_letter,
+)
+from vigil.services.detector.config import DetectorConfig, load_detector_config
+from vigil.services.detector.metrics import DetectorMetrics
+from vigil.services.detector.state import DetectorStateLog
+from vigil.services.detector.store import (
+    FrameRecord,
+    HitRecord,
+    HitStore,
+    StoreSettings,
+    ThumbnailStore,
+    thumbnail_reference,
+)
+
+log = logging.getLogger(__name__)
+
+# Frame-index thumbnails are for scrolling through search results: small is plenty.
+INDEX_THUMBNAIL_WIDTH = 320
+# The longest one idle poll blocks, so stop requests and query changes are seen promptly.
+_IDLE_POLL_MS = 100
+
+
+@dataclass
+class _Frame:
+    record: KafkaRecord
+    headers: FrameHeaders
+    pixels: np.ndarray
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Commit before partitions go, reload snapshots when partitions come."""
+
+    def __init__(self, service: DetectorService) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.service._checkpoint(force=True)
+        self.service._forget_partitions({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.service._states_stale = True
+
+
+class DetectorService:
+    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        kafka_settings: KafkaSettings,
+        store_settings: StoreSettings | None = None,
+        *,
+        encoder: Encoder | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.kafka_settings = kafka_settings
+        self.topics = kafka_settings.topics
+        self.metrics = DetectorMetrics(metrics_registry)
+        if encoder is None:
+            kind, why = resolve_kind(config.encoder)
+            log.info("encoder: %s", why)
+            encoder = create_encoder(config.encoder.model_copy(update={"kind": kind}))
+        self.encoder = encoder
+        self.encoder_name = encoder.info.name
+        self.prior = score_prior_for(encoder.info)
+        self.temporal = self._temporal_stage() if config.temporal == "gru" else None
+        store_settings = store_settings or StoreSettings()
+        self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
+        self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
+        self._closers = [self.store.close]
+        try:
+            ensure_topics(kafka_settings)
+            self.producer = ResilientProducer(kafka_settings)
+            self._closers.insert(0, self.producer.close)
+            self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
+            self._closers.insert(0, self.queries.close)
+            self.queries.load()
+            self.state_log = DetectorStateLog(kafka_settings, self.producer, config.group_id)
+            self.consumer = make_consumer(
+                kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
+            )
+            self._closers.insert(0, lambda: self.consumer.close(autocommit=False))
+            self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
+        except BaseException:
+            self.close()
+            raise
+        self.pipelines: dict[str, CameraPipeline] = {}
+        self._partition_of: dict[str, int] = {}
+        self._saved_states: dict[str, dict] = {}
+        self._states_stale = True
+        self._vectors: dict[tuple[str, str], QueryVectors] = {}
+        self._queries_version = -1
+        self._dirty: set[str] = set()
+        self._offsets: dict[TopicPartition, int] = {}
+        self._last_indexed: dict[str, int] = {}
+        self._last_commit = time.monotonic()
+        self._last_refresh = 0.0
+        self._http_server = None
+        if config.metrics_port:
+            self._http_server, _ = start_http_server(config.metrics_port, registry=self.metrics.registry)
+
+    def _temporal_stage(self) -> TemporalStage:
+        from vigil.models.temporal import TemporalScorer
+        from vigil.pipelines.temporal import FeatureWindow
+
+        scorer = TemporalScorer.load()
+        log.info("temporal model: %s", scorer.info.get("name", "gru"))
+        return TemporalStage(scorer.score, FeatureWindow, FeatureWindow.from_state)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        log.info(
+            "detector running: group %s, %d standing queries, encoder %s, temporal %s",
+            self.config.group_id,
+            len(self.queries.table),
+            self.encoder_name,
+            self.config.temporal,
+        )
+        while not stop.is_set():
+            self.step()
+        self._checkpoint(force=True)
+
+    def step(self) -> int:
+        """One turn of the loop: queries, one micro-batch, expiry, checkpoint. Returns frames read."""
+        self._refresh_queries()
+        records = self._poll_batch()
+        if self._states_stale:
+            self._saved_states = self.state_log.load()
+            self._states_stale = False
+        if records:
+            self._process(records)
+        self._expire_silent_cameras()
+        self._checkpoint()
+        return len(records)
+
+    def _poll_batch(self) -> list[KafkaRecord]:
+        c = self.config
+        batch: list[KafkaRecord] = []
+        deadline: float | None = None
+        while len(batch) < c.batch_max_frames:
+            if deadline is None:
+                timeout_ms = _IDLE_POLL_MS
+            else:
+                timeout_ms = int((deadline - time.monotonic()) * 1000)
+                if timeout_ms <= 0:
+                    break
+            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=c.batch_max_frames - len(batch))
+            got = [record for records in polled.values() for record in records]
+            if not got:
+                break
+            batch.extend(got)
+            if deadline is None:
+                deadline = time.monotonic() + c.batch_max_wait_ms / 1000
+        if batch:
+            self.metrics.batch_frames.observe(len(batch))
+        return batch
+
+    # --- queries -------------------------------------------------------------------------
+
+    def _refresh_queries(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_refresh < self.config.query_refresh_ms / 1000:
+            return
+        self._last_refresh = now
+        self.queries.poll(timeout_ms=0)
+        table = self.queries.table
+        if table.version == self._queries_version:
+            return
+        self._queries_version = table.version
+        enabled = [query for query in table.snapshot().values() if query.enabled]
+        keys = {query.query_id: self._vectors_key(query) for query in enabled}
+        missing = sorted({key for key in keys.values() if key not in self._vectors})
+        if missing:
+            vectors = embed_queries(
+                self.encoder, [text for text, _ in missing], [lang for _, lang in missing]
+            )
+            self._vectors.update(zip(missing, vectors, strict=True))
+        self._vectors = {key: self._vectors[key] for key in set(keys.values())}
+        self.metrics.standing_queries.set(len(enabled))
+        log.info("standing queries: %s", ", ".join(sorted(keys)) or "none")
+        for camera_id, pipeline in self.pipelines.items():
+            self._persist(camera_id, pipeline.set_queries(self._specs_for(camera_id)), confirmed_at=None)
+            self._dirty.add(camera_id)
+
+    @staticmethod
+    def _vectors_key(query: QueryMessage) -> tuple[str, str]:
+        return query.text, resolve_language(query.text, query.language)
+
+    def _specs_for(self, camera_id: str) -> list[StandingQuery]:
+        match = self.config.match_for(camera_id)
+        specs = []
+        for query in self.queries.table.for_camera(camera_id):
+            key = self._vectors_key(query)
+            vectors = self._vectors.get(key)
+            if vectors is None:  # arrived after the last refresh: picked up at the next one
+                continue
+            specs.append(
+                StandingQuery(query.query_id, "\x1f".join(key), vectors, match.for_threshold(query.threshold))
+            )
+        return specs
+
+    # --- frames --------------------------------------------------------------------------
+
+    def _pipeline(self, camera_id: str, partition: int) -> CameraPipeline:
+        pipeline = self.pipelines.get(camera_id)
+        if pipeline is None:
+            c = self.config
+            pipeline = CameraPipeline(
+                camera_id,
+                self.encoder.info.dim,
+                calibration=c.calibration,
+                prior=self.prior,
+                temporal=self.temporal,
+                window_frames=c.window_frames,
+            )
+            specs = self._specs_for(camera_id)
+            saved = self._saved_states.get(camera_id)
+            restored = False
+            if saved is not None:
+                try:
+                    pipeline.restore(saved, specs)
+                    restored = True
+                except (ValueError, KeyError, TypeError) as error:
+                    log.warning(
+                        "camera %s: starting afresh, its state snapshot is unusable: %s", camera_id, error
+                    )
+            if not restored:
+                pipeline.set_queries(specs)
+            self.pipelines[camera_id] = pipeline
+        self._partition_of[camera_id] = partition
+        return pipeline
+
+    def _forget_partitions(self, partitions: set[int]) -> None:
+        for camera_id in [cam for cam, part in self._partition_of.items() if part in partitions]:
+            self.pipelines.pop(camera_id, None)
+            self._partition_of.pop(camera_id, None)
+        self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
+
+    def _process(self, records: list[KafkaRecord]) -> None:
+        frames = self._decode(records)
+        now_ms = time.time() * 1000
+        if frames:
+            embeddings = self.encoder.embed_images([frame.pixels for frame in frames])
+            now_ms = time.time() * 1000
+            for frame in frames:
+                self.metrics.stage_seconds.labels("embedded").observe((now_ms - frame.headers.ts_ms) / 1000)
+            by_camera: dict[str, list[int]] = defaultdict(list)
+            for index, frame in enumerate(frames):
+                by_camera[frame.headers.camera_id].append(index)
+            index_rows: list[FrameRecord] = []
+            for indexes in by_camera.values():
+                indexes.sort(key=lambda i: frames[i].headers.ts_ms)
+                for i in indexes:
+                    self._score_frame(frames[i], embeddings[i], index_rows)
+            self.store.add_frames(index_rows)
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
+
+    def _decode(self, records: list[KafkaRecord]) -> list[_Frame]:
+        frames: list[_Frame] = []
+        now_ms = time.time() * 1000
+        max_lag_ms = self.config.max_lag_s * 1000
+        for record in records:
+            try:
+                headers = FrameHeaders.from_kafka(record.headers)
+            except BadMessageError as error:
+                self._dead_letter(record, str(error), "bad_headers")
+                continue
+            camera_id = headers.camera_id
+            self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
+            if now_ms - headers.ts_ms > max_lag_ms:
+                self.metrics.frames_skipped.labels(camera_id, "behind").inc()
+                continue
+            pipeline = self._pipeline(camera_id, record.partition)
+            if pipeline.last_ts_ms is not None and headers.ts_ms <= pipeline.last_ts_ms:
+                self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
+                continue
+            try:
+                pixels = decode_jpeg(record.value)
+            except ValueError as error:
+                self._dead_letter(
+                    record, f"frame of camera {camera_id} at {headers.ts_ms}: {error}", "bad_jpeg"
+                )
+                continue
+            frames.append(_Frame(record, headers, pixels))
+        done_ms = time.time() * 1000
+        for frame in frames:
+            self.metrics.stage_seconds.labels("decoded").observe((done_ms - frame.headers.ts_ms) / 1000)
+        return frames
+
+    def _score_frame(self, frame: _Frame, embedding: np.ndarray, index_rows: list[FrameRecord]) -> None:
+        headers = frame.headers
+        camera_id, ts_ms = headers.camera_id, headers.ts_ms
+        pipeline = self.pipelines[camera_id]
+        outcome = pipeline.step(ts_ms, embedding, ts_ms)
+        if not outcome.accepted:
+            self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
+            return
+        self._dirty.add(camera_id)
+        self.metrics.frames.labels(camera_id).inc()
+        now_ms = time.time() * 1000
+        self.metrics.stage_seconds.labels("scored").observe((now_ms - ts_ms) / 1000)
+        self.metrics.lag_seconds.labels(camera_id).set((now_ms - ts_ms) / 1000)
+        if outcome.is_peak:
+            # Written before the hit that may name it, so a hit never points at nothing.
+            self.thumbnails.save(camera_id, ts_ms, frame.record.value)
+        interval_ms = self.config.index_interval_s * 1000
+        last = self._last_indexed.get(camera_id)
+        if interval_ms and (last is None or ts_ms - last >= interval_ms):
+            self._last_indexed[camera_id] = ts_ms
+            reference = self.thumbnails.save(camera_id, ts_ms, small_jpeg(frame.pixels, frame.record.value))
+            index_rows.append(FrameRecord(camera_id, ts_ms, embedding, reference))
+        if outcome.hits:
+            self._persist(camera_id, outcome.hits, confirmed_at=ts_ms)
+
+    def _persist(self, camera_id: str, hits: list[tuple[Hit, np.ndarray]], confirmed_at: int | None) -> None:
+        """Make hits durable: Milvus upsert (fsynced) and "hits" acknowledged."""
+        if not hits:
+            return
+        records = []
+        for hit, embedding in hits:
+            message = HitMessage(
+                hit_id=hit.hit_id,
+                camera_id=hit.camera_id,
+                query_id=hit.query_id,
+                event_start_ts_ms=hit.event_start_ts_ms,
+                peak_ts_ms=hit.peak_ts_ms,
+                end_ts_ms=hit.end_ts_ms,
+                peak_score=float(hit.peak_score),
+                thumbnail=thumbnail_reference(hit.camera_id, hit.peak_ts_ms),
+                encoder=self.encoder_name,
+            )
+            records.append(HitRecord(message, embedding))
+        self.store.upsert_hits(records)
+        for record in records:
+            self.producer.send(self.topics.hits, encode_json(record.hit), key=camera_id.encode())
+        self.producer.flush()
+        now_ms = time.time() * 1000
+        for record in records:
+            hit = record.hit
+            kind = "closed" if hit.end_ts_ms is not None else "confirmed"
+            self.metrics.hits.labels(camera_id, kind).inc()
+            if kind == "confirmed" and confirmed_at is not None:
+                self.metrics.glass_to_hit_seconds.observe((now_ms - confirmed_at) / 1000)
+            log.info(
+                "hit %s %s: query %s on %s, score %.2f",
+                hit.hit_id,
+                kind,
+                hit.query_id,
+                hit.camera_id,
+                hit.peak_score,
+                extra={"hit_id": hit.hit_id, "kind": kind, "thumbnail": hit.thumbnail},
+            )
+
+    def _dead_letter(self, record: KafkaRecord, reason: str, label: str) -> None:
+        send_to_dead_letter(self.producer, self.topics, record, reason)
+        self.metrics.bad_frames.labels(label).inc()
+
+    def _expire_silent_cameras(self) -> None:
+        # A camera whose newest frame is older than max_lag + max_gap will never send a frame
+        # this detector still scores before the gap is over: its open events can be closed.
+        now_ms = int(time.time() * 1000)
+        grace_ms = int(self.config.max_lag_s * 1000)
+        open_events = 0
+        for camera_id, pipeline in self.pipelines.items():
+            hits = pipeline.expire(now_ms - grace_ms)
+            if hits:
+                self._persist(camera_id, hits, confirmed_at=None)
+                self._dirty.add(camera_id)
+            open_events += pipeline.open_events()
+        self.metrics.open_events.set(open_events)
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _checkpoint(self, force: bool = False) -> None:
+        """Snapshot the cameras that moved, then commit the offsets they have consumed."""
+        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
+            return
+        self._last_commit = time.monotonic()
+        if not self._offsets and not self._dirty:
+            return
+        for camera_id in sorted(self._dirty):
+            pipeline = self.pipelines.get(camera_id)
+            if pipeline is not None:
+                self.state_log.save(camera_id, pipeline.to_state())
+        self._dirty.clear()
+        self.store.flush_frames()
+        self.producer.flush()  # snapshots acknowledged before the offsets that rely on them
+        if self._offsets:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
+            )
+            self._offsets = {}
+
+    def close(self) -> None:
+        for close in self._closers:
+            try:
+                close()
+            except Exception as error:  # closing the rest matters more than one failure
+                log.warning("while closing the detector: %s", error)
+        self._closers = []
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server = None
+
+
+def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
+    """RGB uint8 pixels of a JPEG; ValueError saying what is wrong with it."""
+    if not jpeg:
+        raise ValueError("the frame has no image bytes")
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            if image.format != "JPEG":
+                raise ValueError(f"the frame is {image.format or 'an unknown format'}, not a JPEG")
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"the frame is not a readable JPEG ({error})") from None
+
+
+def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL_WIDTH) -> bytes:
+    """A JPEG at most `width` wide for the frame index (the original when it is that small)."""
+    height, current = pixels.shape[:2]
+    if current <= width:
+        return original
+    image = Image.fromarray(pixels).resize((width, max(1, round(height * width / current))), Image.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def run_detector(config_path: Path | None = None, metrics_port: int | None = None) -> None:
+    """`vigil detector`: run until SIGINT or SIGTERM, then checkpoint and stop."""
+    config = load_detector_config(config_path)
+    if metrics_port is not None:
+        config = config.model_copy(update={"metrics_port": metrics_port})
+    try:
+        kafka_settings = KafkaSettings()
+        store_settings = StoreSettings()
+    except ValidationError as error:
+        raise VigilError(
+            f"invalid settings (VIGIL_KAFKA_*, VIGIL_MILVUS_*): {describe_validation_error(error)}"
+        ) from None
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    service = DetectorService(config, kafka_settings, store_settings)
+    try:
+        service.run(stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        service.close()

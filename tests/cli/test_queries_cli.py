@@ -1,0 +1,65 @@
+"""`vigil queries` and `vigil up`'s config checks, through the real CLI and the real broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+VIGIL = str(Path(sys.executable).with_name("vigil"))
+
+
+def vigil(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "VIGIL_KAFKA_BOOTSTRAP": settings.bootstrap,
+        "VIGIL_KAFKA_TOPIC_PREFIX": settings.topic_prefix,
+    }
+    return subprocess.run([VIGIL, *args], capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def test_standing_queries_are_added_listed_and_deleted(kafka_settings):
+    added = vigil(
+        kafka_settings, "queries", "add", "một xe máy màu đỏ", "--id", "red-bike", "--camera", "gate-1"
+    )
+    assert added.returncode == 0, added.stderr
+    vigil(
+        kafka_settings, "queries", "add", "a person climbing the fence", "--id", "fence", "--threshold", "0.8"
+    )
+    listed = vigil(kafka_settings, "queries", "list", "--json")
+    queries = {q["query_id"]: q for q in json.loads(listed.stdout)}
+    assert set(queries) == {"red-bike", "fence"}
+    assert queries["red-bike"]["text"] == "một xe máy màu đỏ" and queries["red-bike"]["cameras"] == ["gate-1"]
+    assert queries["fence"]["threshold"] == 0.8
+    assert vigil(kafka_settings, "queries", "delete", "fence").returncode == 0
+    listed = vigil(kafka_settings, "queries", "list", "--json")
+    assert [q["query_id"] for q in json.loads(listed.stdout)] == ["red-bike"]
+
+
+def test_bad_queries_are_one_clear_line(kafka_settings):
+    for args, expected in [
+        (("add", "a cat", "--id", "cat", "--threshold", "1.5"), "threshold"),
+        (("add", "a cat", "--id", "bad id!"), "query_id"),
+        (("add", "   ", "--id", "blank"), "text"),
+        (("delete", "no-such-query"), "no standing query 'no-such-query'"),
+    ]:
+        result = vigil(kafka_settings, "queries", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("vigil: error:") and expected in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_vigil_up_checks_every_section_before_starting_anything(kafka_settings, tmp_path):
+    config = tmp_path / "vigil.yaml"
+    config.write_text(
+        "cameras:\n  - {id: hall, url: rtsp://127.0.0.1:1/x}\n"
+        "detector: {max_lag_s: -1}\n"
+        "queries:\n  - {id: cat, text: a cat}\n"
+    )
+    result = vigil(kafka_settings, "up", "--config", str(config))
+    assert result.returncode == 2 and "max_lag_s" in result.stderr, result.stderr
+    config.write_text("cameras:\n  - {id: hall, url: rtsp://127.0.0.1:1/x}\nqueries:\n  - {id: cat}\n")
+    result = vigil(kafka_settings, "up", "--config", str(config))
+    assert result.returncode == 2 and "queries[0]" in result.stderr and "text" in result.stderr, result.stderr
