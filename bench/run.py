@@ -183,15 +183,15 @@ def temporal_table(result: dict) -> str:
 
 
 def bench_detector(quick: bool, rounds: int) -> dict:
-    """bench/detector.py runs the encoder alone and each camera count (1, 4, 8 real RTSP cameras
-    through ingest, the local broker and the detector) in processes of its own and prints one
-    JSON line each; `rounds` is not used: one run per camera count (each takes about 2 minutes)."""
+    """bench/detector.py runs the encoder alone and each case (1, 4, 8 real RTSP cameras through
+    ingest, the local broker and the detector) in processes of its own and prints one JSON line
+    each; `rounds` is not used: one run per case (each takes 1.5 to 2 minutes)."""
     sys.path.insert(0, str(ROOT / "bench"))
     import detector
 
     command = [sys.executable, str(ROOT / "bench" / "detector.py")]
     if quick:
-        command += ["--camera-counts", "1", "--seconds", "10", "--warmup-s", "2", "--encoder-seconds", "0.5"]
+        command += ["--cases=1:independent", "--seconds=10", "--warmup-s=2", "--encoder-seconds=0.5"]
     rows = []
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
         for line in process.stdout:
