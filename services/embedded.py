@@ -45,9 +45,9 @@ from vigil.services.common.contract import (
     describe_validation_error,
 )
 from vigil.services.common.kafka import (
-    KafkaSettings,
     ResilientProducer,
     assign_all_partitions,
+    load_kafka_settings,
     make_consumer,
     publish_query,
 )
@@ -167,12 +167,7 @@ def run_embedded(
     load_config(config_path)  # every section is checked before anything starts
     load_detector_config(config_path)
     queries = load_standing_queries(config_path)
-    try:
-        kafka_settings = KafkaSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
-        ) from None
+    kafka_settings = load_kafka_settings()
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

@@ -316,17 +316,9 @@ def describe_hit(hit) -> str:
 
 
 def _kafka_settings():
-    from pydantic import ValidationError
+    from vigil.services.common.kafka import load_kafka_settings
 
-    from vigil.services.common.contract import describe_validation_error
-    from vigil.services.common.kafka import KafkaSettings
-
-    try:
-        return KafkaSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
-        ) from None
+    return load_kafka_settings()
 
 
 @queries_app.command("add")

@@ -26,7 +26,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kafka_errors
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 from prometheus_client import REGISTRY, Counter, Gauge
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -37,6 +37,7 @@ from vigil.services.common.contract import (
     QueryMessage,
     Topics,
     decode_json,
+    describe_validation_error,
     encode_json,
 )
 
@@ -210,6 +211,16 @@ class KafkaSettings(BaseSettings):
         if self.ssl_cafile is not None:
             config["ssl_cafile"] = str(self.ssl_cafile)
         return config
+
+
+def load_kafka_settings() -> KafkaSettings:
+    """KafkaSettings from the environment; a VigilError naming the bad variable otherwise."""
+    try:
+        return KafkaSettings()
+    except ValidationError as error:
+        raise VigilError(
+            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
+        ) from None
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -738,6 +749,43 @@ def assign_all_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPart
     return assigned
 
 
+def replay_to_end(
+    consumer: KafkaConsumer,
+    partitions: Sequence[TopicPartition],
+    poll: Callable[[int], int],
+    settings: KafkaSettings,
+    what: str,
+    timeout_s: float,
+) -> None:
+    """Seek `partitions` to their first record and call `poll(timeout_ms)` (which applies what it
+    reads and returns how many records that was) until the topic has been read to its end as of
+    now. BrokerUnavailableError names `what` after `timeout_s`.
+
+    "The end" is every partition at its end offset AND a poll that read nothing: tansu reports
+    the end of a partition written in one batch as 1, whatever the batch held, so the end
+    offset alone would stop after the first batch.
+    """
+    started = time.monotonic()
+    consumer.seek_to_beginning(*partitions)
+    try:
+        end_offsets = consumer.end_offsets(list(partitions), timeout_ms=int(timeout_s * 1000))
+    except kafka_errors.KafkaTimeoutError:
+        raise _unavailable(settings, what, time.monotonic() - started) from None
+
+    def reached() -> bool:
+        for partition, end in end_offsets.items():
+            position = consumer.position(partition, timeout_ms=1_000)
+            if position is None or position < end:
+                return False
+        return True
+
+    while True:
+        if time.monotonic() - started > timeout_s:
+            raise _unavailable(settings, what, time.monotonic() - started)
+        if poll(200) == 0 and reached():
+            return
+
+
 DLQ_HEADER_PREFIX = "dlq."
 
 
@@ -881,25 +929,11 @@ class QueryTableReader:
             raise
 
     def load(self, timeout_s: float = 30.0) -> QueryTable:
-        """Rebuild the table from the first record to the end offsets as of now."""
-        started = time.monotonic()
-        self._consumer.seek_to_beginning(*self._partitions)
-        try:
-            end_offsets = self._consumer.end_offsets(self._partitions, timeout_ms=int(timeout_s * 1000))
-        except kafka_errors.KafkaTimeoutError:
-            raise _unavailable(self.settings, "loading the queries", time.monotonic() - started) from None
-        while not self._reached(end_offsets):
-            if time.monotonic() - started > timeout_s:
-                raise _unavailable(self.settings, "loading the queries", time.monotonic() - started)
-            self.poll(timeout_ms=200)
+        """Rebuild the table from the first record to the end of the topic as of now."""
+        replay_to_end(
+            self._consumer, self._partitions, self.poll, self.settings, "loading the queries", timeout_s
+        )
         return self.table
-
-    def _reached(self, end_offsets: dict[TopicPartition, int]) -> bool:
-        for partition, end in end_offsets.items():
-            position = self._consumer.position(partition, timeout_ms=1_000)
-            if position is None or position < end:
-                return False
-        return True
 
     def poll(self, timeout_ms: int = 1000) -> int:
         """Apply the records that arrived; returns how many were read (good or bad)."""

@@ -65,6 +65,7 @@ from vigil.services.common.kafka import (
     QueryTableReader,
     ResilientProducer,
     ensure_topics,
+    load_kafka_settings,
     make_consumer,
     send_to_dead_letter,
 )
@@ -504,12 +505,12 @@ def run_detector(config_path: Path | None = None, metrics_port: int | None = Non
     config = load_detector_config(config_path)
     if metrics_port is not None:
         config = config.model_copy(update={"metrics_port": metrics_port})
+    kafka_settings = load_kafka_settings()
     try:
-        kafka_settings = KafkaSettings()
         store_settings = StoreSettings()
     except ValidationError as error:
         raise VigilError(
-            f"invalid settings (VIGIL_KAFKA_*, VIGIL_MILVUS_*): {describe_validation_error(error)}"
+            f"invalid Milvus settings (VIGIL_MILVUS_*): {describe_validation_error(error)}"
         ) from None
     stop = threading.Event()
     previous = {

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-
-from kafka import errors as kafka_errors
 
 from vigil.services.common.kafka import (
-    BrokerUnavailableError,
     KafkaSettings,
     ResilientProducer,
     assign_all_partitions,
     make_consumer,
+    replay_to_end,
 )
 
 log = logging.getLogger(__name__)
@@ -45,32 +42,19 @@ class DetectorStateLog:
         self.producer.send(self.topic, document, key=f"{self.key_prefix}{camera_id}")
 
     def load(self, timeout_s: float = 30.0) -> dict[str, dict]:
-        """The newest snapshot of every camera, read from the start of the topic to its end."""
-        consumer = make_consumer(self.settings, group_id=None)
-        started = time.monotonic()
+        """The newest snapshot of every camera of this group, from the whole topic."""
         states: dict[str, dict] = {}
+        consumer = make_consumer(self.settings, group_id=None)
+
+        def poll(timeout_ms: int) -> int:
+            records = [record for batch in consumer.poll(timeout_ms=timeout_ms).values() for record in batch]
+            for record in records:
+                self._apply(states, record)
+            return len(records)
+
         try:
             partitions = assign_all_partitions(consumer, self.topic)
-            consumer.seek_to_beginning(*partitions)
-            end_offsets = consumer.end_offsets(partitions, timeout_ms=int(timeout_s * 1000))
-            # Read until a poll comes back empty with every partition at its end offset: tansu
-            # reports the end of a partition written in one batch as 1, whatever the batch
-            # held, so the end offset alone would stop after the first batch.
-            while True:
-                if time.monotonic() - started > timeout_s:
-                    raise BrokerUnavailableError(
-                        f"loading the detector state from {self.topic} took over {timeout_s:.0f} s"
-                    )
-                polled = consumer.poll(timeout_ms=200)
-                for records in polled.values():
-                    for record in records:
-                        self._apply(states, record)
-                if not polled and all(consumer.position(tp) >= end for tp, end in end_offsets.items()):
-                    break
-        except kafka_errors.KafkaTimeoutError:
-            raise BrokerUnavailableError(
-                f"loading the detector state: no answer from {self.settings.bootstrap} in {timeout_s:.0f} s"
-            ) from None
+            replay_to_end(consumer, partitions, poll, self.settings, "loading the detector state", timeout_s)
         finally:
             consumer.close(autocommit=False)
         return states

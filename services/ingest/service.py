@@ -13,15 +13,13 @@ import time
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
-from pydantic import ValidationError
 
-from vigil.models.errors import VigilError
-from vigil.services.common.contract import describe_validation_error
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
     KafkaSettings,
     ResilientProducer,
     ensure_topics,
+    load_kafka_settings,
 )
 from vigil.services.ingest.camera import CameraStatus, CameraWorker
 from vigil.services.ingest.config import IngestConfig, load_config
@@ -137,12 +135,7 @@ def run_ingest(config_path: Path, metrics_port: int | None = None) -> None:
     printed as one line by the CLI) when the file is invalid. Call from the main thread.
     """
     config = load_config(config_path)
-    try:
-        kafka_settings = KafkaSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
-        ) from None
+    kafka_settings = load_kafka_settings()
     service = IngestService(config, kafka_settings, metrics_port=metrics_port)
     stop = threading.Event()
     previous = {
