@@ -152,13 +152,22 @@ def event_photo(name: str, width: int) -> np.ndarray:
 
 
 def event_clip(
-    events: tuple[tuple[str, float, float], ...] = DEMO_EVENTS, seconds: float = 60.0, fps: int = 10
+    events: tuple[tuple[str, float, float], ...] = DEMO_EVENTS,
+    seconds: float = 60.0,
+    fps: int = 10,
+    keyframe_every_s: float | None = 1.0,
 ) -> Path:
     """vtest.avi (768x576) for `seconds` with each event's photo pasted over the right part of
-    the hall (45 % of the width) from its start to its end second; H.264, a keyframe a second,
-    no B-frames. Cached under a name that spells out the events."""
+    the hall (45 % of the width) from its start to its end second; H.264, no B-frames, a
+    keyframe every `keyframe_every_s` (None: x264's own choice). Cached under a name that
+    spells out the events."""
     spans = "-".join(f"{name}{start:g}to{end:g}" for name, start, end in events)
-    target = media_dir() / f"events-{spans}-{seconds:g}s-{fps}fps.mp4"
+    gop = (
+        ""
+        if keyframe_every_s == 1.0
+        else f"-gop{'auto' if keyframe_every_s is None else f'{keyframe_every_s:g}s'}"
+    )
+    target = media_dir() / f"events-{spans}-{seconds:g}s-{fps}fps{gop}.mp4"
     if target.is_file():
         return target
     import av  # noqa: PLC0415
@@ -169,7 +178,9 @@ def event_clip(
         stream = writer.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
         stream.time_base = Fraction(1, fps)
-        stream.options = {"crf": "23", "preset": "veryfast", "g": str(fps), "bf": "0"}
+        stream.options = {"crf": "23", "preset": "veryfast", "bf": "0"}
+        if keyframe_every_s is not None:
+            stream.options = {**stream.options, "g": str(max(1, round(keyframe_every_s * fps)))}
         written = 0
         while written < round(seconds * fps):
             reader.seek(0)  # footage shorter than the clip loops

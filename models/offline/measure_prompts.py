@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +49,6 @@ from vigil.pipelines.prompts import (
 )
 from vigil.pipelines.scan import ScanPipeline, ScanSettings, robust_background
 
-CLIP_FPS = 10
 CLIP_SECONDS = 30
 SAMPLE_FPS = 2.0
 SPANS = {"cat": (8.0, 13.0), "motorcycle": (19.0, 24.0)}
@@ -73,42 +70,13 @@ SCAN_TEST_QUERIES = {"a cat", "a motorcycle", "một con mèo", "một chiếc x
 VARIANTS = ("bare", "ensemble", "ens+bg", "ens+bg-ens")
 
 
-def build_clip(target: Path) -> Path:
-    """The scan test's clip (tests/scan/test_scan.py `real_clip`), written to `target`."""
-    import av
-    from PIL import Image
-    from skimage import data
+def build_clip() -> Path:
+    """The scan test's clip (tests/scan/test_scan.py `real_clip`), cached under var/media."""
+    from vigil.media import event_clip
 
-    from vigil.media import vtest_avi
-
-    def photo(pixels: np.ndarray, width: int) -> np.ndarray:
-        image = Image.fromarray(pixels)
-        height = round(image.height * width / image.width)
-        return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
-
-    photos = {"cat": photo(data.chelsea(), 345), "motorcycle": photo(data.stereo_motorcycle()[1], 345)}
-    with av.open(str(vtest_avi())) as reader, av.open(str(target), "w") as writer:
-        stream = writer.add_stream("libx264", rate=CLIP_FPS)
-        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
-        stream.time_base = Fraction(1, CLIP_FPS)
-        stream.options = {"crf": "23", "preset": "veryfast", "bf": "0"}
-        for index, frame in enumerate(reader.decode(video=0)):
-            if index >= CLIP_SECONDS * CLIP_FPS:
-                break
-            pixels = frame.to_ndarray(format="rgb24")
-            t = index / CLIP_FPS
-            for name, (start, end) in SPANS.items():
-                if start <= t < end:
-                    picture = photos[name]
-                    top, left = 150, 768 - 40 - picture.shape[1]
-                    pixels[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
-            out = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
-            out.pts, out.time_base = index, Fraction(1, CLIP_FPS)
-            for packet in stream.encode(out):
-                writer.mux(packet)
-        for packet in stream.encode():
-            writer.mux(packet)
-    return target
+    return event_clip(
+        tuple((name, start, end) for name, (start, end) in SPANS.items()), CLIP_SECONDS, keyframe_every_s=None
+    )
 
 
 def sampled_frames(path: Path, encoder: Encoder, fps: float = SAMPLE_FPS) -> tuple[np.ndarray, np.ndarray]:
@@ -278,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.models.offline.encoder import OfflineEncoder
 
     encoder = OfflineEncoder.load()
-    with tempfile.TemporaryDirectory(prefix="vigil-prompts-") as scratch:
-        clip = build_clip(Path(scratch) / "hall-cat-motorcycle.mp4")
-        report = measure(encoder, clip, vtest_avi(), log=lambda line: print(line, file=sys.stderr))
+    report = measure(encoder, build_clip(), vtest_avi(), log=lambda line: print(line, file=sys.stderr))
     report["retrieval"] = measure_retrieval(encoder, args.opencv_samples)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))

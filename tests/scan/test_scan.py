@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from vigil.pipelines.prompts import QueryVectors
 from vigil.pipelines.scan import ScanPipeline, ScanSettings, robust_background
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
-CLIP_FPS = 10
 CLIP_SECONDS = 30
 # (photo, first second shown, first second no longer shown): the ground truth of the clip.
 SPANS = {"cat": (8.0, 13.0), "motorcycle": (19.0, 24.0)}
@@ -137,51 +135,20 @@ def test_bad_settings_are_refused():
 # --- the real clip --------------------------------------------------------------------------------
 
 
-def _photo(pixels: np.ndarray, width: int) -> np.ndarray:
-    from PIL import Image
-
-    image = Image.fromarray(pixels)
-    height = round(image.height * width / image.width)
-    return np.asarray(image.resize((width, height), Image.Resampling.LANCZOS))
-
-
 @pytest.fixture(scope="module")
-def real_clip(tmp_path_factory) -> Path:
+def real_clip() -> Path:
     """30 s of vtest.avi (a real hall with people walking), a real photo of a cat at 8-13 s and of
-    a motorcycle at 19-24 s pasted over the right half (about 45 % of the frame's width), H.264."""
-    import av
-    from skimage import data
-
-    from vigil.media import MediaUnavailableError, vtest_avi
+    a motorcycle at 19-24 s pasted over the right part (45 % of the frame's width), H.264."""
+    from vigil.media import MediaUnavailableError, event_clip
 
     try:
-        source = vtest_avi()
+        return event_clip(
+            tuple((name, start, end) for name, (start, end) in SPANS.items()),
+            CLIP_SECONDS,
+            keyframe_every_s=None,
+        )
     except MediaUnavailableError as error:
         pytest.skip(str(error))
-    photos = {"cat": _photo(data.chelsea(), 345), "motorcycle": _photo(data.stereo_motorcycle()[1], 345)}
-    target = tmp_path_factory.mktemp("scan") / "hall-cat-motorcycle.mp4"
-    with av.open(str(source)) as reader, av.open(str(target), "w") as writer:
-        stream = writer.add_stream("libx264", rate=CLIP_FPS)
-        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
-        stream.time_base = Fraction(1, CLIP_FPS)
-        stream.options = {"crf": "23", "preset": "veryfast", "bf": "0"}
-        for index, frame in enumerate(reader.decode(video=0)):
-            if index >= CLIP_SECONDS * CLIP_FPS:
-                break
-            pixels = frame.to_ndarray(format="rgb24")
-            t = index / CLIP_FPS
-            for name, (start, end) in SPANS.items():
-                if start <= t < end:
-                    photo = photos[name]
-                    top, left = 150, 768 - 40 - photo.shape[1]
-                    pixels[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
-            out = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
-            out.pts, out.time_base = index, Fraction(1, CLIP_FPS)
-            for packet in stream.encode(out):
-                writer.mux(packet)
-        for packet in stream.encode():
-            writer.mux(packet)
-    return target
 
 
 @pytest.mark.parametrize(
