@@ -37,6 +37,9 @@ PretrainedOption = Annotated[str, typer.Option("--pretrained", help="open_clip p
 CheckpointOption = Annotated[
     Path | None, typer.Option("--checkpoint", help="local CLIP checkpoint file (instead of a tag)")
 ]
+MetricsPortOption = Annotated[
+    int | None, typer.Option("--metrics-port", help="Prometheus /metrics port (0: off; default: config)")
+]
 PrecisionOption = Annotated[
     Literal["fp32", "int8", "fp16"], typer.Option("--precision", help="fp16 runs on CUDA only")
 ]
@@ -185,9 +188,7 @@ def broker(port: Annotated[int, typer.Option("--port", help="loopback port")] = 
 @app.command()
 def ingest(
     config: Annotated[Path, typer.Option("--config", "-c", help="cameras YAML (see examples/cameras.yaml)")],
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", help="Prometheus /metrics port (0: off; default: config)")
-    ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Read the configured cameras (RTSP or files) and publish sampled JPEG frames to Kafka."""
     from vigil.services.ingest.service import run_ingest
@@ -271,9 +272,7 @@ def detector(
         Path | None,
         typer.Option("--config", "-c", help="YAML with a `detector:` section (see examples/vigil.yaml)"),
     ] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option("--metrics-port", help="Prometheus /metrics port (0: off; default: config)")
-    ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Match frames from Kafka against the standing queries; hits to Kafka and Milvus."""
     from vigil.services.detector.service import run_detector

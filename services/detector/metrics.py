@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-STAGES = ("received", "decoded", "embedded", "scored")
-SKIP_REASONS = ("behind", "replayed", "no_queries")
 # From 10 ms (a frame straight from a local broker) to a minute behind.
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)

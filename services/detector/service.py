@@ -456,6 +456,8 @@ class DetectorService:
             if pipeline is not None:
                 self.state_log.save(camera_id, pipeline.to_state())
         self._dirty.clear()
+        # The frame index is committed past too: seal it, or a crash now would leave those
+        # frames out of it for good (one fsync a commit interval, not one per batch).
         self.store.flush_frames()
         self.producer.flush()  # snapshots acknowledged before the offsets that rely on them
         if self._offsets:
