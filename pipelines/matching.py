@@ -33,7 +33,7 @@ import enum
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from vigil.pipelines.calibration import ScoreCalibrator, sigmoid
+from vigil.pipelines.calibration import ScoreCalibrator, resolve_threshold, sigmoid
 
 
 def hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
@@ -89,6 +89,27 @@ class MatchSettings:
             raise ValueError(f"need 0 < exit < enter <= 1, got exit={self.exit!r}, enter={self.enter!r}")
         if self.min_duration_ms < 0 or self.cooldown_ms < 0 or self.max_gap_ms <= 0:
             raise ValueError("min_duration_ms and cooldown_ms must be >= 0, max_gap_ms > 0")
+
+    @classmethod
+    def for_threshold(
+        cls,
+        threshold: float | str,
+        *,
+        exit_ratio: float,
+        min_duration_ms: int,
+        cooldown_ms: int,
+        max_gap_ms: int,
+    ) -> MatchSettings:
+        """A query's settings: enter at its threshold ("auto" or a number in (0, 1)), exit at
+        `exit_ratio` of it (hysteresis)."""
+        enter = resolve_threshold(threshold)
+        return cls(
+            enter=enter,
+            exit=enter * exit_ratio,
+            min_duration_ms=min_duration_ms,
+            cooldown_ms=cooldown_ms,
+            max_gap_ms=max_gap_ms,
+        )
 
 
 class MatchStateMachine:

@@ -45,7 +45,6 @@ from vigil.pipelines.calibration import (
     ScoreCalibrator,
     ScorePrior,
     max_background_cosine,
-    resolve_threshold,
 )
 from vigil.pipelines.matching import MatchSettings, MatchStateMachine, QueryTrack
 from vigil.pipelines.prompts import QueryVectors
@@ -77,10 +76,9 @@ class ScanSettings:
     min_std: float = 2e-3
 
     def match_settings(self) -> MatchSettings:
-        enter = resolve_threshold(self.threshold)
-        return MatchSettings(
-            enter=enter,
-            exit=enter * self.exit_ratio,
+        return MatchSettings.for_threshold(
+            self.threshold,
+            exit_ratio=self.exit_ratio,
             min_duration_ms=self.min_duration_ms,
             cooldown_ms=self.cooldown_ms,
             max_gap_ms=self.max_gap_ms,

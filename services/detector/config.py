@@ -20,7 +20,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from vigil.models.errors import VigilError
 from vigil.models.registry import EncoderSettings
-from vigil.pipelines.calibration import resolve_threshold
 from vigil.pipelines.detector import CalibrationSettings
 from vigil.pipelines.matching import MatchSettings
 from vigil.services.common.contract import ID_PATTERN, describe_validation_error
@@ -42,14 +41,7 @@ class MatchConfig(BaseModel):
     max_gap_ms: int = Field(5_000, gt=0, le=600_000, description="no frame for this long ends an event")
 
     def for_threshold(self, threshold: float | str) -> MatchSettings:
-        enter = resolve_threshold(threshold)
-        return MatchSettings(
-            enter=enter,
-            exit=enter * self.exit_ratio,
-            min_duration_ms=self.min_duration_ms,
-            cooldown_ms=self.cooldown_ms,
-            max_gap_ms=self.max_gap_ms,
-        )
+        return MatchSettings.for_threshold(threshold, **self.model_dump())
 
 
 class CameraOverrides(BaseModel):
