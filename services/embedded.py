@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -115,7 +115,7 @@ class _Child:
     restarts: int = 0
     next_start: float = 0.0
     delay_s: float = _RESTART_DELAY_S[0]
-    started_at: float = field(default=0.0)
+    started_at: float = 0.0
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, env=self.environment)
