@@ -61,13 +61,17 @@ def test_sasl_needs_mechanism_user_and_password_and_never_shows_the_password():
 
 def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_tables():
     specs = topic_specs(KafkaSettings(frame_partitions=8, topic_prefix="p-"))
-    assert set(specs) == {"p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters"}
+    assert set(specs) == {
+        "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters", "p-detector-state",
+    }  # fmt: skip
     frames = specs["p-frames"]
     assert frames["num_partitions"] == 8
     assert frames["configs"]["retention.ms"] == str(3_600_000)
     assert int(frames["configs"]["max.message.bytes"]) >= 10 * MIB
     assert specs["p-queries"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-camera-status"]["configs"]["cleanup.policy"] == "compact"
+    assert specs["p-detector-state"]["configs"]["cleanup.policy"] == "compact"
+    assert specs["p-detector-state"]["num_partitions"] == 1
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
     assert int(specs["p-dead-letters"]["configs"]["max.message.bytes"]) > int(
         frames["configs"]["max.message.bytes"]
