@@ -62,7 +62,8 @@ def test_sasl_needs_mechanism_user_and_password_and_never_shows_the_password():
 def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_tables():
     specs = topic_specs(KafkaSettings(frame_partitions=8, topic_prefix="p-"))
     assert set(specs) == {
-        "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters", "p-detector-state",
+        "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
+        "p-detector-state",
     }  # fmt: skip
     frames = specs["p-frames"]
     assert frames["num_partitions"] == 8
