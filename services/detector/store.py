@@ -162,6 +162,46 @@ class _HideUnimplementedRpc(logging.Filter):
         )
 
 
+def _discard_torn_index_files(directory: Path) -> None:
+    """Remove index sidecar files that a killed process left half-written.
+
+    Milvus lite builds segment indexes on a background thread and writes them in place
+    (no temp file and rename), then loads any index file it finds on the next open. A
+    process killed mid-write (the detector is SIGKILLed by design when it is restarted)
+    would leave a file that fails every later open with "Not an Arrow file". The files are
+    derived from the segment data, so a torn one is deleted here and rebuilt on load.
+    """
+    from milvus_lite.index.files import SCALAR_INDEX_FILE_EXT, VECTOR_INDEX_FILE_EXT
+
+    for path in directory.rglob("*"):
+        if path.suffix not in (SCALAR_INDEX_FILE_EXT, VECTOR_INDEX_FILE_EXT) or not path.is_file():
+            continue
+        try:
+            _load_index_file(path)
+        except Exception as exc:  # any reader error means the file is unusable
+            logger.warning("removing torn Milvus lite index file %s (%s); it is rebuilt on load", path, exc)
+            path.unlink()
+
+
+def _load_index_file(path: Path) -> None:
+    """Read the whole index file with the reader Milvus lite would use for it."""
+    from milvus_lite.index.files import SCALAR_INDEX_FILE_EXT
+
+    if path.suffix == SCALAR_INDEX_FILE_EXT:
+        from milvus_lite.index.scalar import ScalarInvertedIndex
+
+        ScalarInvertedIndex.load(str(path))
+        return
+    with path.open("rb") as file:
+        if file.read(6) == b"\x93NUMPY":  # a brute-force index is a .npy array
+            file.seek(0)
+            np.load(file, allow_pickle=False)
+            return
+    import faiss  # HNSW indexes are FAISS files (faiss-cpu comes with milvus-lite)
+
+    faiss.read_index(str(path))
+
+
 class HitStore:
     """The hits and frames collections, created on first use and loaded on every open.
 
@@ -220,6 +260,8 @@ class HitStore:
                 "`vigil up`); stop it, or point every process at a Milvus server URI "
                 "(VIGIL_MILVUS_URI=http://host:19530)"
             ) from None
+        # Safe only now: we hold the directory's lock and no collection has been loaded yet.
+        _discard_torn_index_files(directory)
         logger.info("opened Milvus lite in %s", directory)
         return MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=settings.timeout_s)
 

@@ -182,6 +182,25 @@ def test_an_upserted_hit_survives_a_process_crash_before_close(tmp_path):
         assert reopened.hits() == [make_hit()]
 
 
+def test_index_files_torn_by_a_kill_are_rebuilt_and_the_hits_survive(tmp_path, caplog):
+    directory = tmp_path / "milvus"
+    with HitStore(settings_for(directory)) as first:
+        first.upsert_hits([HitRecord(make_hit(), unit(1.0))])
+        first.add_frames([FrameRecord("cam-1", 1_000, unit(0.0, 1.0), "cam-1/1970-01-01/1000.jpg")])
+        first.flush_frames()
+    index_files = sorted(p for p in directory.rglob("*") if p.suffix in (".idx", ".sidx"))
+    assert {p.suffix for p in index_files} == {".idx", ".sidx"}
+    for path in index_files:  # what a SIGKILL during Milvus lite's in-place index write leaves
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+    with HitStore(settings_for(directory)) as reopened:
+        assert reopened.hits() == [make_hit()]
+        assert reopened.count_frames() == 1
+    assert sum("removing torn Milvus lite index file" in r.getMessage() for r in caplog.records) == len(
+        index_files
+    )
+
+
 def test_a_lite_uri_that_is_a_file_is_refused_with_a_reason(tmp_path):
     old_file = tmp_path / "milvus.db"
     old_file.write_bytes(b"old format")
