@@ -69,9 +69,9 @@ from vigil.services.common.kafka import (
     make_consumer,
     send_to_dead_letter,
 )
+from vigil.services.common.state_log import GroupStateLog
 from vigil.services.detector.config import DetectorConfig, load_detector_config
 from vigil.services.detector.metrics import DetectorMetrics
-from vigil.services.detector.state import DetectorStateLog
 from vigil.services.detector.store import (
     FrameRecord,
     HitRecord,
@@ -145,7 +145,13 @@ class DetectorService:
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
             self._closers.insert(0, self.queries.close)
             self.queries.load()
-            self.state_log = DetectorStateLog(kafka_settings, self.producer, config.group_id)
+            self.state_log = GroupStateLog(
+                kafka_settings,
+                self.producer,
+                kafka_settings.topics.detector_state,
+                config.group_id,
+                "detector state",
+            )
             self.consumer = make_consumer(
                 kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
             )
