@@ -281,7 +281,9 @@ class AlertPolicySettings(_Strict):
 
     cooldown_s: float = Field(60.0, ge=0, le=86_400, description="per (camera, query), between event starts")
     dedupe_ttl_s: float = Field(86_400.0, gt=0, le=30 * 86_400, description="how long hit ids are remembered")
-    dedupe_max_hits: int = Field(100_000, ge=1, le=10_000_000, description="hit ids remembered at most")
+    # The alerter snapshots the policy as one Kafka record after each batch: 20k ids is ~1.5 MB,
+    # inside the default 10 MiB record limit, and a day's hits of a busy site.
+    dedupe_max_hits: int = Field(20_000, ge=1, le=100_000, description="hit ids remembered at most")
     escalate_after: int | None = Field(
         None,
         ge=2,

@@ -282,6 +282,21 @@ def detector(
 
 
 @app.command()
+def alerter(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML with an `alerter:` section (see examples/vigil.yaml)"),
+    ] = None,
+    metrics_port: MetricsPortOption = None,
+) -> None:
+    """Turn hits from Kafka into spoken alerts: "alerts", webhooks and (optionally) the speaker."""
+    from vigil.services.alerter.service import run_alerter
+
+    configure_logging(service=True)
+    run_alerter(config, metrics_port)
+
+
+@app.command()
 def up(
     config: Annotated[Path, typer.Option("--config", "-c", help="cameras, detector and queries YAML")] = Path(
         "examples/vigil.yaml"

@@ -45,6 +45,8 @@ class Topics(BaseModel):
     dead_letters: str = "dead-letters"
     # The detector's per-camera state snapshots (key = camera_id; last value = current).
     detector_state: str = "detector-state"
+    # The alerter's policy memory and alert records (key = "<group>:policy" / "<group>:alert:<id>").
+    alert_state: str = "alert-state"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -194,6 +196,20 @@ class AlertMessage(VigilMessage):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     language: Literal["en", "vi"]
     raised_ts_ms: TimestampMs
+    # Added with the alerter service; defaulted so that older alerts still decode.
+    escalated: bool = False
+    muted: bool = Field(default=False, description="recorded but not spoken (quiet hours)")
+    event_start_ts_ms: TimestampMs | None = None
+    peak_ts_ms: TimestampMs | None = None
+    peak_score: float | None = None
+    thumbnail: Annotated[str, StringConstraints(min_length=1, max_length=1024)] | None = Field(
+        default=None, description="the hit's peak-frame thumbnail reference, as in HitMessage"
+    )
+    query_text: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    audio: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        default=None, description="file name of the spoken alert in the speech cache; None = no audio"
+    )
+    speech_engine: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
 class CameraStatusMessage(VigilMessage):

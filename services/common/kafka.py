@@ -14,6 +14,7 @@ derived is durable downstream.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -289,6 +290,8 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.camera_status: spec(settings.event_partitions, compacted),
         # One partition, like queries: a detector that takes over cameras loads it whole.
         topics.detector_state: spec(1, compacted),
+        # The alerter's policy memory and alert records: loaded whole at start, like detector_state.
+        topics.alert_state: spec(1, compacted),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
@@ -825,6 +828,30 @@ def send_to_dead_letter(
         topics.dead_letters,
         reason,
     )
+    return future
+
+
+def send_json_dead_letter(
+    producer: ResilientProducer,
+    topics: Topics,
+    document: dict[str, Any],
+    reason: str,
+    source: str,
+    key: str | bytes | None = None,
+) -> FutureRecordMetadata:
+    """Publish a dead letter that is not a consumed record (e.g. a webhook delivery that failed
+    for good): value = `document` as UTF-8 JSON, headers dlq.reason, dlq.source (what gave up
+    on it, e.g. "webhook:ops") and dlq.ts_ms, plus content-type application/json."""
+    value = json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
+    headers = [
+        ("dlq.reason", reason[:4000].encode("utf-8", errors="replace")),
+        ("dlq.source", source[:400].encode("utf-8", errors="replace")),
+        ("dlq.ts_ms", str(int(time.time() * 1000)).encode("ascii")),
+        ("content-type", b"application/json"),
+    ]
+    future = producer.send(topics.dead_letters, value, key=key, headers=headers)
+    DEAD_LETTERS.labels(source_topic=source).inc()
+    log.warning("dead-lettered a %s record to %s: %s", source, topics.dead_letters, reason)
     return future
 
 

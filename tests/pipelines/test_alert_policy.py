@@ -526,7 +526,7 @@ EXAMPLE_YAML = """
 alerter:
   cooldown_s: 60
   dedupe_ttl_s: 86400
-  dedupe_max_hits: 100000
+  dedupe_max_hits: 20000
   escalate_after: 3
   escalate_window_s: 600
   cameras:

@@ -1,0 +1,126 @@
+"""The alerter's book of alerts: every alert raised, its end time, and who acknowledged it (pure).
+
+    book = AlertBook()
+    book.add(AlertRecord(alert=message))
+    book.close("alert:cam-1:q:1000", end_ts_ms=5000)
+    book.acknowledge("alert:cam-1:q:1000", "an", now_ms=6000)   # once; a second time raises
+
+An alert is acknowledged exactly once: a second acknowledgement raises
+AlreadyAcknowledgedError naming who acknowledged it and when, so two operators racing for the
+same alert learn that the other one took it. `status` is "open" until then. The service keeps
+each record as JSON (`to_state()` / `from_state()`) on the alert-state topic, so that a
+restarted alerter still knows every acknowledgement.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.models.errors import VigilError
+from vigil.services.common.contract import AlertMessage, TimestampMs
+
+AlertStatus = Literal["open", "acknowledged"]
+
+
+class UnknownAlertError(VigilError, KeyError):
+    """No alert with this id is in the book."""
+
+    def __init__(self, alert_id: str) -> None:
+        self.alert_id = alert_id
+        super().__init__(f"no alert {alert_id!r}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class AlreadyAcknowledgedError(VigilError):
+    """The alert was acknowledged before; `by` and `ts_ms` say by whom and when."""
+
+    def __init__(self, alert_id: str, by: str, ts_ms: int) -> None:
+        self.alert_id, self.by, self.ts_ms = alert_id, by, ts_ms
+        when = datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        super().__init__(f"alert {alert_id!r} was already acknowledged by {by} at {when}")
+
+
+class AlertRecord(BaseModel):
+    """One alert as the book keeps it: the message as published plus what happened to it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert: AlertMessage
+    status: AlertStatus = "open"
+    acknowledged_by: str | None = Field(default=None, min_length=1, max_length=128)
+    acknowledged_ts_ms: TimestampMs | None = None
+    end_ts_ms: TimestampMs | None = Field(default=None, description="when the event ended (capture time)")
+
+    @property
+    def alert_id(self) -> str:
+        return self.alert.alert_id
+
+    def to_state(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_state(cls, state: dict) -> AlertRecord:
+        return cls.model_validate(state)
+
+
+class AlertBook:
+    """Alert records by alert id, in memory. Not thread-safe: the service serialises access."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, AlertRecord] = {}
+
+    def add(self, record: AlertRecord) -> AlertRecord:
+        """Add (or replace, e.g. when loading snapshots) a record."""
+        self._records[record.alert_id] = record
+        return record
+
+    def get(self, alert_id: str) -> AlertRecord:
+        record = self._records.get(alert_id)
+        if record is None:
+            raise UnknownAlertError(alert_id)
+        return record
+
+    def close(self, alert_id: str, end_ts_ms: int) -> AlertRecord:
+        """Record when the alert's event ended; the first end time stays."""
+        record = self.get(alert_id)
+        if record.end_ts_ms is not None:
+            return record
+        return self.add(record.model_copy(update={"end_ts_ms": int(end_ts_ms)}))
+
+    def acknowledge(self, alert_id: str, user: str, now_ms: int) -> AlertRecord:
+        """Mark the alert acknowledged by `user` at `now_ms`; exactly once."""
+        if not isinstance(user, str) or not user.strip():
+            raise ValueError("acknowledging needs the user's name")
+        record = self.get(alert_id)
+        if record.status == "acknowledged":
+            raise AlreadyAcknowledgedError(
+                alert_id, record.acknowledged_by or "?", record.acknowledged_ts_ms or 0
+            )
+        updated = AlertRecord.model_validate(
+            {
+                **record.model_dump(),
+                "status": "acknowledged",
+                "acknowledged_by": user.strip(),
+                "acknowledged_ts_ms": int(now_ms),
+            }
+        )
+        return self.add(updated)
+
+    def open_alerts(self) -> list[AlertRecord]:
+        """Alerts nobody has acknowledged yet, oldest raised first."""
+        records = [record for record in self._records.values() if record.status == "open"]
+        return sorted(records, key=lambda record: (record.alert.raised_ts_ms, record.alert_id))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self._records
+
+    def __iter__(self):
+        return iter(list(self._records.values()))

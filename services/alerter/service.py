@@ -1,0 +1,387 @@
+"""The alerter service: hits from Kafka in, spoken alerts to "alerts", webhooks and the speaker out.
+
+    run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
+
+One loop, one thread (webhooks have their own threads):
+
+1. standing queries: "queries" is loaded whole at start and followed every `query_refresh_ms`,
+   for each hit's query text, language and severity;
+2. a batch of hits from the "hits" consumer group; a hit that does not decode goes to the
+   dead-letter topic;
+3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
+   pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
+   the same. A raised hit becomes an alert with the deterministic id `alert:<hit_id>`: its
+   sentence in the query's language (pipelines/phrases.py), spoken to a cached audio file
+   (a speech failure is logged and the alert goes out without audio), an `AlertMessage` on
+   "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
+   `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
+   records the event's end time on its record;
+4. after each batch the policy's memory goes to "alert-state" (key "<group>:policy"), the
+   producer is flushed, and only then are the hits' offsets committed.
+
+So a restarted alerter (same group) loads the policy memory and the alert records first:
+replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
+Should it crash between publishing an alert and the flush, the alert may be published once
+more under the same alert_id (at-least-once: consumers de-duplicate on it).
+
+One alerter per consumer group: the policy's memory is one snapshot for the whole group.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from prometheus_client import CollectorRegistry, start_http_server
+from pydantic import ValidationError
+
+from vigil.pipelines.alerting import AlertPolicy, Decision
+from vigil.pipelines.phrases import alert_phrase
+from vigil.pipelines.prompts import resolve_language
+from vigil.services.alerter.book import AlertBook, AlertRecord
+from vigil.services.alerter.config import AlerterConfig, load_alerter_config
+from vigil.services.alerter.metrics import AlerterMetrics
+from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer
+from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
+from vigil.services.common.contract import (
+    AlertMessage,
+    BadMessageError,
+    HitMessage,
+    QueryMessage,
+    decode_json,
+    encode_json,
+)
+from vigil.services.common.kafka import (
+    KafkaRecord,
+    KafkaSettings,
+    QueryTableReader,
+    ResilientProducer,
+    ensure_topics,
+    load_kafka_settings,
+    make_consumer,
+    send_json_dead_letter,
+    send_to_dead_letter,
+)
+from vigil.services.common.state_log import GroupStateLog
+
+log = logging.getLogger(__name__)
+
+POLICY_STATE = "policy"
+_ALERT_STATE_PREFIX = "alert:"
+_IDLE_POLL_MS = 100
+_UNKNOWN_QUERY_SEVERITY = "warning"
+
+
+def alert_id_for(hit_id: str) -> str:
+    """The alert raised for a hit: one per hit id, the same after any replay."""
+    return f"alert:{hit_id}"
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, service: AlerterService) -> None:
+        self.service = service
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.service._checkpoint()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+
+class AlerterService:
+    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+
+    def __init__(
+        self,
+        config: AlerterConfig,
+        kafka_settings: KafkaSettings,
+        *,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.config = config
+        self.kafka_settings = kafka_settings
+        self.topics = kafka_settings.topics
+        self.metrics = AlerterMetrics(metrics_registry)
+        self.policy = AlertPolicy(config.policy)
+        self.book = AlertBook()
+        self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
+        self._lock = threading.RLock()  # the book, between the loop and acknowledge()
+        self._offsets: dict[TopicPartition, int] = {}
+        self._closers: list = []
+        self._http_server = None
+        self._last_refresh = 0.0
+        try:
+            ensure_topics(kafka_settings)
+            self.producer = ResilientProducer(kafka_settings)
+            self._closers.insert(0, self.producer.close)
+            # Webhooks: one dispatcher per webhook, so outcomes are counted by webhook.
+            self.dispatchers: list[WebhookDispatcher] = []
+            for webhook in config.webhooks:
+                dispatcher = WebhookDispatcher(
+                    [webhook], self._webhook_dead_letter, self.metrics.webhook_observer(webhook.name)
+                )
+                self.dispatchers.append(dispatcher)
+                self._closers.insert(0, dispatcher.close)
+            self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
+            self._closers.insert(0, self.queries.close)
+            self.queries.load()
+            self.state_log = GroupStateLog(
+                kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
+            )
+            self._restore(self.state_log.load())
+            self.consumer = make_consumer(
+                kafka_settings, config.group_id, max_poll_records=config.batch_max_hits
+            )
+            self._closers.insert(0, lambda: self.consumer.close(autocommit=False))
+            self.consumer.subscribe([self.topics.hits], listener=_Rebalance(self))
+        except BaseException:
+            self.close()
+            raise
+        if config.metrics_port:
+            self._http_server, _ = start_http_server(config.metrics_port, registry=self.metrics.registry)
+
+    def _restore(self, states: dict[str, dict]) -> None:
+        policy_state = states.pop(POLICY_STATE, None)
+        if policy_state is not None:
+            try:
+                self.policy.restore(policy_state)
+            except ValueError as error:
+                log.warning("alert policy starts afresh, its snapshot is unusable: %s", error)
+        for name, state in states.items():
+            if not name.startswith(_ALERT_STATE_PREFIX):
+                continue
+            try:
+                self.book.add(AlertRecord.from_state(state))
+            except ValidationError as error:
+                log.warning("skipped an unreadable alert record %r: %s", name, error)
+        log.info(
+            "alerter state: %d hit ids remembered, %d alerts (%d open)",
+            self.policy.remembered_hits,
+            len(self.book),
+            len(self.book.open_alerts()),
+        )
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        log.info(
+            "alerter running: group %s, %d standing queries", self.config.group_id, len(self.queries.table)
+        )
+        while not stop.is_set():
+            self.step()
+        self._checkpoint()
+
+    def step(self) -> int:
+        """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
+        self._refresh_queries()
+        polled = self.consumer.poll(timeout_ms=_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            return 0
+        raised: list[tuple[AlertMessage, int]] = []
+        for record in records:
+            alert = self._handle(record)
+            if alert is not None:
+                raised.append(alert)
+            tp = TopicPartition(record.topic, record.partition)
+            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
+        self._checkpoint()
+        now_ms = time.time() * 1000
+        for _alert, peak_ts_ms in raised:
+            self.metrics.hit_to_alert_seconds.observe(max(0.0, now_ms - peak_ts_ms) / 1000)
+        return len(records)
+
+    def _refresh_queries(self) -> None:
+        now = time.monotonic()
+        if now - self._last_refresh < self.config.query_refresh_ms / 1000:
+            return
+        self._last_refresh = now
+        self.queries.poll(timeout_ms=0)
+
+    def _handle(self, record: KafkaRecord) -> tuple[AlertMessage, int] | None:
+        try:
+            hit = decode_json(HitMessage, record.value)
+        except BadMessageError as error:
+            send_to_dead_letter(self.producer, self.topics, record, str(error))
+            self.metrics.bad_hits.inc()
+            return None
+        query = self.queries.table.get(hit.query_id)
+        severity = query.severity if query is not None else _UNKNOWN_QUERY_SEVERITY
+        now_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
+        if now_ms is None:
+            now_ms = int(time.time() * 1000)
+        decision = self.policy.decide(hit, severity, now_ms)
+        if not decision.raised:
+            if decision.close_update and decision.alerted and hit.end_ts_ms is not None:
+                self._record_end(alert_id_for(hit.hit_id), hit.end_ts_ms)
+            self.metrics.suppressed.labels(hit.query_id, decision.reason).inc()
+            return None
+        alert_id = alert_id_for(hit.hit_id)
+        with self._lock:
+            if alert_id in self.book:  # published before a crash that lost the policy snapshot
+                log.info("alert %s was raised before; not raising it again", alert_id)
+                return None
+        alert = self._raise(hit, query, decision, alert_id)
+        return alert, hit.peak_ts_ms
+
+    def _raise(
+        self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
+    ) -> AlertMessage:
+        if query is not None:
+            what, language = query.text, resolve_language(query.text, query.language)
+        else:
+            log.warning(
+                "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
+            )
+            what, language = hit.query_id, self.config.default_language
+        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
+        text = alert_phrase(
+            what, self.config.camera_name(hit.camera_id), language, severity, escalated=decision.escalated
+        )
+        spoken = self._speak(text, language)
+        alert = AlertMessage(
+            alert_id=alert_id,
+            hit_id=hit.hit_id,
+            camera_id=hit.camera_id,
+            query_id=hit.query_id,
+            severity=severity,
+            text=text,
+            language=language,
+            raised_ts_ms=int(time.time() * 1000),
+            escalated=decision.escalated,
+            muted=decision.muted,
+            event_start_ts_ms=hit.event_start_ts_ms,
+            peak_ts_ms=hit.peak_ts_ms,
+            peak_score=hit.peak_score,
+            thumbnail=hit.thumbnail,
+            query_text=query.text if query is not None else None,
+            audio=spoken.path.name if spoken is not None else None,
+            speech_engine=spoken.engine if spoken is not None else None,
+        )
+        self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
+        record = AlertRecord(alert=alert, end_ts_ms=hit.end_ts_ms)
+        with self._lock:
+            self.book.add(record)
+            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+        self.metrics.alerts.labels(hit.query_id, severity).inc()
+        if decision.muted:
+            self.metrics.muted.labels(hit.query_id).inc()
+        log.info(
+            "alert %s (%s%s%s): %s",
+            alert_id,
+            severity,
+            ", escalated" if decision.escalated else "",
+            f", muted by {decision.schedule}" if decision.muted else "",
+            text,
+            extra={"alert_id": alert_id, "hit_id": hit.hit_id, "audio": alert.audio},
+        )
+        payload = webhook_payload(alert)
+        for dispatcher in self.dispatchers:
+            try:
+                dispatcher.submit(alert_id, payload)
+            except (ValueError, TypeError, RuntimeError) as error:
+                log.warning("alert %s not sent to webhooks: %s", alert_id, error)
+        if self.config.play_locally and spoken is not None and not decision.muted:
+            self.speech.play(spoken.path)
+        return alert
+
+    def _speak(self, text: str, language: str) -> SpeechResult | None:
+        try:
+            result = self.speech.synthesize(text, language)
+        except (SpeechError, ValueError, OSError) as error:
+            log.warning("the alert goes out without audio: %s", error)
+            self.metrics.speech_engine.labels("none").inc()
+            return None
+        self.metrics.speech_engine.labels(result.engine).inc()
+        return result
+
+    def _record_end(self, alert_id: str, end_ts_ms: int) -> None:
+        with self._lock:
+            if alert_id not in self.book:
+                return
+            record = self.book.close(alert_id, end_ts_ms)
+            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+
+    def _webhook_dead_letter(self, dead: DeadLetter) -> None:
+        # Called from a webhook thread; the producer is thread-safe.
+        try:
+            send_json_dead_letter(
+                self.producer,
+                self.topics,
+                dead.to_dict(),
+                f"webhook {dead.webhook} {dead.outcome}: {dead.error}",
+                f"webhook:{dead.webhook}",
+                key=dead.event_id,
+            )
+        except Exception as error:  # the producer may be closing
+            log.warning("could not dead-letter webhook event %s: %s", dead.event_id, error)
+
+    # --- acknowledgements ----------------------------------------------------------------
+
+    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord:
+        """Acknowledge an alert once and make that durable; raises UnknownAlertError or
+        AlreadyAcknowledgedError (naming who and when). Thread-safe."""
+        now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
+        with self._lock:
+            record = self.book.acknowledge(alert_id, user, now_ms)
+            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+        self.producer.flush()
+        self.metrics.acknowledged.labels(record.alert.query_id).inc()
+        log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
+        return record
+
+    def open_alerts(self) -> list[AlertRecord]:
+        with self._lock:
+            return self.book.open_alerts()
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        """Policy snapshot and every queued output acknowledged, then the offsets committed."""
+        if not self._offsets:
+            return
+        self.state_log.save(POLICY_STATE, self.policy.to_state())
+        self.producer.flush()
+        self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
+        self._offsets = {}
+
+    def close(self) -> None:
+        for close in self._closers:
+            try:
+                close()
+            except Exception as error:  # closing the rest matters more than one failure
+                log.warning("while closing the alerter: %s", error)
+        self._closers = []
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server = None
+
+
+def webhook_payload(alert: AlertMessage) -> dict[str, Any]:
+    """What webhooks receive for a raised alert."""
+    return {"event": "alert.raised", "alert": alert.model_dump(mode="json")}
+
+
+def run_alerter(config_path: Path | None = None, metrics_port: int | None = None) -> None:
+    """`vigil alerter`: run until SIGINT or SIGTERM, then checkpoint and stop."""
+    config = load_alerter_config(config_path)
+    if metrics_port is not None:
+        config = config.model_copy(update={"metrics_port": metrics_port})
+    kafka_settings = load_kafka_settings()
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    service = AlerterService(config, kafka_settings)
+    try:
+        service.run(stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        service.close()

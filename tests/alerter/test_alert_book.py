@@ -1,0 +1,77 @@
+"""The alert book: records by alert id, end times, acknowledged exactly once (pure, no broker)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vigil.services.alerter.book import (
+    AlertBook,
+    AlertRecord,
+    AlreadyAcknowledgedError,
+    UnknownAlertError,
+)
+from vigil.services.common.contract import AlertMessage
+
+
+def alert(alert_id: str = "alert:cam-1:q1:1000", raised_ts_ms: int = 2_000) -> AlertMessage:
+    return AlertMessage(
+        alert_id=alert_id,
+        hit_id=alert_id.removeprefix("alert:"),
+        camera_id="cam-1",
+        query_id="q1",
+        severity="warning",
+        text="Cảnh báo: phát hiện một chiếc xe máy tại camera 1.",
+        language="vi",
+        raised_ts_ms=raised_ts_ms,
+    )
+
+
+def test_an_alert_is_acknowledged_exactly_once_and_the_second_try_says_by_whom_and_when():
+    book = AlertBook()
+    book.add(AlertRecord(alert=alert()))
+    record = book.acknowledge("alert:cam-1:q1:1000", " lan ", now_ms=1_700_000_000_000)
+    assert record.status == "acknowledged"
+    assert record.acknowledged_by == "lan"
+    assert record.acknowledged_ts_ms == 1_700_000_000_000
+    assert book.get("alert:cam-1:q1:1000") == record
+    with pytest.raises(
+        AlreadyAcknowledgedError, match=r"already acknowledged by lan at 2023-11-14 22:13:20 UTC"
+    ):
+        book.acknowledge("alert:cam-1:q1:1000", "minh", now_ms=1_700_000_100_000)
+    assert book.get("alert:cam-1:q1:1000").acknowledged_by == "lan"
+
+
+def test_unknown_alerts_and_nameless_users_are_refused():
+    book = AlertBook()
+    with pytest.raises(UnknownAlertError, match="no alert 'alert:nope'"):
+        book.acknowledge("alert:nope", "lan", now_ms=1)
+    with pytest.raises(UnknownAlertError):
+        book.close("alert:nope", 5)
+    book.add(AlertRecord(alert=alert()))
+    with pytest.raises(ValueError, match="user's name"):
+        book.acknowledge("alert:cam-1:q1:1000", "  ", now_ms=1)
+    assert book.get("alert:cam-1:q1:1000").status == "open"
+
+
+def test_close_keeps_the_first_end_time_and_open_alerts_are_oldest_first():
+    book = AlertBook()
+    book.add(AlertRecord(alert=alert("alert:cam-1:q1:3000", raised_ts_ms=5_000)))
+    book.add(AlertRecord(alert=alert("alert:cam-1:q1:1000", raised_ts_ms=2_000)))
+    book.add(AlertRecord(alert=alert("alert:cam-1:q1:2000", raised_ts_ms=3_000)))
+    assert book.close("alert:cam-1:q1:1000", 4_000).end_ts_ms == 4_000
+    assert book.close("alert:cam-1:q1:1000", 9_000).end_ts_ms == 4_000
+    book.acknowledge("alert:cam-1:q1:2000", "lan", now_ms=6_000)
+    assert [r.alert_id for r in book.open_alerts()] == ["alert:cam-1:q1:1000", "alert:cam-1:q1:3000"]
+    assert len(book) == 3 and "alert:cam-1:q1:2000" in book
+
+
+def test_a_record_survives_its_json_snapshot():
+    book = AlertBook()
+    book.add(AlertRecord(alert=alert()))
+    book.close("alert:cam-1:q1:1000", 4_000)
+    record = book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=6_000)
+    restored = AlertRecord.from_state(json.loads(json.dumps(record.to_state())))
+    assert restored == record
+    assert restored.alert.text.startswith("Cảnh báo")
