@@ -15,22 +15,22 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from vigil.models.errors import VigilError
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
-from vigil.services.common.contract import ID_PATTERN, describe_validation_error
+from vigil.services.common.contract import ID_PATTERN
+from vigil.services.common.settings import EnvOverFileSettings, load_section
 
 
 class AlerterConfigError(VigilError):
     """The alerter's settings file or environment is invalid; the message names the field."""
 
 
-class AlerterConfig(BaseSettings):
+class AlerterConfig(EnvOverFileSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_ALERTER_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
@@ -69,41 +69,8 @@ class AlerterConfig(BaseSettings):
     def camera_name(self, camera_id: str) -> str:
         return self.cameras.get(camera_id, camera_id)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init arguments), as for every Vigil service.
-        return env_settings, init_settings
-
 
 def load_alerter_config(path: Path | None = None) -> AlerterConfig:
     """Defaults, then the `alerter:` section of the YAML file at `path` (if any; the file may
     configure the other services too, as `vigil up`'s does), then VIGIL_ALERTER_* variables."""
-    document: dict = {}
-    where = "alerter settings (VIGIL_ALERTER_*)"
-    if path is not None:
-        where = str(path)
-        try:
-            document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as error:
-            raise AlerterConfigError(
-                f"cannot read alerter config {path}: {error.strerror or error}"
-            ) from None
-        except yaml.YAMLError as error:
-            raise AlerterConfigError(f"{path}: not valid YAML: {error}") from None
-        if not isinstance(document, dict):
-            raise AlerterConfigError(f"{path}: expected a mapping with an `alerter` section")
-        document = document.get("alerter") or {}
-        if not isinstance(document, dict):
-            raise AlerterConfigError(f"{path}: alerter: expected a mapping of alerter settings")
-        where = f"{path}: alerter"
-    try:
-        return AlerterConfig(**document)
-    except ValidationError as error:
-        raise AlerterConfigError(f"{where}: {describe_validation_error(error)}") from None
+    return load_section(path, "alerter", AlerterConfig, AlerterConfigError)

@@ -14,15 +14,15 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from vigil.models.errors import VigilError
 from vigil.models.registry import EncoderSettings
 from vigil.pipelines.detector import CalibrationSettings
 from vigil.pipelines.matching import MatchSettings
 from vigil.services.common.contract import ID_PATTERN, describe_validation_error
+from vigil.services.common.settings import EnvOverFileSettings, load_section
 
 
 class DetectorConfigError(VigilError):
@@ -50,7 +50,7 @@ class CameraOverrides(BaseModel):
     match: dict[str, Any] = Field(default_factory=dict, description="fields of `match` to override")
 
 
-class DetectorConfig(BaseSettings):
+class DetectorConfig(EnvOverFileSettings):
     model_config = SettingsConfigDict(
         env_prefix="VIGIL_DETECTOR_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
@@ -98,41 +98,8 @@ class DetectorConfig(BaseSettings):
             return self.match
         return MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (init arguments), as for every Vigil service.
-        return env_settings, init_settings
-
 
 def load_detector_config(path: Path | None = None) -> DetectorConfig:
     """Defaults, then the `detector:` section of the YAML file at `path` (if any; the file may
     configure the other services too, as `vigil up`'s does), then VIGIL_DETECTOR_* variables."""
-    document: dict = {}
-    where = "detector settings (VIGIL_DETECTOR_*)"
-    if path is not None:
-        where = str(path)
-        try:
-            document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as error:
-            raise DetectorConfigError(
-                f"cannot read detector config {path}: {error.strerror or error}"
-            ) from None
-        except yaml.YAMLError as error:
-            raise DetectorConfigError(f"{path}: not valid YAML: {error}") from None
-        if not isinstance(document, dict):
-            raise DetectorConfigError(f"{path}: expected a mapping with a `detector` section")
-        document = document.get("detector") or {}
-        if not isinstance(document, dict):
-            raise DetectorConfigError(f"{path}: detector: expected a mapping of detector settings")
-        where = f"{path}: detector"
-    try:
-        return DetectorConfig(**document)
-    except ValidationError as error:
-        raise DetectorConfigError(f"{where}: {describe_validation_error(error)}") from None
+    return load_section(path, "detector", DetectorConfig, DetectorConfigError)
