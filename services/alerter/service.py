@@ -30,7 +30,6 @@ One alerter per consumer group: the policy's memory is one snapshot for the whol
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from vigil.pipelines.alerting import AlertPolicy, Decision
@@ -68,6 +67,7 @@ from vigil.services.common.kafka import (
     send_json_dead_letter,
     send_to_dead_letter,
 )
+from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
 
 log = logging.getLogger(__name__)
@@ -113,13 +113,12 @@ class AlerterService:
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
         self._lock = threading.RLock()  # the book, between the loop and acknowledge()
         self._offsets: dict[TopicPartition, int] = {}
-        self._closers: list = []
-        self._http_server = None
+        self._closers = Closers("alerter")
         self._last_refresh = 0.0
         try:
             ensure_topics(kafka_settings)
             self.producer = ResilientProducer(kafka_settings)
-            self._closers.insert(0, self.producer.close)
+            self._closers.push(self.producer.close)
             # Webhooks: one dispatcher per webhook, so outcomes are counted by webhook.
             self.dispatchers: list[WebhookDispatcher] = []
             for webhook in config.webhooks:
@@ -127,9 +126,9 @@ class AlerterService:
                     [webhook], self._webhook_dead_letter, self.metrics.webhook_observer(webhook.name)
                 )
                 self.dispatchers.append(dispatcher)
-                self._closers.insert(0, dispatcher.close)
+                self._closers.push(dispatcher.close)
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.insert(0, self.queries.close)
+            self._closers.push(self.queries.close)
             self.queries.load()
             self.state_log = GroupStateLog(
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
@@ -138,13 +137,13 @@ class AlerterService:
             self.consumer = make_consumer(
                 kafka_settings, config.group_id, max_poll_records=config.batch_max_hits
             )
-            self._closers.insert(0, lambda: self.consumer.close(autocommit=False))
+            self._closers.push(lambda: self.consumer.close(autocommit=False))
             self.consumer.subscribe([self.topics.hits], listener=_Rebalance(self))
         except BaseException:
             self.close()
             raise
         if config.metrics_port:
-            self._http_server, _ = start_http_server(config.metrics_port, registry=self.metrics.registry)
+            self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
 
     def _restore(self, states: dict[str, dict]) -> None:
         policy_state = states.pop(POLICY_STATE, None)
@@ -352,15 +351,7 @@ class AlerterService:
         self._offsets = {}
 
     def close(self) -> None:
-        for close in self._closers:
-            try:
-                close()
-            except Exception as error:  # closing the rest matters more than one failure
-                log.warning("while closing the alerter: %s", error)
-        self._closers = []
-        if self._http_server is not None:
-            self._http_server.shutdown()
-            self._http_server = None
+        self._closers.close()
 
 
 def webhook_payload(alert: AlertMessage) -> dict[str, Any]:
@@ -374,14 +365,9 @@ def run_alerter(config_path: Path | None = None, metrics_port: int | None = None
     if metrics_port is not None:
         config = config.model_copy(update={"metrics_port": metrics_port})
     kafka_settings = load_kafka_settings()
-    stop = threading.Event()
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    service = AlerterService(config, kafka_settings)
-    try:
-        service.run(stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        service.close()
+    with stop_on_signals() as stop:
+        service = AlerterService(config, kafka_settings)
+        try:
+            service.run(stop)
+        finally:
+            service.close()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import logging
-import signal
 import threading
 import time
 from collections import defaultdict
@@ -41,7 +40,7 @@ import numpy as np
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from PIL import Image, UnidentifiedImageError
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from vigil.models.encoder import Encoder
@@ -69,6 +68,7 @@ from vigil.services.common.kafka import (
     make_consumer,
     send_to_dead_letter,
 )
+from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
 from vigil.services.detector.config import DetectorConfig, load_detector_config
 from vigil.services.detector.metrics import DetectorMetrics
@@ -137,13 +137,14 @@ class DetectorService:
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
         self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
-        self._closers = [self.store.close]
+        self._closers = Closers("detector")
+        self._closers.push(self.store.close)
         try:
             ensure_topics(kafka_settings)
             self.producer = ResilientProducer(kafka_settings)
-            self._closers.insert(0, self.producer.close)
+            self._closers.push(self.producer.close)
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.insert(0, self.queries.close)
+            self._closers.push(self.queries.close)
             self.queries.load()
             self.state_log = GroupStateLog(
                 kafka_settings,
@@ -155,7 +156,7 @@ class DetectorService:
             self.consumer = make_consumer(
                 kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
             )
-            self._closers.insert(0, lambda: self.consumer.close(autocommit=False))
+            self._closers.push(lambda: self.consumer.close(autocommit=False))
             self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
         except BaseException:
             self.close()
@@ -171,9 +172,8 @@ class DetectorService:
         self._last_indexed: dict[str, int] = {}
         self._last_commit = time.monotonic()
         self._last_refresh = 0.0
-        self._http_server = None
         if config.metrics_port:
-            self._http_server, _ = start_http_server(config.metrics_port, registry=self.metrics.registry)
+            self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
 
     def _temporal_stage(self) -> TemporalStage:
         from vigil.models.temporal import TemporalScorer
@@ -473,15 +473,7 @@ class DetectorService:
             self._offsets = {}
 
     def close(self) -> None:
-        for close in self._closers:
-            try:
-                close()
-            except Exception as error:  # closing the rest matters more than one failure
-                log.warning("while closing the detector: %s", error)
-        self._closers = []
-        if self._http_server is not None:
-            self._http_server.shutdown()
-            self._http_server = None
+        self._closers.close()
 
 
 def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
@@ -520,14 +512,9 @@ def run_detector(config_path: Path | None = None, metrics_port: int | None = Non
         raise VigilError(
             f"invalid Milvus settings (VIGIL_MILVUS_*): {describe_validation_error(error)}"
         ) from None
-    stop = threading.Event()
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    service = DetectorService(config, kafka_settings, store_settings)
-    try:
-        service.run(stop)
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        service.close()
+    with stop_on_signals() as stop:
+        service = DetectorService(config, kafka_settings, store_settings)
+        try:
+            service.run(stop)
+        finally:
+            service.close()

@@ -7,12 +7,12 @@ published to Kafka "frames", camera states to "camera-status", metrics on /metri
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
@@ -21,6 +21,7 @@ from vigil.services.common.kafka import (
     ensure_topics,
     load_kafka_settings,
 )
+from vigil.services.common.lifecycle import serve_metrics, stop_on_signals
 from vigil.services.ingest.camera import CameraStatus, CameraWorker
 from vigil.services.ingest.config import IngestConfig, load_config
 from vigil.services.ingest.metrics import IngestMetrics
@@ -66,7 +67,7 @@ class IngestService:
             )
         self._stop = threading.Event()
         self._supervisor = threading.Thread(target=self._watch, name="ingest-supervisor", daemon=True)
-        self._http_server = None
+        self._stop_metrics: Callable[[], None] | None = None
         self._started = False
 
     def start(self) -> IngestService:
@@ -74,7 +75,7 @@ class IngestService:
             return self
         self._started = True
         if self.metrics_port:
-            self._http_server, _ = start_http_server(self.metrics_port, registry=self.metrics.registry)
+            self._stop_metrics = serve_metrics(self.metrics_port, self.metrics.registry)
             logger.info("ingest metrics on :%d/metrics", self.metrics_port)
         try:
             ensure_topics(self.kafka_settings, timeout_s=_STARTUP_TOPICS_TIMEOUT_S)
@@ -107,9 +108,8 @@ class IngestService:
         self._supervisor.join(timeout=1.0)
         self.publisher.stop(drain_timeout_s=self.config.publisher.drain_timeout_s)
         self.producer.close()
-        if self._http_server is not None:
-            self._http_server.shutdown()
-            self._http_server.server_close()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
         logger.info("ingest stopped")
 
     def status(self) -> dict[str, CameraStatus]:
@@ -137,15 +137,10 @@ def run_ingest(config_path: Path, metrics_port: int | None = None) -> None:
     config = load_config(config_path)
     kafka_settings = load_kafka_settings()
     service = IngestService(config, kafka_settings, metrics_port=metrics_port)
-    stop = threading.Event()
-    previous = {
-        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        service.start()
-        while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly
-            pass
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        service.stop()
+    with stop_on_signals() as stop:
+        try:
+            service.start()
+            while not stop.wait(1.0):  # a timed wait lets the signal handler run promptly
+                pass
+        finally:
+            service.stop()

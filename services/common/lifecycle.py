@@ -1,0 +1,59 @@
+"""What every long-running service does at its edges: stop on a signal, close what it opened."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+log = logging.getLogger(__name__)
+
+
+class Closers:
+    """What a service has opened so far, closed newest first; one failure does not stop the rest
+    (closing the others matters more), and closing twice closes nothing twice."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._closers: list[Callable[[], object]] = []
+
+    def push(self, close: Callable[[], object]) -> None:
+        self._closers.insert(0, close)
+
+    def close(self) -> None:
+        closers, self._closers = self._closers, []
+        for close in closers:
+            try:
+                close()
+            except Exception as error:
+                log.warning("while closing the %s: %s", self.what, error)
+
+
+def serve_metrics(port: int, registry: CollectorRegistry) -> Callable[[], None]:
+    """Prometheus /metrics on `port` in a thread; returns what stops it and frees the port."""
+    server, _ = start_http_server(port, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return stop
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT or SIGTERM sets while the block runs; the previous handlers are put
+    back after it. Call from the main thread (Python delivers signals there only)."""
+    stop = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
