@@ -83,19 +83,10 @@ def sampled_frames(path: Path, encoder: Encoder, fps: float = SAMPLE_FPS) -> tup
     """(times in s, (n, dim) embeddings) of the frames `vigil scan --fps` would sample."""
     import av
 
-    from vigil.pipelines.sampling import FrameSampler
+    from vigil.services.scan.video import sampled_frames as scan_samples
 
-    sampler = FrameSampler(fps)
-    times, pixels = [], []
-    first = None
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            if frame.time is None:
-                continue
-            first = frame.time if first is None else first
-            if sampler.offer(frame.time - first):
-                times.append(frame.time - first)
-                pixels.append(frame.to_ndarray(format="rgb24"))
+        times, pixels = map(list, zip(*scan_samples(container, fps), strict=True))
     embeddings = np.concatenate([encoder.embed_images(pixels[i : i + 16]) for i in range(0, len(pixels), 16)])
     return np.asarray(times), embeddings
 

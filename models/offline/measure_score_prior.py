@@ -56,19 +56,11 @@ def hall_frames(fps: float) -> tuple[Path, list[np.ndarray]]:
     import av
 
     from vigil.media import vtest_avi
-    from vigil.pipelines.sampling import FrameSampler
+    from vigil.services.scan.video import sampled_frames
 
     path = vtest_avi()
-    sampler = FrameSampler(fps)
-    frames = []
-    first = None
     with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            if frame.time is None:
-                continue
-            first = frame.time if first is None else first
-            if sampler.offer(frame.time - first):
-                frames.append(frame.to_ndarray(format="rgb24"))
+        frames = [pixels for _, pixels in sampled_frames(container, fps)]
     return path, frames
 
 

@@ -6,7 +6,7 @@ with background prompts (`embed_queries`), and judged on their margin over the b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +40,21 @@ def video_duration_s(container: av.container.InputContainer) -> float | None:
     return None
 
 
+def sampled_frames(container: av.container.InputContainer, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(seconds since the first decoded frame, RGB uint8 pixels) of each frame of the first video
+    stream that `vigil scan --fps` keeps: sampled by frame timestamps, not by frame count."""
+    sampler = FrameSampler(fps)
+    first: float | None = None
+    for frame in container.decode(container.streams.video[0]):
+        if frame.time is None:
+            continue
+        if first is None:
+            first = frame.time
+        t = frame.time - first
+        if sampler.offer(t):
+            yield t, frame.to_ndarray(format="rgb24")
+
+
 def scan_video(
     path: Path,
     queries: Sequence[str],
@@ -59,14 +74,13 @@ def scan_video(
     if gap_ms != settings.max_gap_ms:
         settings = replace(settings, max_gap_ms=gap_ms)
     pipeline = ScanPipeline(list(queries), embed_queries(encoder, list(queries)), settings)
-    sampler = FrameSampler(fps)
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as error:
         raise VigilError(f"{path}: cannot open as a video: {_reason(error)}") from None
     batch_ts: list[int] = []
     batch_pixels: list[np.ndarray] = []
-    first: float | None = None
+    sampled = 0
     last_s = 0.0
 
     def flush() -> None:
@@ -79,20 +93,13 @@ def scan_video(
         if not container.streams.video:
             raise VigilError(f"{path}: has no video stream")
         total = video_duration_s(container)
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        container.streams.video[0].thread_type = "AUTO"
         try:
-            for frame in container.decode(stream):
-                if frame.time is None:
-                    continue
-                if first is None:
-                    first = frame.time
-                t = frame.time - first
-                if not sampler.offer(t):
-                    continue
+            for t, pixels in sampled_frames(container, fps):
+                sampled += 1
                 last_s = max(last_s, t)
                 batch_ts.append(round(t * 1000))
-                batch_pixels.append(frame.to_ndarray(format="rgb24"))
+                batch_pixels.append(pixels)
                 if len(batch_pixels) >= batch_size:
                     flush()
                     if progress is not None:
@@ -100,7 +107,7 @@ def scan_video(
         except av.error.FFmpegError as error:
             raise VigilError(f"{path}: cannot decode: {_reason(error)}") from None
         flush()
-    if first is None:
+    if not sampled:  # the sampler keeps the first frame, so none was decoded
         raise VigilError(f"{path}: no video frames could be decoded")
     if progress is not None:
         progress(total if total is not None else last_s, total)
