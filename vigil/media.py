@@ -16,8 +16,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +79,36 @@ def vtest_avi() -> Path:
     return target
 
 
+@contextmanager
+def _h264_file(
+    target: Path, width: int, height: int, fps: int, options: dict[str, str]
+) -> Iterator[Callable[[Any], None]]:
+    """An H.264 MP4 writer (libx264, yuv420p): yields write(frame), each frame shown 1/fps s.
+    Written under a temporary name and renamed to `target` only once complete, so a cached
+    clip is never a half-written one."""
+    import av  # noqa: PLC0415 - only the clip makers need PyAV
+
+    partial = target.with_suffix(".partial.mp4")
+    with av.open(str(partial), "w") as writer:
+        stream = writer.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = Fraction(1, fps)
+        stream.options = options
+        written = 0
+
+        def write(frame: Any) -> None:
+            nonlocal written
+            frame.pts, frame.time_base = written, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                writer.mux(packet)
+            written += 1
+
+        yield write
+        for packet in stream.encode():
+            writer.mux(packet)
+    partial.replace(target)
+
+
 def h264_clip(
     width: int, height: int, fps: int, gop_s: float, seconds: float | None = None, kbit_s: int | None = None
 ) -> Path:
@@ -91,37 +124,24 @@ def h264_clip(
         return target
     import av  # noqa: PLC0415 - only the clip makers need PyAV
 
-    source = vtest_avi()
-    partial = target.with_suffix(".partial.mp4")
     max_frames = None if seconds is None else round(seconds * fps)
-    with av.open(str(source)) as reader, av.open(str(partial), "w") as writer:
-        stream = writer.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        if kbit_s is None:
-            quality = {"crf": "23"}
-        else:
-            quality = {"b": f"{kbit_s}k", "maxrate": f"{kbit_s}k", "bufsize": f"{2 * kbit_s}k"}
-        stream.options = {
-            **quality,
-            "preset": "veryfast",
-            "g": str(gop_frames),
-            "keyint_min": str(gop_frames),
-            "sc_threshold": "0",  # keyframes on the clock only, as cameras do
-            "bf": "0",
-        }
-        written = 0
-        for frame in reader.decode(video=0):
+    if kbit_s is None:
+        quality = {"crf": "23"}
+    else:
+        quality = {"b": f"{kbit_s}k", "maxrate": f"{kbit_s}k", "bufsize": f"{2 * kbit_s}k"}
+    options = {
+        **quality,
+        "preset": "veryfast",
+        "g": str(gop_frames),
+        "keyint_min": str(gop_frames),
+        "sc_threshold": "0",  # keyframes on the clock only, as cameras do
+        "bf": "0",
+    }
+    with av.open(str(vtest_avi())) as reader, _h264_file(target, width, height, fps, options) as write:
+        for written, frame in enumerate(reader.decode(video=0)):
             if max_frames is not None and written >= max_frames:
                 break
-            scaled = frame.reformat(width=width, height=height, format="yuv420p")
-            scaled.pts, scaled.time_base = written, Fraction(1, fps)
-            for packet in stream.encode(scaled):
-                writer.mux(packet)
-            written += 1
-        for packet in stream.encode():
-            writer.mux(packet)
-    partial.replace(target)
+            write(frame.reformat(width=width, height=height, format="yuv420p"))
     return target
 
 
@@ -173,19 +193,16 @@ def event_clip(
     import av  # noqa: PLC0415
 
     photos = {name: event_photo(name, 345) for name, _, _ in events}
-    partial = target.with_suffix(".partial.mp4")
-    with av.open(str(vtest_avi())) as reader, av.open(str(partial), "w") as writer:
-        stream = writer.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
-        stream.time_base = Fraction(1, fps)
-        stream.options = {"crf": "23", "preset": "veryfast", "bf": "0"}
-        if keyframe_every_s is not None:
-            stream.options = {**stream.options, "g": str(max(1, round(keyframe_every_s * fps)))}
+    options = {"crf": "23", "preset": "veryfast", "bf": "0"}
+    if keyframe_every_s is not None:
+        options["g"] = str(max(1, round(keyframe_every_s * fps)))
+    frames = round(seconds * fps)
+    with av.open(str(vtest_avi())) as reader, _h264_file(target, 768, 576, fps, options) as write:
         written = 0
-        while written < round(seconds * fps):
+        while written < frames:
             reader.seek(0)  # footage shorter than the clip loops
             for frame in reader.decode(video=0):
-                if written >= round(seconds * fps):
+                if written >= frames:
                     break
                 pixels = frame.to_ndarray(format="rgb24")
                 t = written / fps
@@ -194,14 +211,8 @@ def event_clip(
                         photo = photos[name]
                         top, left = 150, 768 - 40 - photo.shape[1]
                         pixels[top : top + photo.shape[0], left : left + photo.shape[1]] = photo
-                out = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
-                out.pts, out.time_base = written, Fraction(1, fps)
-                for packet in stream.encode(out):
-                    writer.mux(packet)
+                write(av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p"))
                 written += 1
-        for packet in stream.encode():
-            writer.mux(packet)
-    partial.replace(target)
     return target
 
 
