@@ -116,6 +116,24 @@ class AlertBook:
         records = [record for record in self._records.values() if record.status == "open"]
         return sorted(records, key=lambda record: (record.alert.raised_ts_ms, record.alert_id))
 
+    def records(
+        self,
+        status: AlertStatus | Literal["all"] = "all",
+        camera_id: str | None = None,
+        query_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AlertRecord]:
+        """Records matching every filter given, newest raised first, at most `limit`."""
+        records = [
+            record
+            for record in self._records.values()
+            if status in ("all", record.status)
+            and camera_id in (None, record.alert.camera_id)
+            and query_id in (None, record.alert.query_id)
+        ]
+        records.sort(key=lambda record: (record.alert.raised_ts_ms, record.alert_id), reverse=True)
+        return records if limit is None else records[:limit]
+
     def __len__(self) -> int:
         return len(self._records)
 

@@ -6,7 +6,8 @@
 Environment variables (VIGIL_ALERTER_<FIELD>, nested with "__") override the file, which
 overrides the defaults. `policy` is the alert policy (cooldown, escalation, schedules; see
 pipelines/alerting.py), `speech` how alerts are spoken, `webhooks` where they are POSTed,
-`cameras` the names cameras are spoken by (a camera missing there is spoken by its id).
+`cameras` the names cameras are spoken by (a camera missing there is spoken by its id), `api`
+the HTTP API (alerts, live stream, acknowledgements, media; services/alerter/api.py).
 """
 
 from __future__ import annotations
@@ -15,19 +16,79 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from vigil.models.errors import VigilError
+from vigil.paths import var_dir
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
+from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken
 from vigil.services.common.contract import ID_PATTERN
 from vigil.services.common.settings import EnvOverFileSettings, load_section
 
 
 class AlerterConfigError(VigilError):
     """The alerter's settings file or environment is invalid; the message names the field."""
+
+
+class AlertApiSettings(BaseModel):
+    """The alerter's HTTP API. Without `tokens`, one admin token is generated into `token_file`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", min_length=1, description="listen address; 0.0.0.0 for every interface")
+    port: int = Field(8110, ge=0, le=65535, description="0 = no HTTP API")
+    public_url: AnyHttpUrl | None = Field(
+        None, description="how clients and webhook receivers reach this API (default http://host:port)"
+    )
+    tokens: list[ApiToken] = Field(default_factory=list, description="API clients: name, role, token")
+    token_file: Path = Field(
+        default_factory=lambda: var_dir() / "api-token",
+        description="where the generated admin token is kept when no `tokens` are configured",
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        min_length=MIN_SECRET_CHARS,
+        description="HMAC key of signed media links; the same on every replica (default: signing_key_file)",
+    )
+    signing_key_file: Path = Field(default_factory=lambda: var_dir() / "link-signing-key")
+    link_ttl_s: int = Field(86_400, ge=60, le=30 * 86_400, description="how long a signed media link works")
+    replay_changes: int = Field(
+        1000, ge=1, le=100_000, description="changes kept for event-stream clients that reconnect"
+    )
+    thumbnails_dir: Path | None = Field(
+        None, description="the detector's thumbnails (default: VIGIL_MILVUS_THUMBNAILS_DIR, var/thumbnails)"
+    )
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_names(cls, tokens: list[ApiToken]) -> list[ApiToken]:
+        names = [token.name for token in tokens]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"API token names must be unique; repeated: {', '.join(repeated)}")
+        return tokens
+
+    @field_validator("public_url")
+    @classmethod
+    def _bare_base(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        if url is not None and (url.query or url.fragment):
+            raise ValueError("public_url is a base URL: no query or fragment")
+        return url
+
+    def base_url(self, bound_port: int | None = None) -> str:
+        """Absolute base of links, without a trailing slash."""
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            import socket
+
+            host = socket.gethostname()
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{bound_port or self.port}"
 
 
 class AlerterConfig(EnvOverFileSettings):
@@ -47,6 +108,7 @@ class AlerterConfig(EnvOverFileSettings):
     play_locally: bool = Field(False, description="also play unmuted alerts on this machine's sound device")
     batch_max_hits: int = Field(100, ge=1, le=10_000, description="hits handled per poll")
     query_refresh_ms: int = Field(200, ge=10, le=10_000, description="how often live query changes are read")
+    api: AlertApiSettings = Field(default_factory=AlertApiSettings)
 
     @field_validator("cameras")
     @classmethod

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from kafka import ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
@@ -43,11 +43,14 @@ from pydantic import ValidationError
 from vigil.pipelines.alerting import AlertPolicy, Decision
 from vigil.pipelines.phrases import alert_phrase
 from vigil.pipelines.prompts import resolve_language
-from vigil.services.alerter.book import AlertBook, AlertRecord
+from vigil.services.alerter.api import AlertLinks, create_alert_api
+from vigil.services.alerter.book import AlertBook, AlertRecord, AlertStatus
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
+from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
-from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer
+from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
+from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
 from vigil.services.common.contract import (
     AlertMessage,
     BadMessageError,
@@ -56,6 +59,7 @@ from vigil.services.common.contract import (
     decode_json,
     encode_json,
 )
+from vigil.services.common.http import HttpServer
 from vigil.services.common.kafka import (
     KafkaRecord,
     KafkaSettings,
@@ -69,6 +73,7 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
+from vigil.services.detector.store import StoreSettings, ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,12 @@ class AlerterService:
         self.metrics = AlerterMetrics(metrics_registry)
         self.policy = AlertPolicy(config.policy)
         self.book = AlertBook()
+        self.feed = AlertFeed(config.api.replay_changes)
+        self.links: AlertLinks | None = None  # with the HTTP API on
+        self.http: HttpServer | None = None
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
+        self.warmer: SpeechWarmer | None = None
+        self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit
         self._lock = threading.RLock()  # the book, between the loop and acknowledge()
         self._offsets: dict[TopicPartition, int] = {}
         self._closers = Closers("alerter")
@@ -130,6 +140,10 @@ class AlerterService:
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
             self._closers.push(self.queries.close)
             self.queries.load()
+            if config.speech.warm_up:
+                self.warmer = SpeechWarmer(self.speech)
+                self._closers.push(self.warmer.close)
+                self._warm_up()
             self.state_log = GroupStateLog(
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
             )
@@ -142,8 +156,35 @@ class AlerterService:
         except BaseException:
             self.close()
             raise
-        if config.metrics_port:
-            self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+        try:
+            if config.metrics_port:
+                self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+            if config.api.port:
+                self._start_api()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_api(self) -> None:
+        settings = self.config.api
+        tokens = settings.tokens
+        if not tokens:
+            generated = load_or_create_secret(settings.token_file, "alerter API admin token")
+            tokens = [ApiToken(name="admin", role="admin", token=generated)]
+            log.info("API tokens: none configured; the admin token is in %s", settings.token_file)
+        if settings.signing_key is not None:
+            key = settings.signing_key.get_secret_value()
+        else:
+            key = load_or_create_secret(settings.signing_key_file, "media link signing key")
+        thumbnails = ThumbnailStore(settings.thumbnails_dir or StoreSettings().thumbnails_dir)
+        # The links need the bound port (port 0 binds a free one), and the app the links.
+        links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
+        app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
+        self.http = HttpServer(app, settings.host, settings.port, "alerter")
+        self._closers.push(self.http.close)
+        self._closers.push(self.feed.close)  # closed first: open event streams end at once
+        links.base_url = settings.base_url(self.http.port)
+        self.links = links
 
     def _restore(self, states: dict[str, dict]) -> None:
         policy_state = states.pop(POLICY_STATE, None)
@@ -201,7 +242,27 @@ class AlerterService:
         if now - self._last_refresh < self.config.query_refresh_ms / 1000:
             return
         self._last_refresh = now
-        self.queries.poll(timeout_ms=0)
+        if self.queries.poll(timeout_ms=0):
+            self._warm_up()
+
+    def _phrase(self, query: QueryMessage, camera_id: str, severity: str, escalated: bool) -> tuple[str, str]:
+        """The sentence an alert of `query` on `camera_id` says, and its language."""
+        language = resolve_language(query.text, query.language)
+        camera = self.config.camera_name(camera_id)
+        return alert_phrase(query.text, camera, language, severity, escalated=escalated), language
+
+    def _warm_up(self) -> None:
+        """Have each standing query's alert for each camera it may fire on spoken ahead of time."""
+        if self.warmer is None:
+            return
+        phrases = [
+            self._phrase(query, camera_id, query.severity, escalated=False)
+            for query in self.queries.table.snapshot().values()
+            for camera_id in sorted(query.cameras or self._cameras)
+        ]
+        queued = self.warmer.want(phrases)
+        if queued:
+            log.info("speaking %d alert phrases ahead of time", queued)
 
     def _handle(self, record: KafkaRecord) -> tuple[AlertMessage, int] | None:
         try:
@@ -211,6 +272,9 @@ class AlerterService:
             self.metrics.bad_hits.inc()
             return None
         query = self.queries.table.get(hit.query_id)
+        if hit.camera_id not in self._cameras:
+            self._cameras.add(hit.camera_id)
+            self._warm_up()
         severity = query.severity if query is not None else _UNKNOWN_QUERY_SEVERITY
         now_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
         if now_ms is None:
@@ -232,17 +296,16 @@ class AlerterService:
     def _raise(
         self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
     ) -> AlertMessage:
+        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
         if query is not None:
-            what, language = query.text, resolve_language(query.text, query.language)
+            text, language = self._phrase(query, hit.camera_id, severity, decision.escalated)
         else:
             log.warning(
                 "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
             )
-            what, language = hit.query_id, self.config.default_language
-        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
-        text = alert_phrase(
-            what, self.config.camera_name(hit.camera_id), language, severity, escalated=decision.escalated
-        )
+            language = self.config.default_language
+            camera = self.config.camera_name(hit.camera_id)
+            text = alert_phrase(hit.query_id, camera, language, severity, escalated=decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(
             alert_id=alert_id,
@@ -265,9 +328,7 @@ class AlerterService:
         )
         self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
         record = AlertRecord(alert=alert, end_ts_ms=hit.end_ts_ms)
-        with self._lock:
-            self.book.add(record)
-            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+        self._keep(record, "raised")
         self.metrics.alerts.labels(hit.query_id, severity).inc()
         if decision.muted:
             self.metrics.muted.labels(hit.query_id).inc()
@@ -280,7 +341,7 @@ class AlerterService:
             text,
             extra={"alert_id": alert_id, "hit_id": hit.hit_id, "audio": alert.audio},
         )
-        payload = webhook_payload(alert)
+        payload = webhook_payload(alert, self.links)
         for dispatcher in self.dispatchers:
             try:
                 dispatcher.submit(alert_id, payload)
@@ -302,10 +363,16 @@ class AlerterService:
 
     def _record_end(self, alert_id: str, end_ts_ms: int) -> None:
         with self._lock:
-            if alert_id not in self.book:
+            if alert_id not in self.book or self.book.get(alert_id).end_ts_ms is not None:
                 return
-            record = self.book.close(alert_id, end_ts_ms)
-            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+            self._keep(self.book.close(alert_id, end_ts_ms), "ended")
+
+    def _keep(self, record: AlertRecord, change: ChangeKind) -> None:
+        """Into the book, onto "alert-state", and out to event-stream subscribers."""
+        with self._lock:
+            self.book.add(record)
+            self.state_log.save(_ALERT_STATE_PREFIX + record.alert_id, record.to_state())
+            self.feed.publish(change, record)
 
     def _webhook_dead_letter(self, dead: DeadLetter) -> None:
         # Called from a webhook thread; the producer is thread-safe.
@@ -328,8 +395,8 @@ class AlerterService:
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
         with self._lock:
-            record = self.book.acknowledge(alert_id, user, now_ms)
-            self.state_log.save(_ALERT_STATE_PREFIX + alert_id, record.to_state())
+            self._keep(self.book.acknowledge(alert_id, user, now_ms), "acknowledged")
+            record = self.book.get(alert_id)
         self.producer.flush()
         self.metrics.acknowledged.labels(record.alert.query_id).inc()
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
@@ -338,6 +405,22 @@ class AlerterService:
     def open_alerts(self) -> list[AlertRecord]:
         with self._lock:
             return self.book.open_alerts()
+
+    def alert_records(
+        self,
+        status: AlertStatus | Literal["all"] = "all",
+        camera_id: str | None = None,
+        query_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[AlertRecord]:
+        """See AlertBook.records. Thread-safe."""
+        with self._lock:
+            return self.book.records(status, camera_id, query_id, limit)
+
+    def alert_record(self, alert_id: str) -> AlertRecord:
+        """Raises UnknownAlertError. Thread-safe."""
+        with self._lock:
+            return self.book.get(alert_id)
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -354,9 +437,16 @@ class AlerterService:
         self._closers.close()
 
 
-def webhook_payload(alert: AlertMessage) -> dict[str, Any]:
-    """What webhooks receive for a raised alert."""
-    return {"event": "alert.raised", "alert": alert.model_dump(mode="json")}
+def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, Any]:
+    """What webhooks receive for a raised alert: the alert, and signed links to its thumbnail and
+    audio when the HTTP API is on (the receiver needs no token to fetch them)."""
+    media = links.for_alert(alert, time.time()) if links is not None else {}
+    return {
+        "event": "alert.raised",
+        "alert": alert.model_dump(mode="json"),
+        "thumbnail_url": media.get("thumbnail_url"),
+        "audio_url": media.get("audio_url"),
+    }
 
 
 def run_alerter(config_path: Path | None = None, metrics_port: int | None = None) -> None:

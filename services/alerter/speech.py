@@ -38,6 +38,7 @@ import io
 import json
 import logging
 import os
+import queue
 import re
 import shutil
 import subprocess
@@ -46,7 +47,7 @@ import threading
 import time
 import unicodedata
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -63,6 +64,7 @@ __all__ = [
     "SpeechResult",
     "SpeechSettings",
     "SpeechSynthesizer",
+    "SpeechWarmer",
     "audio_duration",
     "find_player",
     "mp3_duration",
@@ -80,6 +82,7 @@ _SUFFIXES: dict[Engine, str] = {"gtts": ".mp3", "espeak-ng": ".wav"}
 _CACHE_VERSION = 1
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 600.0  # a temporary file this old belongs to a process that died mid-write
+_CACHE_NAME = re.compile(r"^(?P<engine>gtts|espeak-ng)-[0-9a-f]{64}(?P<suffix>\.mp3|\.wav)$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
 
 Observer = Callable[[str, float, bool], None]
@@ -130,6 +133,11 @@ class SpeechSettings(BaseModel):
     espeak_timeout_s: float = Field(10.0, gt=0, le=120)
     max_chars: int = Field(2000, ge=1, description="longer texts are refused (AlertMessage.text's limit)")
     play_timeout_s: float = Field(60.0, gt=0, description="a player still running after this is killed")
+    warm_up: bool = Field(
+        True,
+        description="speak each standing query's alert for each known camera ahead of time, in the "
+        "background, so that a raised alert finds its audio cached",
+    )
 
     @field_validator("engines")
     @classmethod
@@ -426,6 +434,23 @@ class SpeechSynthesizer:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.settings.cache_dir / f"{engine}-{digest}{_SUFFIXES[engine]}"
 
+    def cached_file(self, name: str) -> tuple[Path, str]:
+        """The cached audio file named `name` (as on an alert) and its content type.
+
+        Raises ValueError for anything but a cache file name (so a name that arrives over HTTP
+        cannot reach outside the cache) and FileNotFoundError when it is not (or no longer) there.
+        """
+        match = _CACHE_NAME.fullmatch(name) if isinstance(name, str) else None
+        if match is None:
+            raise ValueError(f"{name!r} is not a speech cache file name (<engine>-<sha256>.mp3|.wav)")
+        engine = match["engine"]
+        if _SUFFIXES[engine] != match["suffix"]:
+            raise ValueError(f"{name!r}: {engine} files end in {_SUFFIXES[engine]}")
+        path = self.settings.cache_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"no audio {name!r} in the speech cache")
+        return path, CONTENT_TYPES[engine]
+
     def play(self, path: Path | str, *, wait: bool = False) -> bool:
         """Play a file on the local sound device if there is one (see `play`); False otherwise."""
         return play(path, timeout_s=self.settings.play_timeout_s, wait=wait)
@@ -583,3 +608,54 @@ class SpeechSynthesizer:
                     leftover.unlink()
             except OSError:
                 pass
+
+
+class SpeechWarmer:
+    """Synthesises texts ahead of need, one at a time in a background thread, each (text,
+    language) once per process; failures are logged and left for the alert itself to retry.
+
+    So the first alert of a query on a camera does not wait for synthesis (a gTTS round trip
+    can take a second); the alerter hands it each standing query's phrase for each camera it
+    knows."""
+
+    def __init__(self, synthesizer: SpeechSynthesizer) -> None:
+        self.synthesizer = synthesizer
+        self._wanted: set[tuple[str, str]] = set()
+        # (text, language) to speak; an Event to set once everything before it is done; None to stop.
+        self._queue: queue.SimpleQueue[tuple[str, str] | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="speech-warm-up", daemon=True)
+        self._thread.start()
+
+    def want(self, phrases: Iterable[tuple[str, str]]) -> int:
+        """Queue each (text, language) not asked for before; returns how many were new."""
+        new = 0
+        for phrase in phrases:
+            if phrase not in self._wanted:
+                self._wanted.add(phrase)
+                self._queue.put(phrase)
+                new += 1
+        return new
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until everything queued so far is done (tests, the benchmark); False on timeout."""
+        marker = threading.Event()
+        self._queue.put(marker)
+        return marker.wait(timeout_s)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            text, language = item
+            try:
+                self.synthesizer.synthesize(text, language)
+            except (SpeechError, ValueError, OSError) as error:
+                log.info("could not speak ahead of time (the alert will try again): %s", error)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(30)

@@ -5,85 +5,25 @@ deliveries dead-lettered."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable
 
 import pytest
-from prometheus_client import CollectorRegistry
+from alerter_support import Running, TopicReader, wait_for
 
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.book import AlreadyAcknowledgedError
-from vigil.services.alerter.config import AlerterConfig
-from vigil.services.alerter.service import AlerterService, alert_id_for
+from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.contract import AlertMessage, HitMessage, QueryMessage, derive_hit_id, encode_json
 from vigil.services.common.kafka import (
     ResilientProducer,
-    assign_all_partitions,
-    make_consumer,
     publish_query,
 )
 
 CAMERA, QUERY = "cam-3", "q-moto"
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-class TopicReader:
-    """Every record of a topic from its first, without joining a group."""
-
-    def __init__(self, settings, topic: str) -> None:
-        self.consumer = make_consumer(settings, group_id=None)
-        assign_all_partitions(self.consumer, topic)
-        self.consumer.seek_to_beginning()
-        self.records: list = []
-
-    def poll(self) -> list:
-        for records in self.consumer.poll(timeout_ms=100).values():
-            self.records.extend(records)
-        return self.records
-
-    def close(self) -> None:
-        self.consumer.close(autocommit=False)
-
-
-class Running:
-    """An AlerterService looping in a thread; an exception there fails the test at stop()."""
-
-    def __init__(self, config: AlerterConfig, settings) -> None:
-        self.registry = CollectorRegistry()
-        self.service = AlerterService(config, settings, metrics_registry=self.registry)
-        self.stop_event = threading.Event()
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.service.run(self.stop_event)
-        except BaseException as error:  # reported by stop()
-            self.errors.append(error)
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(30)
-        self.service.close()
-        assert not self.thread.is_alive()
-        assert not self.errors, self.errors
 
 
 def hit(start_ms: int, end_ms: int | None = None) -> HitMessage:
@@ -118,6 +58,7 @@ def config(tmp_path) -> AlerterConfig:
             )
         ],
         cameras={CAMERA: "cổng chính"},
+        api=AlertApiSettings(port=0),  # the HTTP API has its own tests (test_alert_api.py)
     )
 
 
@@ -222,3 +163,37 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
         restarted.stop()
         alerts.close()
         dead.close()
+
+
+def test_alert_phrases_are_spoken_ahead_so_the_alert_finds_its_audio_cached(kafka_settings, config):
+    topics = kafka_settings.topics
+    now_ms = int(time.time() * 1000)
+    with ResilientProducer(kafka_settings) as producer:
+        publish_query(
+            producer,
+            topics,
+            QueryMessage(
+                query_id=QUERY,
+                text="a person climbing the fence",
+                cameras=[CAMERA],
+                severity="warning",
+                created_by="test",
+                updated_ts_ms=now_ms,
+            ),
+        )
+    running = Running(config.model_copy(update={"webhooks": []}), kafka_settings)
+    try:
+        assert running.service.warmer.wait(30)
+        spoken_ahead = config.speech.cache_dir.glob("espeak-ng-*.wav")
+        assert len(list(spoken_ahead)) == 1
+        attempts = "vigil_alerter_speech_synthesis_seconds_count"
+        assert running.metric(attempts, engine="espeak-ng", ok="true") == 1
+        with ResilientProducer(kafka_settings) as producer:
+            producer.send(topics.hits, encode_json(hit(now_ms - 10_000)), key=CAMERA)
+        wait_for(lambda: len(running.service.book), 30, "the alert")
+        alert = running.service.open_alerts()[0].alert
+        assert alert.text == "Alert: a person climbing the fence detected at camera cổng chính."
+        assert alert.audio == running.service.speech.cache_path(alert.text, "en", "espeak-ng").name
+        assert running.metric(attempts, engine="espeak-ng", ok="true") == 1  # no synthesis at alert time
+    finally:
+        running.stop()

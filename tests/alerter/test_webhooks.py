@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from alerter_support import SECRET, Receiver, Response
 from pydantic import ValidationError
 
 from vigil.services.alerter.webhooks import (
@@ -22,7 +19,6 @@ from vigil.services.alerter.webhooks import (
     EXHAUSTED,
     QUEUE_FULL,
     REJECTED,
-    SIGNATURE_HEADER,
     DeadLetter,
     WebhookDispatcher,
     WebhookSender,
@@ -33,87 +29,12 @@ from vigil.services.alerter.webhooks import (
     verify_signature,
 )
 
-SECRET = "s3cr3t-HMAC-key-0123456789abcdef"
 PAYLOAD = {
     "alert_id": "cam1:q1:1700000000000",
     "camera_id": "cam1",
     "text": "người đàn ông mặc áo đỏ",
     "thumbnail_url": "https://thumbs.example/cam1/1700000000000.jpg",
 }
-
-
-@dataclass
-class Response:
-    status: int = 200
-    delay_s: float = 0.0  # before answering; cut short at teardown
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b"ok"
-
-
-@dataclass
-class Received:
-    headers: dict[str, str]
-    body: bytes
-    verified: bool
-    at: float
-
-
-class Receiver:
-    """A webhook receiver: verifies each request's signature, records it, answers per the plan
-    (one Response per request in order, then the last one again)."""
-
-    def __init__(self, secret: str = SECRET) -> None:
-        self.secret = secret
-        self.plan: list[Response] = [Response()]
-        self.received: list[Received] = []
-        self.release = threading.Event()
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                ok = verify_signature(receiver.secret, body, self.headers.get(SIGNATURE_HEADER))
-                with receiver._cond:
-                    index = len(receiver.received)
-                    receiver.received.append(Received(dict(self.headers), body, ok, time.monotonic()))
-                    receiver._cond.notify_all()
-                answer = receiver.plan[min(index, len(receiver.plan) - 1)]
-                if answer.delay_s:
-                    receiver.release.wait(answer.delay_s)
-                try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(answer.body)))
-                    self.end_headers()
-                    self.wfile.write(answer.body)
-                except OSError:  # the sender timed out and hung up
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.received) >= count, timeout), self.received
-
-    def stop(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
 
 
 def settings(url: str, **overrides) -> WebhookSettings:
