@@ -7,7 +7,7 @@ the detector's confirmation delay, Kafka and speech synthesis included.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
 _SPEECH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -66,6 +66,9 @@ class AlerterMetrics:
             ["webhook"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
+        )
+        self.stream_clients = Gauge(
+            "vigil_alerter_stream_clients", "Clients following the live alert stream (SSE)", registry=r
         )
 
     def observe_speech(self, engine: str, seconds: float, ok: bool) -> None:

@@ -116,6 +116,7 @@ class AlerterService:
         self.policy = AlertPolicy(config.policy)
         self.book = AlertBook()
         self.feed = AlertFeed(config.api.replay_changes)
+        self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
         self.http: HttpServer | None = None
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)

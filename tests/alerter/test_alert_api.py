@@ -135,6 +135,7 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
         stream = EventStream(f"{api}/api/v1/alerts/stream?access_token={VIEWER}")
         publish(kafka_settings, make_hit(start_ms, reference))
         raised = stream.next()
+        assert running.metric("vigil_alerter_stream_clients") == 1
         alert_id = alert_id_for(make_hit(start_ms, reference).hit_id)
         assert raised["event"] == "raised" and raised["data"]["alert_id"] == alert_id
         view = raised["data"]
