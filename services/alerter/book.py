@@ -134,6 +134,13 @@ class AlertBook:
         records.sort(key=lambda record: (record.alert.raised_ts_ms, record.alert_id), reverse=True)
         return records if limit is None else records[:limit]
 
+    def prune(self, raised_before_ms: int) -> list[str]:
+        """Forget alerts raised before `raised_before_ms`, whatever their status; their ids."""
+        old = [alert_id for alert_id, r in self._records.items() if r.alert.raised_ts_ms < raised_before_ms]
+        for alert_id in old:
+            del self._records[alert_id]
+        return old
+
     def __len__(self) -> int:
         return len(self._records)
 

@@ -108,6 +108,12 @@ class AlerterConfig(EnvOverFileSettings):
     play_locally: bool = Field(False, description="also play unmuted alerts on this machine's sound device")
     batch_max_hits: int = Field(100, ge=1, le=10_000, description="hits handled per poll")
     query_refresh_ms: int = Field(200, ge=10, le=10_000, description="how often live query changes are read")
+    retention_days: float = Field(
+        30.0,
+        gt=0,
+        le=3650,
+        description="alerts raised longer ago are forgotten (acknowledged or not); hits stay in Milvus",
+    )
     api: AlertApiSettings = Field(default_factory=AlertApiSettings)
 
     @field_validator("cameras")

@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 POLICY_STATE = "policy"
 _ALERT_STATE_PREFIX = "alert:"
 _IDLE_POLL_MS = 100
+_PRUNE_INTERVAL_S = 60.0
 _UNKNOWN_QUERY_SEVERITY = "warning"
 
 
@@ -126,6 +127,8 @@ class AlerterService:
         self._offsets: dict[TopicPartition, int] = {}
         self._closers = Closers("alerter")
         self._last_refresh = 0.0
+        self._last_prune = float("-inf")
+        self.prune_interval_s = _PRUNE_INTERVAL_S
         try:
             ensure_topics(kafka_settings)
             self.producer = ResilientProducer(kafka_settings)
@@ -221,6 +224,7 @@ class AlerterService:
     def step(self) -> int:
         """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
         self._refresh_queries()
+        self._forget_old_alerts()
         polled = self.consumer.poll(timeout_ms=_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
         records = [record for batch in polled.values() for record in batch]
         if not records:
@@ -422,6 +426,21 @@ class AlerterService:
         """Raises UnknownAlertError. Thread-safe."""
         with self._lock:
             return self.book.get(alert_id)
+
+    def _forget_old_alerts(self) -> None:
+        """At most once a minute, drop alerts past `retention_days` from the book and (with a
+        tombstone) from "alert-state", so neither grows without end."""
+        now = time.monotonic()
+        if now - self._last_prune < self.prune_interval_s:
+            return
+        self._last_prune = now
+        cutoff_ms = int(time.time() * 1000 - self.config.retention_days * 86_400_000)
+        with self._lock:
+            forgotten = self.book.prune(cutoff_ms)
+            for alert_id in forgotten:
+                self.state_log.delete(_ALERT_STATE_PREFIX + alert_id)
+        if forgotten:
+            log.info("forgot %d alerts raised over %g days ago", len(forgotten), self.config.retention_days)
 
     # --- checkpoints ---------------------------------------------------------------------
 

@@ -75,3 +75,13 @@ def test_a_record_survives_its_json_snapshot():
     restored = AlertRecord.from_state(json.loads(json.dumps(record.to_state())))
     assert restored == record
     assert restored.alert.text.startswith("Cảnh báo")
+
+
+def test_prune_forgets_alerts_raised_before_the_cutoff_whatever_their_status():
+    book = AlertBook()
+    for raised in (1_000, 2_000, 3_000):
+        book.add(AlertRecord(alert=alert(f"alert:cam-1:q1:{raised}", raised)))
+    book.acknowledge("alert:cam-1:q1:1000", "an", now_ms=1_500)
+    assert book.prune(raised_before_ms=2_500) == ["alert:cam-1:q1:1000", "alert:cam-1:q1:2000"]
+    assert [r.alert.raised_ts_ms for r in book] == [3_000]
+    assert book.prune(raised_before_ms=2_500) == []

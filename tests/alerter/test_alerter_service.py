@@ -197,3 +197,24 @@ def test_alert_phrases_are_spoken_ahead_so_the_alert_finds_its_audio_cached(kafk
         assert running.metric(attempts, engine="espeak-ng", ok="true") == 1  # no synthesis at alert time
     finally:
         running.stop()
+
+
+def test_alerts_past_retention_are_forgotten_for_good(kafka_settings, config):
+    retention_s = 2.0
+    config = config.model_copy(update={"webhooks": [], "retention_days": retention_s / 86_400})
+    with ResilientProducer(kafka_settings) as producer:
+        producer.send(kafka_settings.topics.hits, encode_json(hit(int(time.time() * 1000))), key=CAMERA)
+    running = Running(config, kafka_settings)
+    try:
+        running.service.prune_interval_s = 0.0
+        wait_for(lambda: len(running.service.book), 30, "the alert")
+        raised = time.monotonic()
+        wait_for(lambda: not len(running.service.book), 10, "the alert to be forgotten")
+        assert time.monotonic() - raised < retention_s + 1.0
+    finally:
+        running.stop()
+    restarted = Running(config, kafka_settings)  # the record's tombstone is on alert-state
+    try:
+        assert len(restarted.service.book) == 0
+    finally:
+        restarted.stop()
