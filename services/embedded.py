@@ -1,26 +1,36 @@
 """`vigil up`: the embedded default in one command, on one machine.
 
-    run_embedded(Path("vigil.yaml"), on_hit=print)
+    run_embedded(Path("vigil.yaml"), on_hit=print, on_alert=print)
 
 One YAML file configures it all: the ingest service's cameras (top level, as for `vigil ingest`),
-the detector's `detector:` section, and the standing `queries:` registered at start. `vigil up`
+the detector's `detector:` section, the alerter's `alerter:` section and the standing
+`queries:` registered at start. Every section is validated before anything starts. `vigil up`
 
 1. finds Kafka: VIGIL_KAFKA_BOOTSTRAP when set, else the local broker on 127.0.0.1:19092,
    started here when none answers (services/broker);
 2. registers the file's standing queries on "queries" (id, text, language, cameras, threshold,
    severity; an existing query with the same id is replaced);
-3. runs `vigil ingest` and `vigil detector` as child processes on that config, restarting one
-   that dies (a crash of one stage must not take the others down; each keeps its own cores,
-   which two CPU-heavy stages in one Python process would not);
-4. follows "hits" and hands each to `on_hit` as it arrives, until `stop` is set, `seconds`
-   have passed, or SIGINT / SIGTERM; then stops the children (they checkpoint) and the broker.
+3. runs `vigil ingest`, `vigil detector` and `vigil alerter` as child processes on that config,
+   restarting one that dies (a crash of one stage must not take the others down; each keeps
+   its own cores, which two CPU-heavy stages in one Python process would not). They run in
+   their own session, so a Ctrl-C in the terminal reaches `vigil up` alone, which then stops
+   them in pipeline order (below); on Linux each also gets SIGTERM should `vigil up` die;
+4. follows "hits" and "alerts" and hands each hit to `on_hit` and each alert to `on_alert` as
+   it arrives, until `stop` is set, `seconds` have passed, or SIGINT / SIGTERM;
+5. then stops the children upstream first: ingest, then the detector (it finishes its batch
+   and checkpoints; the hits it published last are on "hits"), then, once the alerter's group
+   has committed every hit seen on "hits" (at most ALERTER_CATCH_UP_S), the alerter; the last
+   hits and alerts are still handed on before the broker stops.
 
 Milvus lite lives in the detector (one owner per directory); the encoder is the detector's
 choice: CLIP when an export of real weights is present, else the offline encoder (it logs which).
+The alerter speaks each alert to a file in its speech cache (`alerter: speech: cache_dir`);
+`AlertMessage.audio` is that file's name (`alert_audio_path` gives the whole path).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -33,11 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from kafka import KafkaAdminClient, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.models.errors import VigilError
+from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.broker.local import resolve_bootstrap
 from vigil.services.common.contract import (
+    AlertMessage,
     HitMessage,
     Identifier,
     QueryMessage,
@@ -45,6 +58,7 @@ from vigil.services.common.contract import (
     describe_validation_error,
 )
 from vigil.services.common.kafka import (
+    KafkaSettings,
     ResilientProducer,
     assign_all_partitions,
     load_kafka_settings,
@@ -58,6 +72,25 @@ log = logging.getLogger(__name__)
 
 # A child that dies is restarted after this, doubling up to the cap while it keeps dying.
 _RESTART_DELAY_S = (1.0, 30.0)
+# At stop: how long the alerter may take to handle the hits already on "hits" (it commits after
+# each batch; a new phrase costs at most ~6 s of gTTS timeouts where Google is unreachable).
+ALERTER_CATCH_UP_S = 10.0
+# At stop: records still arriving this soon after the last one are handed on too.
+_DRAIN_QUIET_MS = 500
+_DRAIN_MAX_S = 5.0
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved here, not in the forked child (no dynamic loading between fork and exec)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when `vigil up` dies (Linux), since its own session
+    keeps it out of reach of the terminal's signals (SIGKILL of `vigil up` included)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class StandingQueryConfig(BaseModel):
@@ -118,8 +151,16 @@ class _Child:
     started_at: float = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=self.environment)
+        # Own session: a Ctrl-C in the terminal reaches `vigil up` only, which stops the
+        # children in pipeline order (run_embedded) instead of all of them at once.
+        self.process = subprocess.Popen(
+            self.command, env=self.environment, start_new_session=True, preexec_fn=_die_with_parent
+        )
         self.started_at = time.monotonic()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def check(self) -> None:
         """Restart the child if it died (with backoff while it keeps dying)."""
@@ -154,10 +195,112 @@ class _Child:
             self.process.wait()
 
 
+class _Follower:
+    """Hands each new record of "hits" (and "alerts", with `on_alert`) to its callback: one
+    group-less consumer from the end of both topics, so it commits and disturbs nothing."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        on_hit: Callable[[HitMessage], None],
+        on_alert: Callable[[AlertMessage], None] | None,
+    ) -> None:
+        topics = settings.topics
+        self.hits_topic = topics.hits
+        self.handlers: dict[str, tuple[type, Callable]] = {topics.hits: (HitMessage, on_hit)}
+        if on_alert is not None:
+            self.handlers[topics.alerts] = (AlertMessage, on_alert)
+        self.consumer = make_consumer(settings, group_id=None)
+        try:
+            # assign_all_partitions checks that each topic exists; then all of them at once.
+            partitions = [tp for topic in self.handlers for tp in assign_all_partitions(self.consumer, topic)]
+            self.consumer.assign(partitions)
+            self.consumer.seek_to_end(*partitions)
+        except BaseException:
+            self.close()
+            raise
+        self.hits_read: dict[TopicPartition, int] = {}  # next offset after the last hit handed on
+
+    def poll(self, timeout_ms: int) -> int:
+        """Hand on what arrives within `timeout_ms`, oldest first (a hit before its alert);
+        returns how many records that was."""
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        records = sorted(
+            (record for batch in polled.values() for record in batch), key=lambda record: record.timestamp
+        )
+        for record in records:
+            if record.topic == self.hits_topic:
+                tp = TopicPartition(record.topic, record.partition)
+                self.hits_read[tp] = max(self.hits_read.get(tp, 0), record.offset + 1)
+            message_type, handler = self.handlers[record.topic]
+            try:
+                message = message_type.model_validate_json(record.value)
+            except ValidationError as error:
+                log.warning("skipped a bad %s record: %s", record.topic, describe_validation_error(error))
+                continue
+            handler(message)
+        return len(records)
+
+    def drain(self, max_s: float = _DRAIN_MAX_S) -> None:
+        """Hand on what is still arriving, until a quiet `_DRAIN_QUIET_MS` (at most `max_s`)."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline and self.poll(_DRAIN_QUIET_MS):
+            pass
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def _wait_for_alerter(
+    follower: _Follower, settings: KafkaSettings, group_id: str, alerter: _Child, timeout_s: float
+) -> None:
+    """Until the alerter's group has committed every hit the follower has seen (it commits
+    after its alerts are flushed), handing on hits and alerts meanwhile; at most `timeout_s`.
+
+    The comparison is with offsets of records actually read, not with the partitions' end
+    offsets, which tansu reports wrongly for a batch of several records (see replay_to_end)."""
+    follower.drain()  # the detector has stopped: its last hits are on "hits"
+    if not follower.hits_read or not alerter.running:
+        return
+    started = time.monotonic()
+    deadline = started + timeout_s
+    admin = KafkaAdminClient(
+        **settings.client_config(), client_id=f"{settings.client_id}-admin", bootstrap_timeout_ms=5_000
+    )
+    try:
+        while True:
+            wanted = dict(follower.hits_read)
+            committed = admin.list_group_offsets({group_id: list(wanted)}).get(group_id, {})
+            behind = {
+                tp: end
+                for tp, end in wanted.items()
+                if committed.get(tp) is None or committed[tp].offset < end
+            }
+            if not behind:
+                log.info("the alerter has handled every hit (waited %.1f s)", time.monotonic() - started)
+                return
+            if time.monotonic() >= deadline or not alerter.running:
+                log.warning(
+                    "the alerter had not handled every hit within %.0f s (%s); stopping it anyway",
+                    timeout_s,
+                    ", ".join(f"partition {tp.partition} at {end}" for tp, end in sorted(behind.items())),
+                )
+                return
+            follower.poll(200)
+    finally:
+        admin.close()
+
+
+def alert_audio_path(alert: AlertMessage, config: AlerterConfig) -> Path | None:
+    """The spoken alert's file (in the alerter's speech cache); None when it went out without."""
+    return None if alert.audio is None else Path(config.speech.cache_dir).resolve() / alert.audio
+
+
 def run_embedded(
     config_path: Path,
     *,
     on_hit: Callable[[HitMessage], None],
+    on_alert: Callable[[AlertMessage], None] | None = None,
     seconds: float | None = None,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
@@ -166,6 +309,7 @@ def run_embedded(
     config_path = Path(config_path).resolve()
     load_config(config_path)  # every section is checked before anything starts
     load_detector_config(config_path)
+    alerter_config = load_alerter_config(config_path)
     queries = load_standing_queries(config_path)
     kafka_settings = load_kafka_settings()
     stop = stop or threading.Event()
@@ -176,11 +320,13 @@ def run_embedded(
     settings = kafka_settings.model_copy(update={"bootstrap": endpoint.bootstrap})
     environment = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": endpoint.bootstrap}
     vigil = [str(Path(sys.executable).with_name("vigil"))]  # the console script of this environment
-    children = [
-        _Child("ingest", [*vigil, "ingest", "--config", str(config_path)], environment),
-        _Child("detector", [*vigil, "detector", "--config", str(config_path)], environment),
-    ]
-    hits = None
+    ingest, detector, alerter = (
+        _Child(name, [*vigil, name, "--config", str(config_path)], environment)
+        for name in ("ingest", "detector", "alerter")
+    )
+    children = [ingest, detector, alerter]
+    follower = None
+    finished = False
     try:
         with ResilientProducer(settings) as producer:
             for query in queries:
@@ -189,28 +335,38 @@ def run_embedded(
             log.info(
                 "registered %d standing queries: %s", len(queries), ", ".join(q.query_id for q in queries)
             )
-        hits = make_consumer(settings, group_id=None)
-        partitions = assign_all_partitions(hits, settings.topics.hits)
-        hits.seek_to_end(*partitions)
+        follower = _Follower(settings, on_hit, on_alert)
         for child in children:
             child.start()
         if on_ready is not None:
             on_ready(endpoint.bootstrap)
         deadline = None if seconds is None else time.monotonic() + seconds
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            for records in hits.poll(timeout_ms=250).values():
-                for record in records:
-                    try:
-                        on_hit(HitMessage.model_validate_json(record.value))
-                    except ValidationError as error:
-                        log.warning("skipped a bad hits record: %s", describe_validation_error(error))
+            follower.poll(250)
             for child in children:
                 child.check()
+        finished = True
     finally:
-        for child in reversed(children):  # the detector first: it checkpoints what ingest sent
-            child.stop()
-        if hits is not None:
-            hits.close(autocommit=False)
+        # Upstream first, so that what each stage published last is handled downstream before
+        # that stage stops: ingest (no new frames), then the detector (it scores its batch and
+        # checkpoints; its last hits are on "hits"), then the alerter once it has handled those
+        # hits (its group's commit follows its alerts' flush). The reverse order would stop the
+        # alerter while the detector may still publish hits that no alert is raised for.
+        ingest.stop()
+        detector.stop()
+        if finished and follower is not None:
+            try:
+                _wait_for_alerter(follower, settings, alerter_config.group_id, alerter, ALERTER_CATCH_UP_S)
+            except Exception as error:  # a broker gone away: stop the alerter regardless
+                log.warning("could not wait for the alerter to catch up: %s", error)
+        alerter.stop()
+        if follower is not None:
+            if finished:
+                try:
+                    follower.drain()  # the alerts raised last
+                except Exception as error:
+                    log.warning("could not read the last hits and alerts: %s", error)
+            follower.close()
         endpoint.close()
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -168,12 +168,14 @@ def models_export_clip(
 def demo(
     seconds: Annotated[float, typer.Option("--seconds", help="how long to run")] = 62.0,
 ) -> None:
-    """The embedded default, live and offline: real footage over RTSP, standing queries, hits."""
+    """The embedded default, live and offline: real footage over RTSP, standing queries, hits and
+    spoken alerts (audio files)."""
     from vigil.demo import run_demo
 
     configure_logging(service=True)
-    if run_demo(seconds) == 0:
-        raise VigilError("the demo found none of the inserted events (see the log above)")
+    outcome = run_demo(seconds)
+    if not outcome.ok:
+        raise VigilError(f"the demo failed: {'; '.join(outcome.problems)} (see above)")
 
 
 @app.command()
@@ -303,13 +305,21 @@ def up(
     ),
     seconds: Annotated[float | None, typer.Option("--seconds", help="stop after this long")] = None,
 ) -> None:
-    """The embedded default: local broker, ingest, detector, Milvus lite; prints hits as they happen."""
-    from vigil.services.embedded import run_embedded
+    """The embedded default: local broker, ingest, detector, alerter, Milvus lite; prints hits and
+    spoken alerts as they happen."""
+    from vigil.services.alerter.config import load_alerter_config
+    from vigil.services.embedded import alert_audio_path, run_embedded
 
     configure_logging(service=True)
     if not config.is_file():
         raise VigilError(f"{config}: no such config file")
-    run_embedded(config, on_hit=lambda hit: typer.echo(describe_hit(hit)), seconds=seconds)
+    alerter_config = load_alerter_config(config)  # its speech cache (run_embedded checks it too)
+    run_embedded(
+        config,
+        on_hit=lambda hit: typer.echo(describe_hit(hit)),
+        on_alert=lambda alert: typer.echo(describe_alert(alert, alert_audio_path(alert, alerter_config))),
+        seconds=seconds,
+    )
 
 
 def describe_hit(hit) -> str:
@@ -326,6 +336,20 @@ def describe_hit(hit) -> str:
     return (
         f"{what} camera {hit.camera_id}  query {hit.query_id}  score {hit.peak_score:.2f}  {span}  "
         f"thumbnail {hit.thumbnail}"
+    )
+
+
+def describe_alert(alert, audio: Path | None) -> str:
+    """One line per alert for a terminal: when, how loud, where, what was said, and the audio."""
+    from datetime import datetime
+
+    raised = datetime.fromtimestamp(alert.raised_ts_ms / 1000).strftime("%H:%M:%S")
+    flags = ", escalated" if alert.escalated else ""
+    flags += ", muted" if alert.muted else ""
+    spoken = f"audio {audio} ({alert.speech_engine})" if audio is not None else "no audio"
+    return (
+        f"ALERT {raised} {alert.severity}{flags}  camera {alert.camera_id}  query {alert.query_id}  "
+        f'[{alert.language}] "{alert.text}"  {spoken}'
     )
 
 

@@ -43,7 +43,7 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MERGED_KEY_BY_KEY = ("ffmpeg_options", "decoder_options", "reconnect")
 
 
-OTHER_SERVICES_SECTIONS = ("detector", "queries")
+OTHER_SERVICES_SECTIONS = ("detector", "alerter", "queries")
 
 
 class IngestConfigError(VigilError):

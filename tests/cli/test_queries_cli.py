@@ -63,3 +63,15 @@ def test_vigil_up_checks_every_section_before_starting_anything(kafka_settings, 
     config.write_text("cameras:\n  - {id: hall, url: rtsp://127.0.0.1:1/x}\nqueries:\n  - {id: cat}\n")
     result = vigil(kafka_settings, "up", "--config", str(config))
     assert result.returncode == 2 and "queries[0]" in result.stderr and "text" in result.stderr, result.stderr
+    for alerter, field in [
+        ("{policy: {cooldown_s: -5}}", "alerter: policy.cooldown_s"),
+        ("{speech: {engines: [festival]}}", "alerter: speech.engines"),
+        ("{no_such_setting: 1}", "alerter: no_such_setting"),
+    ]:
+        config.write_text(
+            f"cameras:\n  - {{id: hall, url: rtsp://127.0.0.1:1/x}}\nalerter: {alerter}\n"
+            "queries:\n  - {id: cat, text: a cat}\n"
+        )
+        result = vigil(kafka_settings, "up", "--config", str(config))
+        assert result.returncode == 2 and field in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr

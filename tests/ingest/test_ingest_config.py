@@ -152,6 +152,24 @@ def test_file_sources_are_relative_to_the_yaml_folder(tmp_path):
     assert not relative.is_live
 
 
+def test_the_other_services_sections_of_a_vigil_up_file_are_left_to_them(tmp_path):
+    path = write(
+        tmp_path,
+        "cameras:\n  - {id: hall, url: 'rtsp://h/1'}\n"
+        "detector: {max_lag_s: 5}\n"
+        "alerter: {cameras: {hall: 'sảnh chính'}, policy: {cooldown_s: 30}}\n"
+        "queries:\n  - {id: cat, text: a cat}\n",
+    )
+    assert [camera.id for camera in load_config(path, environ={}).cameras] == ["hall"]
+    with pytest.raises(IngestConfigError, match=r"unknown top-level key\(s\) 'alerters'"):
+        load_config(write(tmp_path, "cameras:\n  - {id: hall, url: 'rtsp://h/1'}\nalerters: {}\n"))
+
+
+def test_the_example_vigil_up_file_loads():
+    config = load_config(REPO_ROOT / "examples" / "vigil.yaml", environ={})
+    assert [camera.id for camera in config.cameras] == ["hall"]
+
+
 def test_disabled_cameras_are_kept_but_not_enabled(tmp_path):
     path = write(
         tmp_path, "cameras:\n  - {id: a, url: 'rtsp://h/1'}\n  - {id: b, url: 'rtsp://h/2', enabled: false}\n"
