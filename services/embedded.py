@@ -30,7 +30,6 @@ The alerter speaks each alert to a file in its speech cache (`alerter: speech: c
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -65,6 +64,7 @@ from vigil.services.common.kafka import (
     make_consumer,
     publish_query,
 )
+from vigil.services.common.lifecycle import die_with_parent
 from vigil.services.detector.config import load_detector_config
 from vigil.services.ingest.config import load_config
 
@@ -78,19 +78,6 @@ ALERTER_CATCH_UP_S = 10.0
 # At stop: records still arriving this soon after the last one are handed on too.
 _DRAIN_QUIET_MS = 500
 _DRAIN_MAX_S = 5.0
-
-_PR_SET_PDEATHSIG = 1
-try:  # resolved here, not in the forked child (no dynamic loading between fork and exec)
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):
-    _prctl = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when `vigil up` dies (Linux), since its own session
-    keeps it out of reach of the terminal's signals (SIGKILL of `vigil up` included)."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class StandingQueryConfig(BaseModel):
@@ -154,7 +141,7 @@ class _Child:
         # Own session: a Ctrl-C in the terminal reaches `vigil up` only, which stops the
         # children in pipeline order (run_embedded) instead of all of them at once.
         self.process = subprocess.Popen(
-            self.command, env=self.environment, start_new_session=True, preexec_fn=_die_with_parent
+            self.command, env=self.environment, start_new_session=True, preexec_fn=die_with_parent
         )
         self.started_at = time.monotonic()
 

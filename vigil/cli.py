@@ -319,6 +319,7 @@ def up(
         on_hit=lambda hit: typer.echo(describe_hit(hit)),
         on_alert=lambda alert: typer.echo(describe_alert(alert, alert_audio_path(alert, alerter_config))),
         seconds=seconds,
+        on_ready=lambda bootstrap: typer.echo(alerter_config.api.describe() or "alerts API off"),
     )
 
 

@@ -49,7 +49,7 @@ DEMO_COOLDOWN_S = 10
 DEMO_SECONDS = 62.0
 
 
-def write_demo_config(directory: Path, rtsp_url: str) -> Path:
+def write_demo_config(directory: Path, rtsp_url: str, api_port: int = 0) -> Path:
     config = {
         "metrics_port": 0,
         "defaults": {"fps": 2, "resize": {"max_width": 768, "max_height": 576}},
@@ -62,6 +62,7 @@ def write_demo_config(directory: Path, rtsp_url: str) -> Path:
             # keep a query quiet for the rest of the demo after its first alert, false or not.
             "policy": {"cooldown_s": DEMO_COOLDOWN_S},
             "speech": {"cache_dir": str(directory / "speech"), "engines": DEMO_SPEECH_ENGINES},
+            "api": {"port": api_port},
         },
         "queries": list(DEMO_QUERIES),
     }
@@ -115,11 +116,12 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
             f"running: broker {bootstrap}, camera {camera.url}, queries: "
             + "; ".join(f"{q['id']} = {q['text']!r}" for q in DEMO_QUERIES)
         )
+        typer.echo(alerter_config.api.describe() or "alerts API off")
 
     camera.start()
     stream_start_s = time.time()
     try:
-        config = write_demo_config(directory, camera.url)
+        config = write_demo_config(directory, camera.url, api_port=free_loopback_port())
         alerter_config = load_alerter_config(config)
         run_embedded(config, on_hit=on_hit, on_alert=on_alert, seconds=seconds, on_ready=on_ready)
     finally:

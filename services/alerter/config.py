@@ -24,7 +24,7 @@ from vigil.paths import var_dir
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
-from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken
+from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken, TokenAuthority
 from vigil.services.common.contract import ID_PATTERN
 from vigil.services.common.settings import EnvOverFileSettings, load_section
 
@@ -69,6 +69,7 @@ class AlertApiSettings(BaseModel):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"API token names must be unique; repeated: {', '.join(repeated)}")
+        TokenAuthority(tokens)  # two clients with one token: it names them
         return tokens
 
     @field_validator("public_url")
@@ -77,6 +78,14 @@ class AlertApiSettings(BaseModel):
         if url is not None and (url.query or url.fragment):
             raise ValueError("public_url is a base URL: no query or fragment")
         return url
+
+    def describe(self) -> str | None:
+        """Where the API is and how to get in, for a terminal; None with the API off."""
+        if not self.port:
+            return None
+        tokens = "the configured tokens" if self.tokens else f"the admin token in {self.token_file}"
+        base = self.base_url()
+        return f"alerts API {base}/docs, live stream {base}/api/v1/alerts/stream (bearer: {tokens})"
 
     def base_url(self, bound_port: int | None = None) -> str:
         """Absolute base of links, without a trailing slash."""
@@ -100,7 +109,10 @@ class AlerterConfig(EnvOverFileSettings):
     policy: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
     speech: SpeechSettings = Field(default_factory=SpeechSettings)
     webhooks: list[WebhookSettings] = Field(default_factory=list)
-    cameras: dict[str, str] = Field(default_factory=dict, description="camera id -> spoken display name")
+    cameras: dict[str, str | dict[Literal["vi", "en"], str]] = Field(
+        default_factory=dict,
+        description="camera id -> spoken name, one for all languages or one per language ({vi: .., en: ..})",
+    )
     default_language: Literal["vi", "en"] = Field(
         "vi", description="language of alerts for a hit whose query is unknown (deleted meanwhile)"
     )
@@ -118,12 +130,15 @@ class AlerterConfig(EnvOverFileSettings):
 
     @field_validator("cameras")
     @classmethod
-    def _camera_names(cls, cameras: dict[str, str]) -> dict[str, str]:
-        for camera_id, name in cameras.items():
+    def _camera_names(cls, cameras: dict) -> dict:
+        for camera_id, names in cameras.items():
             if not re.fullmatch(ID_PATTERN, camera_id):
                 raise ValueError(f"{camera_id!r} is not a valid camera id")
-            if not name.strip():
-                raise ValueError(f"{camera_id}: the display name is empty")
+            for name in [names] if isinstance(names, str) else names.values():
+                if not name.strip():
+                    raise ValueError(f"{camera_id}: the display name is empty")
+            if isinstance(names, dict) and not names:
+                raise ValueError(f"{camera_id}: no display name")
         return cameras
 
     @field_validator("webhooks")
@@ -134,8 +149,13 @@ class AlerterConfig(EnvOverFileSettings):
             raise ValueError(f"webhook names must be unique (name: ...), got {names}")
         return webhooks
 
-    def camera_name(self, camera_id: str) -> str:
-        return self.cameras.get(camera_id, camera_id)
+    def camera_name(self, camera_id: str, language: str | None = None) -> str:
+        """How the camera is spoken in `language`: its name in that language, else its one name,
+        else its first name, else its id."""
+        names = self.cameras.get(camera_id, camera_id)
+        if isinstance(names, str):
+            return names
+        return names.get(language) or next(iter(names.values()))
 
 
 def load_alerter_config(path: Path | None = None) -> AlerterConfig:

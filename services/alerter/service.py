@@ -253,7 +253,7 @@ class AlerterService:
     def _phrase(self, query: QueryMessage, camera_id: str, severity: str, escalated: bool) -> tuple[str, str]:
         """The sentence an alert of `query` on `camera_id` says, and its language."""
         language = resolve_language(query.text, query.language)
-        camera = self.config.camera_name(camera_id)
+        camera = self.config.camera_name(camera_id, language)
         return alert_phrase(query.text, camera, language, severity, escalated=escalated), language
 
     def _warm_up(self) -> None:
@@ -309,7 +309,7 @@ class AlerterService:
                 "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
             )
             language = self.config.default_language
-            camera = self.config.camera_name(hit.camera_id)
+            camera = self.config.camera_name(hit.camera_id, language)
             text = alert_phrase(hit.query_id, camera, language, severity, escalated=decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(

@@ -35,6 +35,7 @@ from vigil.services.common.kafka import (
     ensure_topics,
     split_host_port,
 )
+from vigil.services.common.lifecycle import die_with_parent
 
 log = logging.getLogger("vigil.broker")
 
@@ -168,8 +169,10 @@ class LocalBroker:
                     stderr=subprocess.STDOUT,
                     env=environment,
                     # Own session: a Ctrl-C in the terminal reaches Vigil, which stops the
-                    # broker after the services have flushed, not before.
+                    # broker after the services have flushed, not before; and it goes when
+                    # Vigil dies, even by SIGKILL.
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             try:
                 self._wait_until_ready()

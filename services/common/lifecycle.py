@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,20 @@ from contextlib import contextmanager
 from prometheus_client import CollectorRegistry, start_http_server
 
 log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+try:  # resolved here, not in the forked child (no dynamic loading between fork and exec)
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (OSError, AttributeError):
+    _prctl = None
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for a child in a session of its own (out of reach of the terminal's signals):
+    it gets SIGTERM when its parent dies, SIGKILL included (Linux). Strictly, when the parent
+    *thread* that started it exits: start such children from the main thread."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Closers:

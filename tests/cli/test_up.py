@@ -18,6 +18,7 @@ import yaml
 
 from vigil.media import MediaUnavailableError, event_clip
 from vigil.services.alerter.speech import SpeechSettings, SpeechSynthesizer
+from vigil.services.broker.local import free_loopback_port
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 # A cat, then a motorcycle; read as fast as it decodes, so the run is as short as the stages'
@@ -57,6 +58,7 @@ def read_lines_until(process: subprocess.Popen, done, timeout_s: float) -> list[
 def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kafka_settings, tmp_path, clip):
     speech_dir = tmp_path / "speech"
     run_id = uuid.uuid4().hex[:8]
+    api_port = free_loopback_port()
     config = {
         "metrics_port": 0,
         "defaults": {"fps": 2, "resize": {"max_width": 768, "max_height": 576}},
@@ -68,6 +70,11 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
             "cameras": {"hall": "sảnh chính"},
             # espeak-ng only: a test does not reach out to Google.
             "speech": {"cache_dir": str(speech_dir), "engines": ["espeak-ng"]},
+            "api": {
+                "port": api_port,
+                "token_file": str(tmp_path / "api-token"),
+                "signing_key_file": str(tmp_path / "link-key"),
+            },
         },
         "queries": [
             {"id": "cat", "text": "a cat"},
@@ -111,6 +118,7 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
     print(f"alerts after {alerted_s:.1f} s, stopped after {time.monotonic() - started:.1f} s:")
     print("\n".join(lines))
     assert process.returncode == 0
+    assert f"alerts API http://127.0.0.1:{api_port}/docs" in "\n".join(lines), lines
     assert any(line.startswith("HIT   camera hall  query cat") for line in lines), lines
     alerts = [m for line in lines if (m := ALERT_LINE.match(line))]
     assert {m["query"] for m in alerts} == set(LANGUAGES), lines
