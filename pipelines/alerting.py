@@ -78,6 +78,14 @@ _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "satu
 STATE_VERSION = 1
 
 
+def require_unique_names(names: list[str], what: str) -> None:
+    """ValueError naming the repeated ones: schedules, webhooks and API clients are referred to
+    by name (in overrides, metrics, acknowledgements), so a name must mean one thing."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(repeated)}")
+
+
 def escalate(severity: Severity) -> Severity:
     """One level up; critical stays critical."""
     return SEVERITIES[min(SEVERITIES.index(severity) + 1, len(SEVERITIES) - 1)]  # type: ignore[return-value]
@@ -298,10 +306,7 @@ class AlertPolicySettings(_Strict):
     @field_validator("schedules")
     @classmethod
     def _unique_names(cls, schedules: list[Schedule]) -> list[Schedule]:
-        names = [schedule.name for schedule in schedules]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"schedule names must be unique, repeated: {', '.join(repeated)}")
+        require_unique_names([schedule.name for schedule in schedules], "schedule")
         return schedules
 
     def rules_for(self, camera_id: str, query_id: str) -> PairRules:

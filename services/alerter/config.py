@@ -21,7 +21,7 @@ from pydantic_settings import SettingsConfigDict
 
 from vigil.models.errors import VigilError
 from vigil.paths import var_dir
-from vigil.pipelines.alerting import AlertPolicySettings
+from vigil.pipelines.alerting import AlertPolicySettings, require_unique_names
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken, TokenAuthority
@@ -65,10 +65,7 @@ class AlertApiSettings(BaseModel):
     @field_validator("tokens")
     @classmethod
     def _unique_names(cls, tokens: list[ApiToken]) -> list[ApiToken]:
-        names = [token.name for token in tokens]
-        repeated = sorted({name for name in names if names.count(name) > 1})
-        if repeated:
-            raise ValueError(f"API token names must be unique; repeated: {', '.join(repeated)}")
+        require_unique_names([token.name for token in tokens], "API token")
         TokenAuthority(tokens)  # two clients with one token: it names them
         return tokens
 
@@ -144,9 +141,7 @@ class AlerterConfig(EnvOverFileSettings):
     @field_validator("webhooks")
     @classmethod
     def _unique_webhook_names(cls, webhooks: list[WebhookSettings]) -> list[WebhookSettings]:
-        names = [webhook.name for webhook in webhooks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"webhook names must be unique (name: ...), got {names}")
+        require_unique_names([webhook.name for webhook in webhooks], "webhook")
         return webhooks
 
     def camera_name(self, camera_id: str, language: str | None = None) -> str:

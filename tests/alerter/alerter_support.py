@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from vigil.services.alerter.config import AlerterConfig
 from vigil.services.alerter.service import AlerterService
 from vigil.services.alerter.webhooks import SIGNATURE_HEADER, verify_signature
+from vigil.services.common.contract import HitMessage, derive_hit_id
 from vigil.services.common.kafka import assign_all_partitions, make_consumer
 
 SECRET = "s3cr3t-HMAC-key-0123456789abcdef"
@@ -140,3 +141,27 @@ class Running:
         self.service.close()
         assert not self.thread.is_alive()
         assert not self.errors, self.errors
+
+
+def make_hit(
+    camera_id: str,
+    query_id: str,
+    start_ms: int,
+    *,
+    end_ms: int | None = None,
+    peak_after_ms: int = 1_000,
+    thumbnail: str | None = None,
+    score: float = 0.83,
+) -> HitMessage:
+    """A hit as the detector publishes it (its thumbnail reference by default made up)."""
+    return HitMessage(
+        hit_id=derive_hit_id(camera_id, query_id, start_ms),
+        camera_id=camera_id,
+        query_id=query_id,
+        event_start_ts_ms=start_ms,
+        peak_ts_ms=start_ms + peak_after_ms,
+        end_ts_ms=end_ms,
+        peak_score=score,
+        thumbnail=thumbnail or f"{camera_id}/{start_ms + peak_after_ms}.jpg",
+        encoder="offline-test",
+    )

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from alerter_support import SECRET, Receiver, Running
+from alerter_support import SECRET, Receiver, Running, make_hit
 from PIL import Image
 
 from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
@@ -22,7 +22,7 @@ from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken, UrlSigner
-from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id, encode_json
+from vigil.services.common.contract import HitMessage, QueryMessage, encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
 from vigil.services.detector.store import ThumbnailStore
 
@@ -75,18 +75,8 @@ def thumbnail_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def make_hit(start_ms: int, thumbnail: str, end_ms: int | None = None) -> HitMessage:
-    return HitMessage(
-        hit_id=derive_hit_id(CAMERA, QUERY, start_ms),
-        camera_id=CAMERA,
-        query_id=QUERY,
-        event_start_ts_ms=start_ms,
-        peak_ts_ms=start_ms + 500,
-        end_ts_ms=end_ms,
-        peak_score=0.9,
-        thumbnail=thumbnail,
-        encoder="offline-test",
-    )
+def gate_hit(start_ms: int, thumbnail: str, end_ms: int | None = None) -> HitMessage:
+    return make_hit(CAMERA, QUERY, start_ms, end_ms=end_ms, peak_after_ms=500, thumbnail=thumbnail, score=0.9)
 
 
 def config_for(tmp_path, **api) -> AlerterConfig:
@@ -133,10 +123,10 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
     try:
         # EventSource cannot set headers: the token rides in the query string.
         stream = EventStream(f"{api}/api/v1/alerts/stream?access_token={VIEWER}")
-        publish(kafka_settings, make_hit(start_ms, reference))
+        publish(kafka_settings, gate_hit(start_ms, reference))
         raised = stream.next()
         assert running.metric("vigil_alerter_stream_clients") == 1
-        alert_id = alert_id_for(make_hit(start_ms, reference).hit_id)
+        alert_id = alert_id_for(gate_hit(start_ms, reference).hit_id)
         assert raised["event"] == "raised" and raised["data"]["alert_id"] == alert_id
         view = raised["data"]
         assert view["status"] == "open" and view["alert"]["language"] == "vi"
@@ -174,7 +164,7 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
         acknowledged = stream.next()
         assert acknowledged["event"] == "acknowledged" and acknowledged["data"]["acknowledged_by"] == "olga"
 
-        publish(kafka_settings, make_hit(start_ms, reference, end_ms=start_ms + 4_000))
+        publish(kafka_settings, gate_hit(start_ms, reference, end_ms=start_ms + 4_000))
         ended = stream.next()
         assert ended["event"] == "ended" and ended["data"]["end_ts_ms"] == start_ms + 4_000
         stream.close()
@@ -211,10 +201,10 @@ def test_refusals_are_4xx_that_name_the_problem(kafka_settings, tmp_path):
     config = config_for(tmp_path, tokens=TOKENS, signing_key=SIGNING_KEY, link_ttl_s=60)
     start_ms = int(time.time() * 1000) - 5_000
     reference = ThumbnailStore(tmp_path / "thumbnails").save(CAMERA, start_ms + 500, thumbnail_jpeg())
-    publish(kafka_settings, make_hit(start_ms, reference), query=True)
+    publish(kafka_settings, gate_hit(start_ms, reference), query=True)
     running = Running(config, kafka_settings)
     api = running.service.http.url
-    alert_id = alert_id_for(make_hit(start_ms, reference).hit_id)
+    alert_id = alert_id_for(gate_hit(start_ms, reference).hit_id)
     try:
         record = wait_for_alert(running, alert_id)
         audio_path = f"/media/audio/{record.alert.audio}"

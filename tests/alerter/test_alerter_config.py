@@ -33,3 +33,9 @@ def test_api_tokens_are_checked_when_the_settings_load():
     assert AlertApiSettings(public_url="https://vigil.example.com/").base_url() == "https://vigil.example.com"
     assert AlertApiSettings(port=8200).base_url() == "http://127.0.0.1:8200"
     assert AlertApiSettings(port=0).describe() is None
+
+
+def test_webhook_names_are_unique():
+    hook = {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}
+    with pytest.raises(ValidationError, match="webhook names must be unique; repeated: ops"):
+        AlerterConfig(webhooks=[{"name": "ops", **hook}, {"name": "ops", **hook}])

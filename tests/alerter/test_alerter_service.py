@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from alerter_support import Running, TopicReader, wait_for
+from alerter_support import Running, TopicReader, make_hit, wait_for
 
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.book import AlreadyAcknowledgedError
@@ -17,7 +17,7 @@ from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.broker.local import free_loopback_port
-from vigil.services.common.contract import AlertMessage, HitMessage, QueryMessage, derive_hit_id, encode_json
+from vigil.services.common.contract import AlertMessage, HitMessage, QueryMessage, encode_json
 from vigil.services.common.kafka import (
     ResilientProducer,
     publish_query,
@@ -27,17 +27,7 @@ CAMERA, QUERY = "cam-3", "q-moto"
 
 
 def hit(start_ms: int, end_ms: int | None = None) -> HitMessage:
-    return HitMessage(
-        hit_id=derive_hit_id(CAMERA, QUERY, start_ms),
-        camera_id=CAMERA,
-        query_id=QUERY,
-        event_start_ts_ms=start_ms,
-        peak_ts_ms=start_ms + 1_000,
-        end_ts_ms=end_ms,
-        peak_score=0.83,
-        thumbnail=f"{CAMERA}/{start_ms + 1_000}.jpg",
-        encoder="offline-test",
-    )
+    return make_hit(CAMERA, QUERY, start_ms, end_ms=end_ms)
 
 
 @pytest.fixture
