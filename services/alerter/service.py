@@ -19,6 +19,13 @@ One loop, one thread (webhooks have their own threads):
 4. after each batch the policy's memory goes to "alert-state" (key "<group>:policy"), the
    producer is flushed, and only then are the hits' offsets committed.
 
+Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) serves the book,
+a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
+`acknowledge` is called from there. A `SpeechWarmer` thread speaks each standing query's
+sentence for each known camera as soon as the query (or a new camera) appears, so the alert
+finds its audio cached. Once a minute, alerts older than `retention_days` are forgotten (book
+and a tombstone on "alert-state").
+
 So a restarted alerter (same group) loads the policy memory and the alert records first:
 replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
 Should it crash between publishing an alert and the flush, the alert may be published once
@@ -181,7 +188,7 @@ class AlerterService:
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
         thumbnails = ThumbnailStore(settings.thumbnails_dir or StoreSettings().thumbnails_dir)
-        # The links need the bound port (port 0 binds a free one), and the app the links.
+        # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
         self.http = HttpServer(app, settings.host, settings.port, "alerter")
