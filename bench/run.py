@@ -212,17 +212,35 @@ def detector_table(result: dict) -> str:
     return detector.table(result)
 
 
+def bench_alerter(quick: bool, rounds: int) -> dict:
+    """bench/alerter.py: speech synthesis times (`rounds` processes, samples pooled) and hit-to-alert
+    latency through the real alerter service on a local broker (one process per case)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import alerter
+
+    return alerter.bench(quick, rounds)
+
+
+def alerter_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import alerter
+
+    return alerter.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
     "temporal": (bench_temporal, temporal_table),
     "detector": (bench_detector, detector_table),
+    "alerter": (bench_alerter, alerter_table),
 }
 HEADINGS = {
     "encoders": "Encoders (image embedding throughput)",
     "ingest": "Ingest (1280x720 H.264 camera at 25 frames/s, 1 frame/s published)",
     "temporal": "GRU temporal scorer (held-out event detection, scoring speed)",
     "detector": "Detector end to end (real RTSP cameras at 1 frame/s, embedded default, offline + CLIP int8)",
+    "alerter": "Alerter (speech synthesis, hit-to-alert latency through the service on the local broker)",
 }
 
 
