@@ -16,8 +16,8 @@ One loop, one thread (webhooks have their own threads):
    "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
    `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
    records the event's end time on its record;
-4. after each batch the policy's memory goes to "alert-state" (key "<group>:policy"), the
-   producer is flushed, and only then are the hits' offsets committed.
+4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state" (key
+   "<group>:policy"), the producer is flushed, and only then are the hits' offsets committed.
 
 Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) serves the book,
 a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
@@ -135,6 +135,7 @@ class AlerterService:
         self._closers = Closers("alerter")
         self._last_refresh = 0.0
         self._last_prune = float("-inf")
+        self._last_commit = float("-inf")
         self.prune_interval_s = _PRUNE_INTERVAL_S
         try:
             ensure_topics(kafka_settings)
@@ -243,7 +244,7 @@ class AlerterService:
                 raised.append(alert)
             tp = TopicPartition(record.topic, record.partition)
             self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
-        self._checkpoint()
+        self._checkpoint(force=False)
         now_ms = time.time() * 1000
         for _alert, peak_ts_ms in raised:
             self.metrics.hit_to_alert_seconds.observe(max(0.0, now_ms - peak_ts_ms) / 1000)
@@ -451,10 +452,18 @@ class AlerterService:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _checkpoint(self) -> None:
-        """Policy snapshot and every queued output acknowledged, then the offsets committed."""
+    def _checkpoint(self, force: bool = True) -> None:
+        """Policy snapshot and every queued output acknowledged, then the offsets committed; at
+        most every `commit_interval_s` unless forced (at stop and on a rebalance).
+
+        Between commits, alerts are already out and their records on "alert-state": a crash
+        replays the hits since the last commit, and the book (not the older policy snapshot)
+        recognises their alert ids, so nothing is raised twice."""
         if not self._offsets:
             return
+        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
+            return
+        self._last_commit = time.monotonic()
         self.state_log.save(POLICY_STATE, self.policy.to_state())
         self.producer.flush()
         self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
