@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vigil.services.alerter.book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
 from vigil.services.common.auth import LinkError, Principal, TokenAuthority, UrlSigner
-from vigil.services.common.contract import AlertMessage, Identifier
+from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
 from vigil.services.common.http import RequestLog, authenticate, requires
 from vigil.services.detector.store import (
     InvalidThumbnailReferenceError,
@@ -60,7 +60,7 @@ _STREAM_WAKE_S = 5.0
 _RETRY_MS = 2000
 # Media files never change under a name (audio is content-addressed, a thumbnail is written once).
 _MEDIA_CACHING = {"Cache-Control": "private, max-age=86400"}
-AlertId = Annotated[str, Path(min_length=1, max_length=400, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+AlertId = Annotated[str, Path(min_length=1, max_length=400, pattern=DERIVED_ID_PATTERN)]
 
 
 class AlertView(BaseModel):

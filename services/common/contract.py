@@ -102,8 +102,10 @@ def describe_validation_error(error: ValidationError) -> str:
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN)]
 # Derived ids (hit_id = camera:query:start) may contain ':'.
+# Ids derived from others (hit_id = "camera:query:start", alert_id = "alert:<hit_id>").
+DERIVED_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 DerivedIdentifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=400, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    str, StringConstraints(min_length=1, max_length=400, pattern=DERIVED_ID_PATTERN)
 ]
 TimestampMs = Annotated[int, Field(ge=0, description="ms since the Unix epoch")]
 Severity = Literal["info", "warning", "critical"]
