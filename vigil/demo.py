@@ -35,7 +35,8 @@ DEMO_QUERIES = (
 EXPECTED = {"cat": "cat", "xe-may": "motorcycle"}
 # The language each query's alert must be spoken in (the queries say "auto": detected from the text).
 EXPECTED_LANGUAGE = {"cat": "en", "xe-may": "vi"}
-CAMERA_NAME = "sảnh chính"  # "main hall": how the alerts name the camera
+# How the alerts name the camera, in each alert's language.
+CAMERA_NAMES = {"vi": "sảnh chính", "en": "main hall"}
 # espeak-ng only: the demo is offline by promise. Measured here without internet, gTTS fails
 # in under 0.1 s (no DNS), but where DNS answers and the traffic is dropped, each new phrase
 # waits out gtts_timeout_s x (gtts_retries + 1) = 6 s before espeak-ng speaks it, and gTTS is
@@ -57,7 +58,7 @@ def write_demo_config(directory: Path, rtsp_url: str, api_port: int = 0) -> Path
         "detector": {"metrics_port": 0, "max_lag_s": 30},
         "alerter": {
             "metrics_port": 0,
-            "cameras": {"hall": CAMERA_NAME},
+            "cameras": {"hall": CAMERA_NAMES},
             # The inserted events are 22 s apart: the default 60 s (per camera and query) would
             # keep a query quiet for the rest of the demo after its first alert, false or not.
             "policy": {"cooldown_s": DEMO_COOLDOWN_S},
