@@ -437,8 +437,10 @@ class ResilientProducer:
       it cannot leave (its I/O thread died, a fatal producer-id error) is replaced.
     - Connects lazily: the first send connects, so a service may start before the broker.
     - Heals a broker that came back empty (the local broker keeps its log in memory): it has
-      no topics, and tansu even acknowledges records for topics it no longer has. When a
-      partition's acknowledged offsets go backwards, the next send re-creates the topics
+      no topics, and tansu even acknowledges records for topics it no longer has (creating
+      them with its own partition count). When a partition's acknowledged offsets go
+      backwards, or a record lands on a partition past its topic's configured count, the next
+      send re-creates the topics
       first (ensure_topics is idempotent); when a send finds no topic metadata it tries too,
       at most every ENSURE_TOPICS_EVERY_S. `heal_topics()` lets a caller ask while it waits.
 
@@ -460,6 +462,10 @@ class ResilientProducer:
         self._last_offsets: dict[tuple[str, int], int] = {}
         self._log_lost = threading.Event()
         self._last_ensure = -1e9
+        # A partition past a topic's configured count means the broker made the topic up itself
+        # (tansu auto-creates on produce, with its own default of partitions): it lost ours.
+        self._partitions = {name: spec["num_partitions"] for name, spec in topic_specs(settings).items()}
+        self._made_up_topics: set[str] = set()
 
     # public API
 
@@ -659,6 +665,10 @@ class ResilientProducer:
         self._last_offsets[partition] = metadata.offset
         if previous is not None and metadata.offset <= previous:
             self._log_lost.set()
+        elif metadata.partition >= self._partitions.get(metadata.topic, metadata.partition + 1):
+            if metadata.topic not in self._made_up_topics:  # once: healing cannot shrink it
+                self._made_up_topics.add(metadata.topic)
+                self._log_lost.set()
 
     def _failed(self, topic: str, size: int, error: BaseException) -> None:
         self._budget.release(size)
