@@ -1,8 +1,9 @@
 """Prometheus metrics of the alerter (`vigil_alerter_*`).
 
 `vigil_alerter_hit_to_alert_seconds` runs from the capture of the hit's peak frame (the moment
-the thing was seen) to the alert being acknowledged by the broker on "alerts": detection,
-the detector's confirmation delay, Kafka and speech synthesis included.
+the thing was seen) to the alert being sent to "alerts" (on the broker a few ms later, the
+producer's linger): detection, the detector's confirmation delay, Kafka and speech synthesis
+included.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class AlerterMetrics:
         self.bad_hits = Counter("vigil_alerter_bad_hits", "Hits sent to the dead-letter topic", registry=r)
         self.hit_to_alert_seconds = Histogram(
             "vigil_alerter_hit_to_alert_seconds",
-            "Seconds from the capture of a hit's peak frame to its alert being on the broker",
+            "Seconds from the capture of a hit's peak frame to its alert being sent",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

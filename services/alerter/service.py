@@ -236,6 +236,7 @@ class AlerterService:
         polled = self.consumer.poll(timeout_ms=_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
         records = [record for batch in polled.values() for record in batch]
         if not records:
+            self._checkpoint(force=False)  # commit what came before, once the interval is up
             return 0
         raised: list[tuple[AlertMessage, int]] = []
         for record in records:

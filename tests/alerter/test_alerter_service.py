@@ -9,6 +9,7 @@ import time
 
 import pytest
 from alerter_support import Running, TopicReader, make_hit, wait_for
+from kafka import KafkaAdminClient, TopicPartition
 
 from vigil.pipelines.alerting import AlertPolicySettings
 from vigil.services.alerter.book import AlreadyAcknowledgedError
@@ -208,3 +209,30 @@ def test_alerts_past_retention_are_forgotten_for_good(kafka_settings, config):
         assert len(restarted.service.book) == 0
     finally:
         restarted.stop()
+
+
+def test_offsets_are_committed_once_the_interval_is_up_even_when_no_more_hits_come(kafka_settings, config):
+    config = config.model_copy(update={"webhooks": [], "commit_interval_s": 3.0})
+    now_ms = int(time.time() * 1000)
+    partition = TopicPartition(kafka_settings.topics.hits, 0)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_settings.bootstrap)
+
+    def committed() -> int | None:
+        offsets = admin.list_group_offsets({config.group_id: [partition]}).get(config.group_id, {})
+        return offsets[partition].offset if partition in offsets else None
+
+    def send(message: HitMessage) -> None:
+        with ResilientProducer(kafka_settings) as producer:
+            producer.send(kafka_settings.topics.hits, encode_json(message), key=CAMERA)
+
+    send(hit(now_ms - 200_000))
+    running = Running(config, kafka_settings)
+    try:
+        wait_for(lambda: committed() == 1, 30, "the first batch's commit")  # no commit before it
+        send(hit(now_ms - 100_000))  # past the cooldown: a second alert
+        wait_for(lambda: len(running.service.book) == 2, 10, "the second alert")
+        assert committed() == 1  # handled, not committed: the interval is not up
+        wait_for(lambda: committed() == 2, 10, "the commit once the interval is up, with no hit since")
+    finally:
+        running.stop()
+        admin.close()
