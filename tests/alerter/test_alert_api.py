@@ -9,6 +9,7 @@ import json
 import logging
 import stat
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -81,7 +82,7 @@ def gate_hit(start_ms: int, thumbnail: str, end_ms: int | None = None) -> HitMes
 
 def config_for(tmp_path, **api) -> AlerterConfig:
     return AlerterConfig(
-        group_id="alerter-api-test",
+        group_id=f"alerter-api-test-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
         cameras={CAMERA: "cổng số 3"},

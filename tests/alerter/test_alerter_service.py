@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from alerter_support import Running, TopicReader, make_hit, wait_for
@@ -35,7 +36,7 @@ def hit(start_ms: int, end_ms: int | None = None) -> HitMessage:
 def config(tmp_path) -> AlerterConfig:
     dead_port = free_loopback_port()  # nothing listens there: every delivery is refused
     return AlerterConfig(
-        group_id="alerter-test",
+        group_id=f"alerter-test-{uuid.uuid4().hex[:8]}",  # a group of its own: no other test's members
         metrics_port=0,
         policy=AlertPolicySettings(cooldown_s=60),
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
