@@ -44,16 +44,18 @@ hits. Cases:
                   fetch_max_wait_ms=500 (patched here, in this process only) instead of Vigil's
                   50 (KafkaSettings.consumer_fetch_max_wait_ms): what the broker's fetch wait costs
     warm-20k      as warm, the alerter restarting with a policy memory of 20,000 hit ids (the
-                  default dedupe_max_hits: a busy site's day), loaded from "alert-state"; it
-                  snapshots that memory every commit_interval_s (5 s, the default)
-    warm-20k-every-batch  the same with commit_interval_s 0: a snapshot after every batch
+                  default dedupe_max_hits: a busy site's day), loaded from "alert-state" (one
+                  record per hit id, as the alerter keeps them); it checkpoints every
+                  commit_interval_s (5 s, the default)
+    warm-20k-every-batch  the same with commit_interval_s 0: a checkpoint after every batch
     burst-cold    `--burst` hits sent at once on distinct cameras, nothing spoken ahead
     burst-warm    the same, every phrase spoken ahead
 
 The alerter's own timings are kept by wrapping its methods (the instance's attributes, nothing
 in the service changes): `_handle` per hit (decode, policy, speech, queue the alert and its
-record), `_speak` per alert (cached or not), `_checkpoint` per batch (policy snapshot queued,
-producer flushed, offsets committed) and the snapshot's `state_log.save`.
+record), `_speak` per alert (cached or not), `_checkpoint` per batch (changed hit ids and the
+policy record queued, producer flushed, offsets committed) and the policy record's
+`state_log.save`.
 """
 
 from __future__ import annotations
@@ -305,9 +307,9 @@ class _PastHit:
     end_ts_ms: int | None
 
 
-def remembered_policy_state(hits: int, now_ms: int) -> dict:
-    """The policy snapshot of an alerter that has judged `hits` hits over the last day (one
-    every 4 s on 40 cameras x 5 queries; each event also closed), as it would have saved it."""
+def remembered_policy(hits: int, now_ms: int):
+    """The policy of an alerter that has judged `hits` hits over the last day (one every 4 s on
+    40 cameras x 5 queries; each event also closed)."""
     from vigil.pipelines.alerting import AlertPolicy, AlertPolicySettings
     from vigil.services.common.contract import derive_hit_id
 
@@ -319,7 +321,7 @@ def remembered_policy_state(hits: int, now_ms: int) -> dict:
         hit = _PastHit(derive_hit_id(camera, query, at_ms), camera, query, at_ms, at_ms + 500, at_ms + 3_000)
         policy.decide(hit, "warning", at_ms + 3_000)
     assert policy.remembered_hits == hits, policy.remembered_hits
-    return policy.to_state()
+    return policy
 
 
 class _AlertsFollower(threading.Thread):
@@ -416,7 +418,7 @@ def measure_service(case: str, hits: int, pace_s: float, burst: int, bursts: int
 
     from vigil.pipelines.alerting import AlertPolicySettings
     from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
-    from vigil.services.alerter.service import POLICY_STATE, AlerterService
+    from vigil.services.alerter.service import AlerterService, save_policy_memory
     from vigil.services.alerter.speech import SpeechSettings
     from vigil.services.broker.local import LocalBroker
     from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id, encode_json
@@ -457,10 +459,8 @@ def measure_service(case: str, hits: int, pace_s: float, burst: int, bursts: int
                     ),
                 )
             if case.startswith("warm-20k"):
-                state = remembered_policy_state(MEMORY_HITS, now_ms)
-                GroupStateLog(settings, producer, topics.alert_state, GROUP_ID, "alerter state").save(
-                    POLICY_STATE, state
-                )
+                state_log = GroupStateLog(settings, producer, topics.alert_state, GROUP_ID, "alerter state")
+                save_policy_memory(state_log, remembered_policy(MEMORY_HITS, now_ms))  # as the alerter does
                 producer.flush()
             config = AlerterConfig(
                 group_id=GROUP_ID,
@@ -590,9 +590,11 @@ def measure_service(case: str, hits: int, pace_s: float, burst: int, bursts: int
                 producer.close()
             if errors:
                 raise SystemExit(f"{case}: the alerter failed: {errors[0]!r}")
-            # The snapshot the last checkpoint wrote (GroupStateLog.save's encoding).
+            # The policy record the last checkpoint wrote (GroupStateLog.save's encoding).
             snapshot_bytes = len(
-                json.dumps(service.policy.to_state(), separators=(",", ":"), ensure_ascii=False).encode()
+                json.dumps(
+                    service.policy.to_state(include_hits=False), separators=(",", ":"), ensure_ascii=False
+                ).encode()
             )
     received = [follower.received[hit_id] for hit_id in hit_ids]
     to_sent = [created - acked[hit_id] for hit_id, (_, created, _) in zip(hit_ids, received, strict=True)]
@@ -804,13 +806,12 @@ def table(result: dict) -> str:
             )
     for row in result["cases"]:
         if row["case"].startswith("warm-20k"):
-            snapshots = row["snapshot_save"]["n"]
             lines.append(
-                f"- {CASE_TEXT[row['case']].capitalize()}: the snapshot is "
-                f"{row['snapshot_bytes'] / 1e6:.2f} MB, serialised and queued in "
-                f"{_ms(row['snapshot_save']['median_ms'], 1)} ms (median); {snapshots} written to "
-                f'"alert-state" ({snapshots * row["snapshot_bytes"] / 1e6:,.0f} MB) in {row["batches"]} '
-                f"batches of {row['hits']} hits."
+                f"- {CASE_TEXT[row['case']].capitalize()}: {row['remembered_hits']:,} hit ids remembered, "
+                f'each a record of its own on "alert-state"; the policy record (the rest) is '
+                f"{row['snapshot_bytes'] / 1000:,.1f} kB, queued in "
+                f"{_ms(row['snapshot_save']['median_ms'], 1)} ms (median); {row['snapshot_save']['n']} "
+                f"checkpoints in {row['batches']} batches of {row['hits']} hits."
             )
     return "\n".join(lines)
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Literal, Protocol, get_args
@@ -289,8 +290,8 @@ class AlertPolicySettings(_Strict):
 
     cooldown_s: float = Field(60.0, ge=0, le=86_400, description="per (camera, query), between event starts")
     dedupe_ttl_s: float = Field(86_400.0, gt=0, le=30 * 86_400, description="how long hit ids are remembered")
-    # The alerter snapshots the policy as one Kafka record after each batch: 20k ids is ~1.5 MB,
-    # inside the default 10 MiB record limit, and a day's hits of a busy site.
+    # A day's hits of a busy site. The alerter keeps each remembered id as a Kafka record of its
+    # own (take_hit_changes), so the bound is on memory and restart time, not on record size.
     dedupe_max_hits: int = Field(20_000, ge=1, le=100_000, description="hit ids remembered at most")
     escalate_after: int | None = Field(
         None,
@@ -419,6 +420,10 @@ class AlertPolicy:
         self.settings = settings or AlertPolicySettings()
         self._seen: OrderedDict[str, _SeenHit] = OrderedDict()  # least recently seen first
         self._pairs: OrderedDict[tuple[str, str], _PairMemory] = OrderedDict()
+        # Hit ids added or changed, and forgotten, since take_hit_changes(): so that a service can
+        # persist the memory one hit at a time instead of whole (it holds up to dedupe_max_hits).
+        self._changed_hits: set[str] = set()
+        self._dropped_hits: set[str] = set()
 
     @property
     def remembered_hits(self) -> int:
@@ -442,12 +447,20 @@ class AlertPolicy:
             seen.closed = seen.closed or closes
             seen.touched_ms = max(seen.touched_ms, now_ms)
             self._seen.move_to_end(hit.hit_id)
+            self._changed_hits.add(hit.hit_id)
             return Decision.suppress(hit.hit_id, "duplicate", alerted=seen.alerted, close_update=close_update)
         decision = self._judge(hit, query_severity, now_ms)
         self._seen[hit.hit_id] = _SeenHit(now_ms, decision.raised, closes)
+        self._changed_hits.add(hit.hit_id)
+        self._dropped_hits.discard(hit.hit_id)
         while len(self._seen) > self.settings.dedupe_max_hits:
-            self._seen.popitem(last=False)
+            self._drop_oldest_hit()
         return decision
+
+    def _drop_oldest_hit(self) -> None:
+        hit_id, _ = self._seen.popitem(last=False)
+        self._changed_hits.discard(hit_id)
+        self._dropped_hits.add(hit_id)
 
     def _judge(self, hit: AlertableHit, query_severity: Severity, now_ms: int) -> Decision:
         disarmed_by = quiet_by = None
@@ -496,20 +509,21 @@ class AlertPolicy:
         """Drop hit ids and pairs not seen for their retention, least recently seen first."""
         hits_before = now_ms - round(self.settings.dedupe_ttl_s * 1000)
         while self._seen and next(iter(self._seen.values())).touched_ms <= hits_before:
-            self._seen.popitem(last=False)
+            self._drop_oldest_hit()
         pairs_before = now_ms - self.settings.pair_retention_ms()
         while self._pairs and next(iter(self._pairs.values())).touched_ms <= pairs_before:
             self._pairs.popitem(last=False)
 
     # --- snapshots -------------------------------------------------------------------------
 
-    def to_state(self) -> dict:
-        """A JSON-serialisable snapshot of the memory (least recently seen first)."""
+    def to_state(self, include_hits: bool = True) -> dict:
+        """A JSON-serialisable snapshot of the memory (least recently seen first). Without
+        `include_hits`, the hit ids are left out: the caller keeps them one by one, from
+        `take_hit_changes()`, and hands them back to `restore`."""
+        hits = self._seen.items() if include_hits else ()
         return {
             "version": STATE_VERSION,
-            "hits": [
-                [hit_id, seen.touched_ms, seen.alerted, seen.closed] for hit_id, seen in self._seen.items()
-            ],
+            "hits": [self.hit_state(hit_id, seen) for hit_id, seen in hits],
             "pairs": [
                 {
                     "camera_id": camera_id,
@@ -523,14 +537,29 @@ class AlertPolicy:
             ],
         }
 
-    def restore(self, state: dict) -> None:
-        """Resume from `to_state()`'s snapshot (this policy's settings stay its own)."""
+    @staticmethod
+    def hit_state(hit_id: str, seen: _SeenHit) -> list:
+        return [hit_id, seen.touched_ms, seen.alerted, seen.closed]
+
+    def take_hit_changes(self) -> tuple[list[list], list[str]]:
+        """The remembered hit ids added or changed since the last call (each as `hit_state`),
+        and those forgotten since; then starts counting afresh."""
+        changed = [self.hit_state(hit_id, self._seen[hit_id]) for hit_id in self._changed_hits]
+        dropped = sorted(self._dropped_hits)
+        self._changed_hits, self._dropped_hits = set(), set()
+        return changed, dropped
+
+    def restore(self, state: dict, hits: Iterable[list] = ()) -> None:
+        """Resume from `to_state()`'s snapshot plus hit states kept apart (`take_hit_changes`);
+        this policy's settings stay its own. Hit ids inside the snapshot itself are reported by
+        the next `take_hit_changes()`, so that a whole snapshot of old moves to records."""
         try:
             if state["version"] != STATE_VERSION:
                 raise ValueError(f"version {state['version']!r}, this Vigil reads {STATE_VERSION}")
+            items = sorted([*state["hits"], *hits], key=lambda item: int(item[1]))  # least recent first
             seen = OrderedDict(
                 (str(hit_id), _SeenHit(int(touched), bool(alerted), bool(closed)))
-                for hit_id, touched, alerted, closed in state["hits"]
+                for hit_id, touched, alerted, closed in items
             )
             pairs = OrderedDict(
                 (
@@ -546,8 +575,11 @@ class AlertPolicy:
                 )
                 for item in state["pairs"]
             )
-        except (KeyError, ValueError, TypeError) as error:
-            raise ValueError(f"not an AlertPolicy snapshot: {error}") from None
-        while len(seen) > self.settings.dedupe_max_hits:
-            seen.popitem(last=False)
+        except (KeyError, IndexError, ValueError, TypeError) as error:
+            raise ValueError(f"not an AlertPolicy snapshot: {error!r}") from None
         self._seen, self._pairs = seen, pairs
+        # Hit ids that came inside the snapshot are not kept apart yet: they count as changed.
+        self._changed_hits = {str(item[0]) for item in state["hits"]} & set(seen)
+        self._dropped_hits = set()
+        while len(self._seen) > self.settings.dedupe_max_hits:
+            self._drop_oldest_hit()

@@ -121,8 +121,8 @@ class AlerterConfig(EnvOverFileSettings):
         5.0,
         ge=0,
         le=300,
-        description="policy snapshot + offset commit cadence (0 = after every batch); the snapshot "
-        "holds every remembered hit id (1.2 MB at 20,000), so not after every hit",
+        description="cadence of the policy's memory (what changed) and the offset commit; "
+        "0 = after every batch",
     )
     retention_days: float = Field(
         30.0,

@@ -16,8 +16,10 @@ One loop, one thread (webhooks have their own threads):
    "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
    `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
    records the event's end time on its record;
-4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state" (key
-   "<group>:policy"), the producer is flushed, and only then are the hits' offsets committed.
+4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state": the
+   hit ids it remembers one record each as they change (key "<group>:seen:<hit_id>", a
+   tombstone when forgotten), the rest whole (key "<group>:policy"); the producer is flushed,
+   and only then are the hits' offsets committed.
 
 Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) serves the book,
 a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
@@ -86,6 +88,8 @@ log = logging.getLogger(__name__)
 
 POLICY_STATE = "policy"
 _ALERT_STATE_PREFIX = "alert:"
+# The policy's remembered hit ids, one record each: written whole, the memory is 1.2 MB at 20,000.
+_SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
 _PRUNE_INTERVAL_S = 60.0
 _UNKNOWN_QUERY_SEVERITY = "warning"
@@ -200,9 +204,10 @@ class AlerterService:
 
     def _restore(self, states: dict[str, dict]) -> None:
         policy_state = states.pop(POLICY_STATE, None)
-        if policy_state is not None:
+        seen = [state.get("seen") for name, state in states.items() if name.startswith(_SEEN_STATE_PREFIX)]
+        if policy_state is not None or seen:
             try:
-                self.policy.restore(policy_state)
+                self.policy.restore(policy_state or self.policy.to_state(), seen)
             except ValueError as error:
                 log.warning("alert policy starts afresh, its snapshot is unusable: %s", error)
         for name, state in states.items():
@@ -465,13 +470,26 @@ class AlerterService:
         if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
             return
         self._last_commit = time.monotonic()
-        self.state_log.save(POLICY_STATE, self.policy.to_state())
+        save_policy_memory(self.state_log, self.policy)
         self.producer.flush()
         self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
         self._offsets = {}
 
     def close(self) -> None:
         self._closers.close()
+
+
+def save_policy_memory(state_log: GroupStateLog, policy: AlertPolicy) -> int:
+    """Queue what the policy's memory changed since the last call: each remembered hit id that
+    changed as a record of its own, a tombstone for each forgotten one, and the rest whole.
+    Returns the records queued."""
+    changed, dropped = policy.take_hit_changes()
+    for hit_state in changed:
+        state_log.save(_SEEN_STATE_PREFIX + hit_state[0], {"seen": hit_state})
+    for hit_id in dropped:
+        state_log.delete(_SEEN_STATE_PREFIX + hit_id)
+    state_log.save(POLICY_STATE, policy.to_state(include_hits=False))
+    return len(changed) + len(dropped) + 1
 
 
 def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, Any]:

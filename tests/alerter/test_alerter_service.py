@@ -116,6 +116,19 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
         audio = config.speech.cache_dir / message.audio
         assert audio.is_file() and audio.read_bytes()[:4] == b"RIFF"
 
+    # The policy's memory: one record per remembered hit id, the snapshot without them.
+    state_reader = TopicReader(kafka_settings, topics.alert_state)
+    expected_seen = sorted(f"seen:{hit(start).hit_id}" for start in (first, cooled, second))
+
+    def states() -> dict[str, bytes]:  # the newest value per name, as a restart reads them
+        return {r.key.decode().split(":", 1)[1]: r.value for r in state_reader.poll()}
+
+    wait_for(lambda: sorted(n for n in states() if n.startswith("seen:")) == expected_seen, 10, "seen")
+    saved = states()
+    state_reader.close()
+    assert json.loads(saved["seen:" + hit(first).hit_id])["seen"][2] is True  # alerted
+    assert json.loads(saved["policy"])["hits"] == []
+
     bad = [r for r in dead.records if "dlq.source_topic" in dict(r.headers)]
     webhook_letters = [r for r in dead.records if "dlq.source" in dict(r.headers)]
     assert len(bad) == 1 and len(webhook_letters) == 2

@@ -512,6 +512,40 @@ def test_replaying_the_same_hits_gives_the_same_decisions():
     assert runs[0] == runs[1]
 
 
+def test_the_memory_kept_hit_by_hit_restores_to_the_same_decisions():
+    """What a service persists: the snapshot without hit ids, plus each change of a hit id as
+    it happens (and the forgotten ones deleted); restored, the policy decides the same."""
+    hits = _busy_night()
+    cut = len(hits) // 2
+    settings = _settings_for_the_night().model_copy(update={"dedupe_max_hits": 5})
+    reference, first = AlertPolicy(settings), AlertPolicy(settings)
+    kept: dict[str, list] = {}  # the service's per-hit records, by key
+    for index, (one, severity) in enumerate(hits[:cut]):
+        decide(reference, one, severity)
+        decide(first, one, severity)
+        if index % 3 == 0:  # a checkpoint now and then, as the service's commit interval does
+            changed, dropped = first.take_hit_changes()
+            kept.update((state[0], state) for state in changed)
+            for hit_id in dropped:
+                kept.pop(hit_id, None)
+    changed, dropped = first.take_hit_changes()
+    kept.update((state[0], state) for state in changed)
+    for hit_id in dropped:
+        kept.pop(hit_id, None)
+    assert len(kept) == first.remembered_hits == 5
+    snapshot = json.loads(json.dumps(first.to_state(include_hits=False)))
+    assert snapshot["hits"] == []
+    restored = AlertPolicy(settings)
+    restored.restore(snapshot, json.loads(json.dumps(list(kept.values()))))
+    assert restored.to_state() == first.to_state()
+    assert restored.take_hit_changes() == ([], [])  # all of it was kept apart already
+    whole = AlertPolicy(settings)  # a snapshot with its hit ids inside (as written before)
+    whole.restore(first.to_state())
+    assert sorted(whole.take_hit_changes()[0]) == sorted(kept.values())
+    for one, severity in hits[cut:]:
+        assert decide(restored, one, severity) == decide(reference, one, severity)
+
+
 def test_restore_refuses_what_is_not_a_snapshot():
     alerts = AlertPolicy()
     with pytest.raises(ValueError, match="not an AlertPolicy snapshot"):
