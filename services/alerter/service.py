@@ -414,8 +414,8 @@ class AlerterService:
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
         with self._lock:
-            self._keep(self.book.acknowledge(alert_id, user, now_ms), "acknowledged")
-            record = self.book.get(alert_id)
+            record = self.book.acknowledge(alert_id, user, now_ms)
+            self._keep(record, "acknowledged")
         self.producer.flush()
         self.metrics.acknowledged.labels(record.alert.query_id).inc()
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from vigil.services.alerter.config import AlerterConfig
 from vigil.services.alerter.service import AlerterService
 from vigil.services.alerter.webhooks import SIGNATURE_HEADER, verify_signature
-from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id
 from vigil.services.common.kafka import assign_all_partitions, make_consumer
 
 SECRET = "s3cr3t-HMAC-key-0123456789abcdef"
@@ -164,4 +164,11 @@ def make_hit(
         peak_score=score,
         thumbnail=thumbnail or f"{camera_id}/{start_ms + peak_after_ms}.jpg",
         encoder="offline-test",
+    )
+
+
+def standing_query(query_id: str, text: str, **fields) -> QueryMessage:
+    """A standing query as `vigil queries add` registers it, updated now."""
+    return QueryMessage(
+        query_id=query_id, text=text, created_by="test", updated_ts_ms=int(time.time() * 1000), **fields
     )

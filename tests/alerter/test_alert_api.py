@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from alerter_support import SECRET, Receiver, Running, make_hit
+from alerter_support import SECRET, Receiver, Running, make_hit, standing_query
 from PIL import Image
 
 from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
@@ -23,7 +23,7 @@ from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken, UrlSigner
-from vigil.services.common.contract import HitMessage, QueryMessage, encode_json
+from vigil.services.common.contract import HitMessage, encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
 from vigil.services.detector.store import ThumbnailStore
 
@@ -93,18 +93,8 @@ def config_for(tmp_path, **api) -> AlerterConfig:
 def publish(settings, *messages: HitMessage, query: bool = False) -> None:
     with ResilientProducer(settings) as producer:
         if query:
-            publish_query(
-                producer,
-                settings.topics,
-                QueryMessage(
-                    query_id=QUERY,
-                    text="người leo rào",
-                    language="vi",
-                    severity="warning",
-                    created_by="test",
-                    updated_ts_ms=int(time.time() * 1000),
-                ),
-            )
+            query = standing_query(QUERY, "người leo rào", language="vi", severity="warning")
+            publish_query(producer, settings.topics, query)
         for message in messages:
             producer.send(settings.topics.hits, encode_json(message), key=CAMERA)
         producer.flush()

@@ -9,7 +9,7 @@ import time
 import uuid
 
 import pytest
-from alerter_support import Running, TopicReader, make_hit, wait_for
+from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
 from kafka import KafkaAdminClient, TopicPartition
 
 from vigil.pipelines.alerting import AlertPolicySettings
@@ -19,7 +19,7 @@ from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.broker.local import free_loopback_port
-from vigil.services.common.contract import AlertMessage, HitMessage, QueryMessage, encode_json
+from vigil.services.common.contract import AlertMessage, HitMessage, encode_json
 from vigil.services.common.kafka import (
     ResilientProducer,
     publish_query,
@@ -59,18 +59,8 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
     now_ms = int(time.time() * 1000)
     first, cooled, second = now_ms - 300_000, now_ms - 290_000, now_ms - 200_000
     with ResilientProducer(kafka_settings) as producer:
-        publish_query(
-            producer,
-            topics,
-            QueryMessage(
-                query_id=QUERY,
-                text="Một chiếc xe máy",
-                language="vi",
-                severity="critical",
-                created_by="test",
-                updated_ts_ms=now_ms,
-            ),
-        )
+        query = standing_query(QUERY, "Một chiếc xe máy", language="vi", severity="critical")
+        publish_query(producer, topics, query)
         for message in (hit(first), hit(first, end_ms=first + 5_000), hit(cooled), hit(second)):
             producer.send(topics.hits, encode_json(message), key=CAMERA)
         producer.send(topics.hits, b'{"hit_id": "broken"', key=CAMERA)
@@ -174,18 +164,8 @@ def test_alert_phrases_are_spoken_ahead_so_the_alert_finds_its_audio_cached(kafk
     topics = kafka_settings.topics
     now_ms = int(time.time() * 1000)
     with ResilientProducer(kafka_settings) as producer:
-        publish_query(
-            producer,
-            topics,
-            QueryMessage(
-                query_id=QUERY,
-                text="a person climbing the fence",
-                cameras=[CAMERA],
-                severity="warning",
-                created_by="test",
-                updated_ts_ms=now_ms,
-            ),
-        )
+        query = standing_query(QUERY, "a person climbing the fence", cameras=[CAMERA], severity="warning")
+        publish_query(producer, topics, query)
     running = Running(config.model_copy(update={"webhooks": []}), kafka_settings)
     try:
         assert running.service.warmer.wait(30)
