@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 
 from vigil.models.clip.config import PRECISIONS, ClipSpec, export_dir, weights_help
-from vigil.models.clip.manifest import MANIFEST_FORMAT, MANIFEST_NAME, TOWERS, read_manifest, write_manifest
+from vigil.models.clip.int8 import INT8_RECIPE, derive_int8, u8s8_saturation_risks
+from vigil.models.clip.manifest import (
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    RECIPE_VERSIONS,
+    TOWERS,
+    read_manifest,
+    stale_precisions,
+    write_manifest,
+)
 from vigil.models.clip.preprocess import INTERPOLATIONS, RESIZE_MODES
 from vigil.models.clip.tokenizer import ClipTokenizer
 from vigil.models.encoder import sha256_file
@@ -374,13 +383,16 @@ def _compare_with_torch(
 
 
 def _derive_int8(source: Path, target: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    # Weights of MatMul/Gemm (nearly all parameters) to int8; activations are quantised per batch
-    # at run time, so no calibration data is needed.
-    quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
-    )
+    """7-bit per-channel weights (models/clip/int8.py says why), checked after quantising: a file
+    whose u8 x s8 products could saturate on a CPU without VNNI is never written into an export."""
+    derive_int8(source, target)
+    risks = u8s8_saturation_risks(target)
+    if risks:
+        target.unlink()
+        raise ExportError(
+            f"{target.name}: onnxruntime's quantiser produced weights that can saturate int16 on x86 "
+            f"CPUs without VNNI ({'; '.join(risks[:3])}{'; ...' if len(risks) > 3 else ''})"
+        )
 
 
 def _derive_fp16(source: Path, target: Path) -> None:
@@ -397,6 +409,7 @@ def _derive_fp16(source: Path, target: Path) -> None:
 
 
 _DERIVERS = {"int8": _derive_int8, "fp16": _derive_fp16}
+_RECIPES = {"int8": INT8_RECIPE, "fp16": "onnxruntime float16 conversion, float32 inputs and outputs"}
 
 
 def _cuda_available() -> bool:
@@ -440,15 +453,19 @@ def _check_precisions(precisions: Iterable[str]) -> list[str]:
 def add_precisions(manifest_path: Path, precisions: Iterable[str]) -> Path:
     """Derive int8 / fp16 files from an export's fp32 files and record them in its manifest.
 
+    A precision already there is derived again when an older recipe made it (manifest.RECIPE_VERSIONS).
     Needs onnx and onnxruntime, not torch, so an fp32 export can be extended anywhere.
     """
     manifest_path = Path(manifest_path)
     directory = manifest_path.parent
     manifest = read_manifest(directory)
     files = manifest["files"]
+    stale = stale_precisions(manifest)
     for precision in _check_precisions(precisions):
-        if precision in files:
+        if precision in files and precision not in stale:
             continue
+        if precision in stale:
+            log.info("re-deriving %s: its files were made by an older recipe", precision)
         if precision == "fp32" or "fp32" not in files:
             raise ModelUnavailableError(f"{directory} has no fp32 files; re-export it with torch + open_clip")
         for tower in TOWERS:
@@ -458,6 +475,10 @@ def add_precisions(manifest_path: Path, precisions: Iterable[str]) -> Path:
             with _quiet_third_party():
                 _DERIVERS[precision](source, target)
         files[precision] = {tower: _file_entry(directory / f"{tower}.{precision}.onnx") for tower in TOWERS}
+        manifest.setdefault("recipes", {})[precision] = {
+            "version": RECIPE_VERSIONS[precision],
+            "recipe": _RECIPES[precision],
+        }
         manifest["parity"][precision] = _min_cosine(directory, files, precision, manifest)
         write_manifest(manifest_path, manifest)
     return manifest_path

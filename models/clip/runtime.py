@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vigil.models.clip.config import PRECISIONS, ClipSpec, export_dir
-from vigil.models.clip.manifest import MANIFEST_NAME, TOWERS, read_manifest
+from vigil.models.clip.manifest import MANIFEST_NAME, TOWERS, read_manifest, stale_precisions
 from vigil.models.clip.preprocess import ClipPreprocess
 from vigil.models.clip.tokenizer import default_tokenizer
 from vigil.models.encoder import Encoder, EncoderInfo
@@ -53,6 +53,11 @@ def _refuse_fp16_without_cuda(precision: str, device: Device) -> None:
             f"(device={device!r}, available: {', '.join(ort.get_available_providers())}); "
             "use precision fp32 or int8 on CPU"
         )
+
+
+def _needs_deriving(manifest: dict, precision: str) -> bool:
+    """Whether `precision` is missing from an export, or was derived by an older recipe."""
+    return precision not in manifest["files"] or precision in stale_precisions(manifest)
 
 
 class ClipEncoder(Encoder):
@@ -93,6 +98,16 @@ class ClipEncoder(Encoder):
                 f"CLIP export {self.directory} is incomplete: {', '.join(missing)} missing; re-export it"
             )
         _refuse_fp16_without_cuda(precision, device)
+        if precision in stale_precisions(self.manifest):
+            # Still usable (exact enough on CPUs with VNNI), so a warning; every service opens CLIP
+            # through from_spec, which re-derives the files first.
+            log.warning(
+                "%s: its %s files were made by an older recipe (int8 before version 2 loses accuracy "
+                "on x86 CPUs without VNNI); ClipEncoder.from_spec, which the services and `vigil` use, "
+                "re-derives them from fp32",
+                self.directory,
+                precision,
+            )
         # Checksums come from the manifest, written from these files at export time; hashing
         # ~600 MB again at every start would cost seconds for no new information.
         self._checksums = {files[tower]["file"]: files[tower]["sha256"] for tower in TOWERS}
@@ -135,11 +150,11 @@ class ClipEncoder(Encoder):
 
             log.info("no CLIP export at %s; exporting it now", directory)
             export_clip(spec, directory, precisions=("fp32", "int8", spec.precision))
-        elif spec.precision not in read_manifest(directory)["files"]:
+        elif _needs_deriving(read_manifest(directory), spec.precision):
             if importlib.util.find_spec("onnx") is None:
                 raise ModelUnavailableError(
-                    f"CLIP export {directory} has no {spec.precision} files and the onnx package, needed "
-                    f"to derive them from fp32, is not installed; {_EXPORT_HELP}"
+                    f"CLIP export {directory} has no current {spec.precision} files and the onnx package, "
+                    f"needed to derive them from fp32, is not installed; {_EXPORT_HELP}"
                 )
             from vigil.models.clip.export import add_precisions
 
