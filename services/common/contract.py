@@ -10,6 +10,9 @@ consumer sends it to the dead-letter topic and carries on.
 from __future__ import annotations
 
 import json
+import math
+import numbers
+from collections.abc import Iterable, Mapping, Set
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -154,6 +157,53 @@ class QueryMessage(VigilMessage):
 # A hit's primary key: one derivation, shared with the matching pipeline that creates hits.
 derive_hit_id = hit_id
 
+# A region of a frame: (x0, y0, x1, y1) as fractions of the frame's width and height, origin
+# top-left, 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1. Fractions, not pixels, so that the box
+# fits the frame at any size (the ingest resolution, a thumbnail, the console's display).
+Box = tuple[float, float, float, float]
+
+
+def validate_box(box: object, name: str = "box") -> Box:
+    """`box` as a Box of floats, or ValueError saying what is wrong with it (named `name`).
+
+    Accepts any ordered collection of 4 real numbers: a JSON array, a list, a tuple, a numpy array.
+    """
+    items: list[object] | None = None
+    if isinstance(box, Iterable) and not isinstance(box, str | bytes | Mapping | Set):
+        try:
+            items = list(box)
+        except TypeError:  # e.g. a 0-d numpy array
+            items = None
+    if items is None:
+        raise ValueError(
+            f"{name} must be [x0, y0, x1, y1] (4 numbers), got {type(box).__name__} {_clip(repr(box))}"
+        )
+    box = items
+    if len(box) != 4:
+        raise ValueError(f"{name} must be [x0, y0, x1, y1] (4 numbers), got {len(box)}: {_clip(repr(box))}")
+    values = []
+    for axis, value in zip(("x0", "y0", "x1", "y1"), box, strict=True):
+        # numbers.Real takes numpy scalars too; a bool is an int to Python but not a coordinate.
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{name} {axis} must be a number, got {_clip(repr(value))}")
+        value = float(value)
+        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"{name} {axis} must be a finite fraction of the frame from 0 to 1, got {value!r}"
+            )
+        values.append(value)
+    x0, y0, x1, y1 = values
+    if not x0 < x1:
+        raise ValueError(f"{name} must have x0 < x1 (left edge before right edge), got x0={x0!r}, x1={x1!r}")
+    if not y0 < y1:
+        raise ValueError(f"{name} must have y0 < y1 (top edge above bottom edge), got y0={y0!r}, y1={y1!r}")
+    return x0, y0, x1, y1
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """Error messages quote what was sent, but a dead-letter reason must stay short."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
 
 class HitMessage(VigilMessage):
     """A query matched on a camera ("hits", key = camera_id)."""
@@ -169,6 +219,19 @@ class HitMessage(VigilMessage):
         description="where the peak frame's thumbnail is stored (path or URI), not the image itself"
     )
     encoder: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    # Added with region embeddings; defaulted so that hits of older detectors still decode
+    # (the contract's rule: a new optional field keeps schema_version 1).
+    box: Box | None = Field(
+        default=None,
+        description="the peak frame's region that matched, [x0, y0, x1, y1] as fractions of the "
+        "frame (0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1, origin top-left); None = the whole frame",
+    )
+
+    @field_validator("box", mode="before")
+    @classmethod
+    def _box_in_the_frame(cls, box: object) -> object:
+        # One message naming what is wrong instead of pydantic's per-item tuple errors.
+        return None if box is None else validate_box(box)
 
     @field_validator("peak_ts_ms")
     @classmethod

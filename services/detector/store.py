@@ -2,10 +2,10 @@
 
 Milvus lite (a local directory, the embedded default) or a Milvus server (by URI) hold two
 collections: "hits" (one row per detected event, primary key = the contract's deterministic
-hit id, so a replay after a crash overwrites instead of duplicating) and "frames" (about one
-frame per camera per second, for retrospective search). Thumbnails are JPEG files beside them,
-referenced from both collections by a relative path that `ThumbnailStore.path_for` resolves
-without ever leaving its root.
+hit id, so a replay after a crash overwrites instead of duplicating; with the peak region's
+box, if any) and "frames" (about one frame per camera per second, for retrospective search).
+Thumbnails are JPEG files beside them, referenced from both collections by a relative path
+that `ThumbnailStore.path_for` resolves without ever leaving its root.
 
 Durability: `HitStore.upsert_hits` returns only once the rows would survive a crash, because
 the detector commits its Kafka offsets right after it.
@@ -17,6 +17,8 @@ import json
 import logging
 import os
 import re
+import shlex
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +33,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.models.errors import VigilError
 from vigil.paths import var_dir
-from vigil.services.common.contract import ID_PATTERN, HitMessage, derive_hit_id
+from vigil.services.common.contract import ID_PATTERN, Box, HitMessage, derive_hit_id
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ COLLECTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 MAX_QUERY_ROWS = 16_384
 # end_ts_ms of an event that is still on: Milvus INT64 fields are not nullable here.
 OPEN_EVENT_END = -1
+# The hit's peak region (HitMessage.box): ARRAY<FLOAT> of capacity 4, nullable (NULL = the
+# whole frame, and what hits written before boxes existed read as).
+BOX_FIELD = "box"
+# Fields added after a collection's first release, per collection role: a collection made
+# before lacks them but is otherwise ours, so it is migrated (or the error says how).
+ADDED_FIELDS: dict[str, dict[str, str]] = {"hits": {BOX_FIELD: "the peak region of each hit"}}
 
 _ID_RE = re.compile(ID_PATTERN)
 
@@ -106,7 +114,7 @@ class StoreSettings(BaseSettings):
 class HitRecord:
     """A hit as the detector stores it: the contract's message and the peak frame's embedding."""
 
-    hit: HitMessage
+    hit: HitMessage  # hit.box, the peak region, is stored with it (None = the whole frame)
     embedding: Sequence[float] | np.ndarray
 
 
@@ -138,6 +146,21 @@ class FrameMatch:
 def derive_frame_id(camera_id: str, ts_ms: int) -> str:
     """The frame's primary key: re-indexing the same frame after a replay overwrites it."""
     return f"{camera_id}:{ts_ms}"
+
+
+def _added_field_params(field: str) -> dict[str, Any]:
+    """An added field's schema parameters, the same for a new collection and for adding it to an
+    older one (a field added to an existing collection must be nullable)."""
+    from pymilvus import DataType
+
+    if field == BOX_FIELD:
+        return {
+            "datatype": DataType.ARRAY,
+            "element_type": DataType.FLOAT,
+            "max_capacity": 4,
+            "nullable": True,
+        }
+    raise KeyError(f"no schema parameters for the added field {field!r}")
 
 
 def _check_id(name: str, value: str) -> None:
@@ -217,8 +240,8 @@ class HitStore:
         self._frames_since_flush = 0
         self._client = self._connect()
         try:
-            self._open_collection(settings.hits_collection, self._hits_schema())
-            self._open_collection(settings.frames_collection, self._frames_schema())
+            self._open_collection(settings.hits_collection, self._hits_schema(), role="hits")
+            self._open_collection(settings.frames_collection, self._frames_schema(), role="frames")
         except BaseException:
             self.close()
             raise
@@ -279,6 +302,7 @@ class HitStore:
         schema.add_field("score", DataType.FLOAT)
         schema.add_field("thumbnail", DataType.VARCHAR, max_length=1024)
         schema.add_field("encoder", DataType.VARCHAR, max_length=128)
+        schema.add_field(BOX_FIELD, **_added_field_params(BOX_FIELD))
         return schema, self._index_params(scalar_fields=("camera_id", "query_id"))
 
     def _frames_schema(self) -> tuple[Any, Any]:
@@ -305,27 +329,30 @@ class HitStore:
             index_params.add_index(field, index_type="INVERTED")
         return index_params
 
-    def _open_collection(self, name: str, schema_and_indexes: tuple[Any, Any]) -> None:
+    def _open_collection(self, name: str, schema_and_indexes: tuple[Any, Any], role: str) -> None:
         schema, index_params = schema_and_indexes
         client, timeout = self._client, self.settings.timeout_s
         if not client.has_collection(name, timeout=timeout):
             client.create_collection(name, schema=schema, index_params=index_params, timeout=timeout)
             logger.info("created Milvus collection %s (dim %d)", name, self.settings.dim)
         else:
-            self._check_existing_schema(name, schema)
+            self._check_existing_schema(name, schema, role)
         # A reopened collection is NotLoad and refuses searches until loaded.
         if str(client.get_load_state(name, timeout=timeout).get("state")) != "Loaded":
             client.load_collection(name, timeout=timeout)
 
-    def _check_existing_schema(self, name: str, expected_schema: Any) -> None:
+    def _check_existing_schema(self, name: str, expected_schema: Any, role: str) -> None:
         description = self._client.describe_collection(name, timeout=self.settings.timeout_s)
         fields = {field["name"]: field for field in description["fields"]}
         missing = [field.name for field in expected_schema.fields if field.name not in fields]
-        if missing:
+        added_later = ADDED_FIELDS.get(role, {})
+        if any(field not in added_later for field in missing):
             raise StoreError(
                 f"Milvus collection {name!r} exists but lacks the fields {missing}: it was not made "
                 "by this Vigil; configure another collection name"
             )
+        if missing:
+            self._add_missing_fields(name, role, missing)
         existing_dim = int(fields["embedding"]["params"]["dim"])
         if existing_dim != self.settings.dim:
             raise EmbeddingDimensionError(
@@ -335,7 +362,69 @@ class HitStore:
                 "switch back to the encoder that filled it"
             )
 
+    def _add_missing_fields(self, name: str, role: str, missing: list[str]) -> None:
+        """Migrate a collection made by an older Vigil: add the nullable fields it lacks.
+
+        A Milvus server (2.6+) adds a field in place, its old rows reading NULL. Milvus lite
+        3.2.2 has no AddCollectionField RPC (it answers UNIMPLEMENTED), so there the error says
+        exactly what to do instead.
+        """
+        what = ", ".join(f"{field!r} ({ADDED_FIELDS[role][field]})" for field in missing)
+        new_name = f"{name}_v2"[:255]
+        if self.settings.is_lite:
+            directory = str(Path(self.settings.uri).expanduser().resolve())
+            code = (  # json.dumps: double-quoted Python literals, so the shell quoting stays readable
+                f"from milvus_lite import MilvusLite; db = MilvusLite({json.dumps(directory)}); "
+                f"db.drop_collection({json.dumps(name)}); db.close()"
+            )
+            drop = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+            raise StoreError(
+                f"Milvus collection {name!r} in {directory} was made by an older Vigil: it lacks the "
+                f"field(s) {what}, and Milvus lite cannot add a field to an existing collection. Its "
+                f"rows are intact. To keep them, start a new collection beside it: set "
+                f"VIGIL_MILVUS_{role.upper()}_COLLECTION={new_name} (Vigil then lists only new hits; "
+                f"the old rows stay in {name!r}, untouched). To discard them, stop every Vigil "
+                f"process and run: `{drop}`"
+            )
+        from pymilvus.exceptions import MilvusException
+
+        for field in missing:
+            params = _added_field_params(field)
+            data_type = params.pop("datatype")
+            try:
+                self._client.add_collection_field(
+                    name, field, data_type, timeout=self.settings.timeout_s, **params
+                )
+            except MilvusException as error:
+                raise StoreError(
+                    f"Milvus collection {name!r} was made by an older Vigil: it lacks the field(s) "
+                    f"{what}, and the server refused to add {field!r} ({error}); Milvus 2.6 or later "
+                    f"can. Or start a new collection beside it: set "
+                    f"VIGIL_MILVUS_{role.upper()}_COLLECTION={new_name}"
+                ) from None
+            logger.warning(
+                "migrated Milvus collection %s in place: added the field %r (%s); the rows written "
+                "before read it as NULL",
+                name,
+                field,
+                ADDED_FIELDS[role][field],
+            )
+
     # --- writing -------------------------------------------------------------------------
+
+    @staticmethod
+    def _box_row(hit: HitMessage) -> list[float] | None:
+        """hit.box as stored: FLOAT (32-bit) fractions, or None (NULL) for the whole frame."""
+        if hit.box is None:
+            return None
+        stored = np.asarray(hit.box, dtype=np.float32)
+        x0, y0, x1, y1 = stored.tolist()
+        if not (x0 < x1 and y0 < y1):
+            # Only a box narrower than ~1e-7 of the frame collapses at 32 bits: no pixel is.
+            raise ValueError(
+                f"hit {hit.hit_id}: box {list(hit.box)} collapses to {stored.tolist()} at FLOAT precision"
+            )
+        return stored.tolist()
 
     def _vector(self, embedding: Sequence[float] | np.ndarray, what: str) -> list[float]:
         vector = np.asarray(embedding, dtype=np.float32)
@@ -370,6 +459,7 @@ class HitStore:
                     "score": hit.peak_score,
                     "thumbnail": hit.thumbnail,
                     "encoder": hit.encoder,
+                    BOX_FIELD: self._box_row(hit),
                 }
             )
         name = self.settings.hits_collection
@@ -478,7 +568,8 @@ class HitStore:
         since_ts_ms: int | None = None,
         limit: int = 100,
     ) -> list[HitMessage]:
-        """Stored hits, newest peak first; since_ts_ms bounds the peak time (inclusive).
+        """Stored hits, newest peak first; since_ts_ms bounds the peak time (inclusive). Each
+        hit's box is as written, at FLOAT (32-bit) precision; None for whole-frame hits.
 
         Milvus queries have no ORDER BY, so up to 16,384 matching rows are sorted here; with
         more matches than that, narrow the query with since_ts_ms.
@@ -508,6 +599,7 @@ class HitStore:
                 "score",
                 "thumbnail",
                 "encoder",
+                BOX_FIELD,
             ],
             limit=MAX_QUERY_ROWS,
             timeout=self.settings.timeout_s,
@@ -525,6 +617,7 @@ class HitStore:
                 peak_score=round(float(row["score"]), 6),
                 thumbnail=row["thumbnail"],
                 encoder=row["encoder"],
+                box=_box_from_row(row.get(BOX_FIELD)),
             )
             for row in rows
         ]
@@ -559,6 +652,15 @@ class HitStore:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _box_from_row(stored: Sequence[float] | None) -> Box | None:
+    """A stored box back as the contract's floats: each FLOAT as the shortest decimal that is
+    that FLOAT (0.1 reads back as 0.1, not 0.10000000149), which keeps x0 < x1 and y0 < y1."""
+    if stored is None:
+        return None
+    x0, y0, x1, y1 = (float(str(np.float32(value))) for value in stored)
+    return x0, y0, x1, y1
 
 
 # --- thumbnails ----------------------------------------------------------------------------

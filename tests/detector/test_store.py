@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -19,6 +22,7 @@ from vigil.services.detector.store import (
     HitStore,
     InvalidThumbnailReferenceError,
     MilvusLockedError,
+    StoreError,
     StoreSettings,
     ThumbnailNotFoundError,
     ThumbnailStore,
@@ -35,7 +39,9 @@ def unit(*values: float) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def make_hit(camera_id="cam-1", query_id="fire", start=1_000, peak=1_500, end=None, score=0.9) -> HitMessage:
+def make_hit(
+    camera_id="cam-1", query_id="fire", start=1_000, peak=1_500, end=None, score=0.9, box=None
+) -> HitMessage:
     return HitMessage(
         hit_id=derive_hit_id(camera_id, query_id, start),
         camera_id=camera_id,
@@ -46,6 +52,7 @@ def make_hit(camera_id="cam-1", query_id="fire", start=1_000, peak=1_500, end=No
         peak_score=score,
         thumbnail=f"{camera_id}/1970-01-01/{peak}.jpg",
         encoder="offline-test",
+        box=box,
     )
 
 
@@ -199,6 +206,170 @@ def test_index_files_torn_by_a_kill_are_rebuilt_and_the_hits_survive(tmp_path, c
     assert sum("removing torn Milvus lite index file" in r.getMessage() for r in caplog.records) == len(
         index_files
     )
+
+
+def test_hits_with_and_without_a_box_round_trip_through_a_reopened_store(tmp_path):
+    settings = settings_for(tmp_path / "milvus")
+    boxed = make_hit(camera_id="cam-box", start=2_000, peak=2_500, box=(0.1, 0.2, 0.35, 0.9))
+    whole_frame = make_hit(camera_id="cam-box", query_id="smoke", start=1_000, peak=1_500)
+    # A box finer than Milvus' 32-bit FLOAT: it comes back at float32 precision, still ordered.
+    fine = make_hit(camera_id="cam-fine", box=(0.123456789, 0.2, 0.123457789, 0.987654321))
+    with HitStore(settings) as first:
+        first.upsert_hits(
+            [HitRecord(boxed, unit(1)), HitRecord(whole_frame, unit(0, 1)), HitRecord(fine, unit(1, 1))]
+        )
+        assert first.hits(camera_id="cam-box") == [boxed, whole_frame]
+
+    with HitStore(settings) as reopened:
+        assert reopened.hits(camera_id="cam-box") == [boxed, whole_frame]
+        (stored_box,) = [hit.box for hit in reopened.hits(camera_id="cam-fine")]
+        assert stored_box == pytest.approx(fine.box, abs=1e-7) and stored_box[0] < stored_box[2]
+        # A replay (the event's peak moved to the whole frame) overwrites the box too.
+        reopened.upsert_hits([HitRecord(boxed.model_copy(update={"box": None}), unit(1))])
+        assert reopened.hits(camera_id="cam-box")[0].box is None
+
+
+def test_a_box_that_collapses_at_float32_precision_is_refused(store):
+    hair = make_hit(camera_id="cam-hair", box=(0.5, 0.2, 0.50000001, 0.4))  # narrower than any pixel
+    with pytest.raises(ValueError, match=r"cam-hair:fire:1000: box .* collapses .* at FLOAT precision"):
+        store.upsert_hits([HitRecord(hair, unit(1))])
+
+
+@contextlib.contextmanager
+def raw_lite_client(directory: Path):
+    """A plain pymilvus client on Milvus lite, without HitStore (as another program would)."""
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+    from pymilvus import MilvusClient
+
+    server, db, port = start_server_in_thread(str(directory), host="127.0.0.1")
+    client = MilvusClient(uri=f"http://127.0.0.1:{port}")
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop(grace=2).wait()
+        db.close()
+
+
+def create_hits_collection_as_the_previous_vigil_did(directory: Path, name: str = "vigil_hits") -> None:
+    """The hits collection exactly as the store made it before boxes (no "box" field), with one hit."""
+    from pymilvus import DataType, MilvusClient
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with raw_lite_client(directory) as client:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("hit_id", DataType.VARCHAR, is_primary=True, max_length=400)
+        schema.add_field("embedding", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("camera_id", DataType.VARCHAR, max_length=128)
+        schema.add_field("query_id", DataType.VARCHAR, max_length=128)
+        schema.add_field("event_start_ts_ms", DataType.INT64)
+        schema.add_field("peak_ts_ms", DataType.INT64)
+        schema.add_field("end_ts_ms", DataType.INT64)
+        schema.add_field("score", DataType.FLOAT)
+        schema.add_field("thumbnail", DataType.VARCHAR, max_length=1024)
+        schema.add_field("encoder", DataType.VARCHAR, max_length=128)
+        index_params = client.prepare_index_params()
+        index_params.add_index("embedding", index_type="HNSW", metric_type="COSINE", params={"M": 16})
+        for field in ("camera_id", "query_id"):
+            index_params.add_index(field, index_type="INVERTED")
+        client.create_collection(name, schema=schema, index_params=index_params)
+        hit = make_hit()
+        row = {
+            "hit_id": hit.hit_id,
+            "embedding": unit(1).tolist(),
+            "camera_id": hit.camera_id,
+            "query_id": hit.query_id,
+            "event_start_ts_ms": hit.event_start_ts_ms,
+            "peak_ts_ms": hit.peak_ts_ms,
+            "end_ts_ms": -1,
+            "score": hit.peak_score,
+            "thumbnail": hit.thumbnail,
+            "encoder": hit.encoder,
+        }
+        client.upsert(name, [row])
+        client.flush(name)
+
+
+def test_an_old_hits_collection_without_box_is_refused_saying_exactly_what_to_do(tmp_path, monkeypatch):
+    directory = tmp_path / "milvus"
+    create_hits_collection_as_the_previous_vigil_did(directory)
+
+    with pytest.raises(StoreError) as refused:
+        HitStore(settings_for(directory))
+    message = str(refused.value)
+    assert "'vigil_hits'" in message and "made by an older Vigil" in message
+    assert "'box' (the peak region of each hit)" in message
+    assert "Milvus lite cannot add a field to an existing collection" in message
+    assert "rows are intact" in message
+
+    # What it says, option 1: a new collection beside the old one, whose hit is still there.
+    assert "set VIGIL_MILVUS_HITS_COLLECTION=vigil_hits_v2" in message
+    monkeypatch.setenv("VIGIL_MILVUS_HITS_COLLECTION", "vigil_hits_v2")
+    with HitStore(StoreSettings(uri=str(directory), dim=DIM)) as beside:
+        assert beside.settings.hits_collection == "vigil_hits_v2" and beside.count_hits() == 0
+        beside.upsert_hits([HitRecord(make_hit(box=(0.0, 0.5, 0.5, 1.0)), unit(1))])
+    with raw_lite_client(directory) as client:
+        client.load_collection("vigil_hits")
+        old_rows = client.query("vigil_hits", filter="", output_fields=["hit_id"])
+        assert [row["hit_id"] for row in old_rows] == [make_hit().hit_id]
+
+    # Option 2: the exact command it gives drops the old collection; Vigil then starts it anew.
+    monkeypatch.delenv("VIGIL_MILVUS_HITS_COLLECTION")
+    command = message.split("run: `", 1)[1].rstrip("`")
+    subprocess.run(shlex.split(command), check=True, timeout=60, capture_output=True)
+    with HitStore(settings_for(directory)) as fresh:
+        assert fresh.settings.hits_collection == "vigil_hits" and fresh.count_hits() == 0
+        fresh.upsert_hits([HitRecord(make_hit(box=(0.25, 0.25, 0.5, 0.5)), unit(1))])
+        assert fresh.hits() == [make_hit(box=(0.25, 0.25, 0.5, 0.5))]
+
+
+class _Milvus26StandIn:
+    """No Milvus server runs in the tests: this answers describe_collection and
+    add_collection_field as Milvus 2.6 does, for the server-side path of the migration (the
+    real add_collection_field is what lite lacks)."""
+
+    def __init__(self, refuse: Exception | None = None) -> None:
+        self.added: list[tuple] = []
+        self.refuse = refuse
+
+    @staticmethod
+    def prepare_index_params():
+        from pymilvus import MilvusClient
+
+        return MilvusClient.prepare_index_params()
+
+    def describe_collection(self, name, timeout=None):
+        old_fields = ["hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "end_ts_ms"]
+        old_fields += ["score", "thumbnail", "encoder"]
+        return {"fields": [{"name": "embedding", "params": {"dim": DIM}}] + [{"name": f} for f in old_fields]}
+
+    def add_collection_field(self, name, field, data_type, timeout=None, **params):
+        if self.refuse is not None:
+            raise self.refuse
+        self.added.append((name, field, data_type, params))
+
+
+def _check_hits_collection_on(server: _Milvus26StandIn) -> None:
+    store = HitStore.__new__(HitStore)  # not connected: the stand-in is the server
+    store.settings = StoreSettings(uri="http://milvus.example:19530", dim=DIM)
+    store._client = server
+    store._check_existing_schema("vigil_hits", store._hits_schema()[0], "hits")
+
+
+def test_on_a_milvus_server_an_old_hits_collection_gets_the_box_field_in_place(caplog):
+    from pymilvus import DataType
+    from pymilvus.exceptions import MilvusException
+
+    server = _Milvus26StandIn()
+    with caplog.at_level(logging.WARNING):
+        _check_hits_collection_on(server)
+    box_params = {"element_type": DataType.FLOAT, "max_capacity": 4, "nullable": True}
+    assert server.added == [("vigil_hits", "box", DataType.ARRAY, box_params)]
+    assert any("migrated Milvus collection vigil_hits in place" in r.getMessage() for r in caplog.records)
+
+    says = r"refused to add 'box' .*not supported.*VIGIL_MILVUS_HITS_COLLECTION=vigil_hits_v2"
+    with pytest.raises(StoreError, match=says):
+        _check_hits_collection_on(_Milvus26StandIn(refuse=MilvusException(message="not supported")))
 
 
 def test_a_lite_uri_that_is_a_file_is_refused_with_a_reason(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vigil.services.common.contract import (
@@ -39,6 +40,7 @@ HIT = HitMessage(
     thumbnail="thumbnails/cam-1/1700000000500.jpg",
     encoder="clip-ViT-B-32",
 )
+BOXED_HIT = HIT.model_copy(update={"box": (0.25, 0.1, 0.75, 0.9)})
 ALERT = AlertMessage(
     alert_id=f"{HIT.hit_id}:0",
     hit_id=HIT.hit_id,
@@ -59,7 +61,9 @@ STATUS = CameraStatusMessage(
 )
 
 
-@pytest.mark.parametrize("message", [QUERY, HIT, ALERT, STATUS], ids=lambda m: type(m).__name__)
+@pytest.mark.parametrize(
+    "message", [QUERY, HIT, BOXED_HIT, ALERT, STATUS], ids=["query", "hit", "boxed-hit", "alert", "status"]
+)
 def test_every_message_round_trips_through_json_bytes(message):
     raw = encode_json(message)
     assert json.loads(raw)["schema_version"] == 1
@@ -95,6 +99,8 @@ def _with(message, **changes) -> bytes:
         (HitMessage, _with(HIT, peak_ts_ms=HIT.event_start_ts_ms - 1), "peak_ts_ms"),
         (HitMessage, _with(HIT, end_ts_ms=HIT.peak_ts_ms - 1), "end_ts_ms"),
         (HitMessage, _with(HIT, camera_id=None), "camera_id"),
+        (HitMessage, _with(HIT, box=[0.1, 0.2, 0.3]), "box"),
+        (HitMessage, _with(HIT, box=[0.6, 0.2, 0.3, 0.4]), "box"),
         (AlertMessage, _with(ALERT, severity="urgent"), "severity"),
         (CameraStatusMessage, _with(STATUS, state="sleeping"), "state"),
         (CameraStatusMessage, _with(STATUS, reconnects=-1), "reconnects"),
@@ -105,6 +111,69 @@ def test_a_bad_message_raises_bad_message_error_naming_the_field(model, raw, fie
         decode_json(model, raw)
     assert f"{field}:" in str(caught.value)
     assert str(caught.value).startswith(model.__name__)
+
+
+def test_a_hit_with_a_box_round_trips_as_a_json_array_of_four_fractions():
+    raw = encode_json(BOXED_HIT)
+    assert json.loads(raw)["box"] == [0.25, 0.1, 0.75, 0.9]
+    decoded = decode_json(HitMessage, raw)
+    assert decoded == BOXED_HIT and decoded.box == (0.25, 0.1, 0.75, 0.9)
+    # A producer may hand over a list (what Milvus and json return) or numpy floats.
+    assert HitMessage(**{**HIT.model_dump(), "box": [0, 0, 1, 1]}).box == (0.0, 0.0, 1.0, 1.0)
+    from_numpy = HitMessage(**{**HIT.model_dump(), "box": np.array([0.5, 0.25, 0.75, 1.0], dtype=np.float32)})
+    assert from_numpy.box == (0.5, 0.25, 0.75, 1.0) and all(type(v) is float for v in from_numpy.box)
+    assert HIT.box is None and json.loads(encode_json(HIT))["box"] is None
+
+
+@pytest.mark.parametrize(
+    ("box", "says"),
+    [
+        ([0.1, 0.2, 0.3], r"box: .*\[x0, y0, x1, y1\] \(4 numbers\), got 3"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5], r"box: .*\(4 numbers\), got 5"),
+        ([0.6, 0.2, 0.3, 0.4], r"box: .*x0 < x1.*x0=0\.6, x1=0\.3"),
+        ([0.1, 0.4, 0.3, 0.4], r"box: .*y0 < y1.*y0=0\.4, y1=0\.4"),  # an empty box is no region
+        ([0.1, 0.2, 1.5, 0.4], r"box: .*x1 must be a finite fraction of the frame from 0 to 1, got 1\.5"),
+        ([-0.1, 0.2, 0.3, 0.4], r"box: .*x0 must be a finite fraction .* got -0\.1"),
+        ([0.1, "0.2", 0.3, 0.4], r"box: .*y0 must be a number, got '0\.2'"),  # strict, as elsewhere
+        ([0.1, 0.2, True, 0.4], r"box: .*x1 must be a number, got True"),
+        ("0.1,0.2,0.3,0.4", r"box: .*4 numbers\), got str"),
+    ],
+    ids=[
+        "3-numbers",
+        "5-numbers",
+        "x0-after-x1",
+        "no-height",
+        "1.5",
+        "negative",
+        "a-string-number",
+        "a-bool",
+        "a-string",
+    ],
+)
+def test_a_bad_box_is_refused_saying_what_is_wrong(box, says):
+    with pytest.raises(BadMessageError, match=says):
+        decode_json(HitMessage, _with(HIT, box=box))
+
+
+def test_a_nan_or_infinite_box_coordinate_is_refused():
+    raw = _with(HIT, box=[0.1, 0.2, 0.3, 0.4]).replace(b"[0.1, 0.2, 0.3, 0.4]", b"[0.1, 0.2, NaN, 0.4]")
+    assert b"NaN" in raw
+    with pytest.raises(BadMessageError, match=r"box: .*x1 must be a finite fraction .* got nan"):
+        decode_json(HitMessage, raw)
+    with pytest.raises(ValueError, match=r"box\n.*y1 must be a finite fraction .* got inf"):
+        HitMessage(**{**HIT.model_dump(), "box": [0.1, 0.2, 0.3, float("inf")]})
+
+
+def test_a_hit_from_an_older_detector_without_a_box_still_decodes_as_whole_frame():
+    # Exactly what the detector published before boxes existed: same schema_version, no "box".
+    raw = (
+        b'{"schema_version":1,"hit_id":"cam-1:q-cat:1700000000000","camera_id":"cam-1",'
+        b'"query_id":"q-cat","event_start_ts_ms":1700000000000,"peak_ts_ms":1700000000500,'
+        b'"end_ts_ms":1700000002000,"peak_score":0.83,"thumbnail":"thumbnails/cam-1/1700000000500.jpg",'
+        b'"encoder":"clip-ViT-B-32"}'
+    )
+    decoded = decode_json(HitMessage, raw)
+    assert decoded == HIT and decoded.box is None
 
 
 def test_a_missing_field_is_named():
