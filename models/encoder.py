@@ -12,6 +12,7 @@ import hashlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,17 @@ class EncoderInfo(BaseModel):
     details: dict[str, str] = Field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RegionProposal:
+    """An object an encoder's own detector found: box (x0, y0, x1, y1) in fractions of the
+    frame, its class (the detector's index and name) and confidence."""
+
+    box: tuple[float, float, float, float]
+    label_index: int
+    label: str
+    confidence: float
+
+
 class Encoder(ABC):
     """Embed images and texts into one L2-normalised float32 space of `info.dim` dimensions."""
 
@@ -57,6 +69,28 @@ class Encoder(ABC):
         if not checked:
             return np.zeros((0, self.info.dim), np.float32)
         return l2_normalise(self._embed_images(checked))
+
+    def embed_crops(
+        self,
+        crops: Sequence[np.ndarray],
+        proposals: Sequence[Sequence[RegionProposal]] | None = None,
+    ) -> np.ndarray:
+        """Embed regions cut out of frames (RGB uint8, any size) into the same space.
+
+        proposals: per crop, the encoder's own proposals (`propose_regions` on the whole frame)
+        that lie inside it, for an encoder that uses what its detector saw there. The default
+        embeds crops as images and ignores them."""
+        return self.embed_images(crops)
+
+    def propose_regions(self, images: Sequence[np.ndarray]) -> list[list[RegionProposal]]:
+        """What an object detector of the encoder's own finds in each image: candidate regions
+        to embed besides what moved. None by default."""
+        return [[] for _ in images]
+
+    @property
+    def proposes_regions(self) -> bool:
+        """Whether `propose_regions` runs a model (so callers skip it when it does not)."""
+        return False
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         checked = [check_text(text, f"text #{i}") for i, text in enumerate(texts)]

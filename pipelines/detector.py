@@ -1,43 +1,71 @@
 """One camera's standing queries, frame by frame: the live detector's decisions (no I/O).
 
-`CameraPipeline` is what the detector service runs for each camera. The service decodes and
-embeds frames, then feeds them here one by one in capture order; each frame goes through:
+`CameraPipeline` is what the detector service runs for each camera. For each frame, in
+capture order:
 
-1. the camera's `RollingWindow` (late frames and duplicates are refused here: a frame the
-   pipeline has already moved past, e.g. redelivered after a restart, changes nothing);
-2. per standing query: raw cosine and max background-prompt cosine -> calibrated score
-   against that camera+query's running background (`QueryTrack.calibrate`);
-3. optionally the temporal model: every query's window of per-frame features, scored in one
-   batch, gives the probability that the event is on now, which replaces the calibrated
-   score as what the state machine thresholds;
-4. per query: the match state machine (hysteresis, minimum duration, cooldown), which emits
-   hits; the background statistics learn the frame only while the machine is idle.
+1. `changes.observe(ts_ms, grey)`: the camera's change detector (regions.py) looks at a small grey copy
+   and says what to embed: nothing (a still frame: its last embeddings stand), the regions
+   that changed, and/or the whole frame (at a low rate, and at a global change). The service
+   then cuts those crops and embeds them, batched across cameras (and may add an object
+   detector's boxes inside the motion: regions.select_regions);
+2. `step(ts_ms, FrameEmbeddings)`: the new embeddings update the camera's views (views.py);
+   a frame the pipeline has already moved past (a redelivery after a restart) changes
+   nothing;
+3. per standing query, its best view: each view's margin over the query's competitors
+   (its language's background prompts; with discrimination on, also its negative vocabulary
+   and the camera's other queries: discrimination.py) in standard deviations above the
+   background of its place (places.py; the whole frame: the camera's), the most unusual view
+   that passes the gate (with discrimination on, the region is explained better by this query
+   than by every other standing query) being the query's region; each newly embedded view
+   teaches the background once;
+4. optionally the temporal model over every query's window of per-frame features;
+5. per query: the match state machine (hysteresis, minimum duration, cooldown), which emits
+   hits, each with its peak view (the region's box and embedding); the background statistics
+   learn the frame only while the machine is idle.
 
 Queries change while frames flow (`set_queries`): a new query starts a track whose background
-is warmed up from the frames still in the window (it is judged at once rather than after a
-minute of learning); an edited text or language restarts its track (the old statistics belong
-to another embedding); a new threshold only changes the thresholds; a deleted query's open
-event is closed and reported.
+is warmed up from the recent frames' views (it is judged at once rather than after a minute of
+learning); an edited text or language restarts its track (the old statistics belong to another
+embedding); a new threshold only changes the thresholds; a deleted query's open event is closed
+and reported. Any change of the query set changes every query's competitors.
+
+This file is over 400 lines because it is the one place where a camera's views, queries,
+calibration, gate and state machines meet frame by frame; its parts (regions, views, places,
+discrimination, matching) already live in their own modules.
 
 `to_state()` / `from_state()` snapshot everything a restarted detector needs to carry on
-exactly where the snapshot was taken (background statistics, state machines, temporal
-windows, open events' peak embeddings): with its Kafka offsets committed only after the
-snapshot, a crash replays frames into the same state, so the same hits come out with the
-same ids. The embeddings window is not snapshotted (it only warms up new queries).
+exactly where the snapshot was taken (the change detector's background, the views, background
+statistics, state machines, temporal windows, open events' peak views): with its Kafka offsets
+committed only after the snapshot, a crash replays frames into the same state, so the same
+hits come out with the same ids. The recent frames' views are not snapshotted (they only warm
+up new queries).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior
+from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior, sigmoid
+from vigil.pipelines.discrimination import (
+    DiscriminationSettings,
+    ViewMargins,
+    competitors_for,
+    gate_margins,
+    rivals_for,
+    view_cosines,
+)
 from vigil.pipelines.matching import Hit, MatchSettings, MatchState, MatchStateMachine, QueryTrack
-from vigil.pipelines.prompts import QueryVectors, query_scores
-from vigil.pipelines.window import RollingWindow
+from vigil.pipelines.places import PlaceStats
+from vigil.pipelines.prompts import QueryVectors
+from vigil.pipelines.regions import Box, ChangeDetector, RegionSettings
+from vigil.pipelines.views import FULL_FRAME, View, ViewBook, ViewSettings, view_from_state, view_to_state
 
 # windows (n, window, features) -> (n,) probabilities; models.temporal.TemporalScorer.score
 TemporalModel = Callable[[np.ndarray], np.ndarray]
@@ -53,7 +81,7 @@ class TemporalStage:
     window_from_state: Callable[[dict], Any]
 
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -85,22 +113,39 @@ class CalibrationSettings:
     min_std: float = 2e-3
 
 
+@dataclass(frozen=True)
+class FrameEmbeddings:
+    """What the encoder made of one frame: the whole frame's embedding (None when `plan` did
+    not ask for it), the embedded regions, and whether the scene changed as a whole."""
+
+    full: np.ndarray | None = None
+    regions: tuple[tuple[Box, np.ndarray], ...] = ()
+    global_change: bool = False
+    settled: tuple[tuple[Box, np.ndarray], ...] = ()  # regions whose motion stopped (views.py)
+
+
 @dataclass
 class FrameOutcome:
-    """What one frame did: whether it was taken, the hits it caused (each with the embedding
-    of its peak frame, for the hit store), and whether it is now the peak of an open candidate
-    or event (the service then stores its thumbnail: a hit may point at it later)."""
+    """What one frame did: whether it was taken, the hits it caused (each with the view of its
+    peak frame: the region's box and embedding, for the hit store and the thumbnail), and
+    whether it is now the peak of an open candidate or event (the service then stores its
+    thumbnail: a hit may point at it later)."""
 
     accepted: bool
-    hits: list[tuple[Hit, np.ndarray]] = field(default_factory=list)
+    hits: list[tuple[Hit, View]] = field(default_factory=list)
     is_peak: bool = False
+    peak_boxes: list[Box] = field(default_factory=list)  # the regions this frame is the peak of
 
 
 @dataclass
 class _Track:
     spec: StandingQuery
     track: QueryTrack
-    peak_embedding: np.ndarray | None = None
+    competitors: np.ndarray
+    rivals: np.ndarray  # the other queries of its language a region must be explained by this one better than
+    foreign_rivals: tuple[str, ...]  # ... and those of another language (compared in z: `_best`)
+    places: PlaceStats = field(default_factory=PlaceStats)
+    peak_view: View | None = None
 
 
 class CameraPipeline:
@@ -110,6 +155,8 @@ class CameraPipeline:
         that a new camera or query is judged from its first frame; None keeps it silent until
         `warmup_frames` background frames were seen.
     temporal: the temporal stage, or None to threshold the calibrated score itself.
+    regions / views / discrimination: the change detector's, the view book's and the
+        discriminative decision's settings.
     """
 
     def __init__(
@@ -121,14 +168,26 @@ class CameraPipeline:
         prior: ScorePrior | None = None,
         temporal: TemporalStage | None = None,
         window_frames: int = 64,
+        regions: RegionSettings | None = None,
+        views: ViewSettings | None = None,
+        discrimination: DiscriminationSettings | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.dim = dim
         self.calibration = calibration or CalibrationSettings()
         self.prior = prior
         self.temporal = temporal
-        self.window = RollingWindow(dim, capacity=window_frames)
+        self.discrimination = discrimination or DiscriminationSettings()
+        self.changes = ChangeDetector(regions or RegionSettings())
+        self.views = ViewBook(views)
+        # (ts_ms, (v, dim) views) of recent frames: what a new query is warmed up from
+        # (ts_ms, (v, dim) views, their boxes, indexes of the views new on that frame) of recent
+        # frames: what a new query is warmed up from
+        self._recent: deque[tuple[int, np.ndarray, tuple[Box, ...], tuple[int, ...]]] = deque(
+            maxlen=window_frames
+        )
         self._tracks: dict[str, _Track] = {}
+        self._specs: list[StandingQuery] = []
         self.last_ts_ms: int | None = None
 
     # --- queries -------------------------------------------------------------------------
@@ -140,7 +199,7 @@ class CameraPipeline:
     def set_queries(self, queries: Sequence[StandingQuery]) -> list[tuple[Hit, np.ndarray]]:
         """Make the tracked queries these; returns the closing hits of removed queries."""
         wanted = {query.query_id: query for query in queries}
-        closed: list[tuple[Hit, np.ndarray]] = []
+        closed: list[tuple[Hit, View]] = []
         for query_id in list(self._tracks):
             current = self._tracks[query_id]
             spec = wanted.get(query_id)
@@ -149,12 +208,39 @@ class CameraPipeline:
                     current.track.machine.settings = spec.match
                 current.spec = spec
                 continue
-            closed.extend(self._with_embedding(current, current.track.finish()))
+            closed.extend(self._with_view(current, current.track.finish()))
             del self._tracks[query_id]
+        self._refresh_competitors(list(wanted.values()))
         for query_id, spec in wanted.items():
             if query_id not in self._tracks:
                 self._tracks[query_id] = self._new_track(spec, warm=True)
         return closed
+
+    def _competitors(self, spec: StandingQuery, specs: Sequence[StandingQuery]) -> np.ndarray:
+        others = [other.vectors for other in specs if other.query_id != spec.query_id]
+        return competitors_for(spec.vectors, others, self.discrimination)
+
+    def _rivals(
+        self, spec: StandingQuery, specs: Sequence[StandingQuery]
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
+        """(same-language rivals' vectors, other-language rivals' query ids), less synonyms."""
+        others = [other for other in specs if other.query_id != spec.query_id]
+        language = spec.vectors.language
+        same = rivals_for(
+            spec.vectors, [o.vectors for o in others if o.vectors.language == language], self.discrimination
+        )
+        foreign = [o for o in others if o.vectors.language != language]
+        kept = rivals_for(spec.vectors, [o.vectors for o in foreign], self.discrimination)
+        kept_ids = tuple(
+            o.query_id for o in foreign if any(np.array_equal(o.vectors.text, row) for row in kept)
+        )
+        return same, kept_ids
+
+    def _refresh_competitors(self, specs: Sequence[StandingQuery]) -> None:
+        for entry in self._tracks.values():
+            entry.competitors = self._competitors(entry.spec, specs)
+            entry.rivals, entry.foreign_rivals = self._rivals(entry.spec, specs)
+        self._specs = list(specs)
 
     def _new_track(self, spec: StandingQuery, warm: bool) -> _Track:
         c = self.calibration
@@ -169,55 +255,162 @@ class CameraPipeline:
         )
         features = self.temporal.new_window() if self.temporal is not None else None
         track = QueryTrack(calibrator, MatchStateMachine(self.camera_id, spec.query_id, spec.match), features)
-        if warm and len(self.window):
+        competitors = self._competitors(spec, self._specs)
+        rivals, foreign_rivals = self._rivals(spec, self._specs)
+        if warm:
             # What the camera showed recently is its background for this query: learn it, and
             # give the temporal model its context. The machine sees none of it (no hit can be
             # about frames from before the query existed).
-            raw, background = query_scores(self.window.embeddings(), spec.vectors)
-            for ts_ms, r, b in zip(self.window.timestamps(), raw, background, strict=True):
-                track.calibrate(int(ts_ms), float(r), float(b))
-                calibrator.learn(float(r), float(b))
-        return _Track(spec, track)
+            places = PlaceStats()
+            for ts_ms, views, boxes, new in self._recent:
+                raw, competing = view_cosines(views, spec.vectors.text, competitors)
+                best = int(np.argmax(raw - competing))
+                track.calibrate(ts_ms, float(raw[best]), float(competing[best]))
+                for v in new:
+                    calibrator.learn(float(raw[v]), float(competing[v]))
+                    if boxes[v] != FULL_FRAME:
+                        places.learn(boxes[v], float(raw[v] - competing[v]))
+            return _Track(spec, track, competitors, rivals, foreign_rivals, places)
+        return _Track(spec, track, competitors, rivals, foreign_rivals)
 
     # --- frames --------------------------------------------------------------------------
 
-    def step(self, ts_ms: int, embedding: np.ndarray, frame_ref: Hashable = None) -> FrameOutcome:
-        """Feed one frame (capture time in ms, L2-normalised embedding)."""
+    def step(
+        self, ts_ms: int, embeddings: FrameEmbeddings | np.ndarray, frame_ref: Hashable = None
+    ) -> FrameOutcome:
+        """Feed one frame: capture time in ms, and what the encoder made of it (a bare (dim,)
+        vector is a whole-frame embedding; `FrameEmbeddings()` is a still frame)."""
         ts_ms = int(ts_ms)
         if self.last_ts_ms is not None and ts_ms <= self.last_ts_ms:
             return FrameOutcome(accepted=False)  # already past it: a redelivery or a straggler
-        vector = np.asarray(embedding, np.float32)
-        self.window.append(ts_ms, vector, frame_ref)
+        if not isinstance(embeddings, FrameEmbeddings):
+            embeddings = FrameEmbeddings(full=np.asarray(embeddings, np.float32))
+        changed = (
+            embeddings.full is not None
+            or embeddings.regions
+            or embeddings.settled
+            or embeddings.global_change
+        )
+        if changed:
+            self.views.update(
+                ts_ms, embeddings.full, embeddings.regions, embeddings.global_change, embeddings.settled
+            )
         self.last_ts_ms = ts_ms
         outcome = FrameOutcome(accepted=True)
+        if not len(self.views):
+            return outcome  # nothing seen yet (a stream that starts with still frames)
+        views = self.views.views()
+        matrix = self.views.matrix()
+        # The views embedded on this frame (the full view is first, new regions are last): each
+        # embedding teaches the background once, not once per frame it stands for.
+        added = len(embeddings.regions) + len(embeddings.settled)
+        new = ((0,) if embeddings.full is not None else ()) + tuple(range(len(views) - added, len(views)))
+        self._recent.append((ts_ms, matrix, tuple(view.box for view in views), new))
         tracks = list(self._tracks.values())
         if not tracks:
             return outcome
-        raw_and_background = [query_scores(vector[None, :], entry.spec.vectors) for entry in tracks]
-        scores = [
-            entry.track.calibrate(ts_ms, float(raw[0]), float(background[0]))
-            for entry, (raw, background) in zip(tracks, raw_and_background, strict=True)
+        cosines = [view_cosines(matrix, entry.spec.vectors.text, entry.competitors) for entry in tracks]
+        view_zs = {
+            entry.spec.query_id: self._view_zs(entry, views, raw - competing)
+            for entry, (raw, competing) in zip(tracks, cosines, strict=True)
+        }
+        best = [
+            self._best(entry, matrix, raw, competing, view_zs)
+            for entry, (raw, competing) in zip(tracks, cosines, strict=True)
         ]
+        scores = []
+        for entry, (b, z, _) in zip(tracks, best, strict=True):
+            calibrated = entry.track.calibrate(ts_ms, b.raw_cosine, b.competitor_cosine)  # temporal features
+            scores.append(calibrated if z is None else sigmoid(z - entry.track.calibrator.sigma_at_half))
         if self.temporal is not None:
             windows = np.stack([entry.track.features.matrix() for entry in tracks])
             scores = [float(p) for p in self.temporal.model(windows)]
-        for entry, score, (raw, background) in zip(tracks, scores, raw_and_background, strict=True):
+        for entry, score, (b, _, passes), (raw, competing) in zip(tracks, scores, best, cosines, strict=True):
             machine = entry.track.machine
-            hits = entry.track.decide(ts_ms, score, float(raw[0]), frame_ref, float(background[0]))
-            # When the machine just took this frame as its event's peak, keep its embedding for
-            # the hit store (the window may have moved on by the close) and have its thumbnail
+            if self.discrimination.enabled and machine.state is not MatchState.ACTIVE and not passes:
+                # Not this query's region: it may neither open nor confirm an event (an open
+                # event is held by hysteresis on the novelty alone, so a flicker of another
+                # explanation does not cut it short).
+                score = min(score, machine.settings.exit * 0.999)
+            learn = [(float(raw[v]), float(competing[v])) for v in new]
+            hits = entry.track.decide(ts_ms, score, b.raw_cosine, frame_ref, b.competitor_cosine, learn)
+            if entry.track.learns(hits):  # the places learn what the camera-wide statistics learn
+                for v in new:
+                    if views[v].box != FULL_FRAME:
+                        entry.places.learn(views[v].box, float(raw[v] - competing[v]))
+            # When the machine just took this frame as its event's peak, keep its view for the
+            # hit store (the views may have moved on by the close) and have its thumbnail
             # stored. A frame that confirmed and closed nothing is not a peak of anything.
             if machine.peak_ts_ms == ts_ms or any(hit.peak_ts_ms == ts_ms for hit in hits):
-                entry.peak_embedding = vector
+                entry.peak_view = views[b.view]
                 outcome.is_peak = True
-            outcome.hits.extend(self._with_embedding(entry, list(hits)))
+                outcome.peak_boxes.append(entry.peak_view.box)
+            outcome.hits.extend(self._with_view(entry, list(hits)))
         return outcome
 
-    def expire(self, now_ts_ms: int) -> list[tuple[Hit, np.ndarray]]:
+    def _view_zs(self, entry: _Track, views: list[View], margins: np.ndarray) -> list[float | None]:
+        """Each view's margin in standard deviations above the background of its place
+        (places.py; the whole frame: the camera's), None while there is no background."""
+        camera_wide = entry.track.calibrator.background()
+        zs: list[float | None] = []
+        for view, margin in zip(views, margins, strict=True):
+            place = camera_wide if view.box == FULL_FRAME else entry.places.background(view.box, camera_wide)
+            zs.append(None if place is None else (float(margin) - place[0]) / place[1])
+        return zs
+
+    def _best(
+        self,
+        entry: _Track,
+        matrix: np.ndarray,
+        raw: np.ndarray,
+        competing: np.ndarray,
+        view_zs: dict[str, list[float | None]],
+    ) -> tuple[ViewMargins, float | None, bool]:
+        """The query's region on this frame, its z-score, and whether it passes the gate: of the
+        views where the query beats what the gate asks (discrimination.py), the most unusual
+        for its place (places.py); when none passes, the most unusual of all (the caller then
+        keeps it from opening an event).
+
+        The gate "queries": the region is explained better by this query than by every other
+        standing query. Against a query in the same language that is compared in cosines.
+        Across languages it is compared in each query's own standard deviations above its
+        background (the region must be more unusual for this query than for the other):
+        the offline encoder's cosines are not on one scale across languages (a Vietnamese
+        query's cosines run higher on everything: "một chiếc xe máy" out-scored "a cat" on a
+        cat and "một con mèo" lost to "a motorcycle" on one)."""
+        margins = raw - competing
+        zs = view_zs[entry.spec.query_id]
+        if self.discrimination.gate == "all":
+            gate = margins
+        else:
+            gate = gate_margins(matrix, entry.spec.vectors.text, entry.rivals)
+        passing = []
+        for v in range(len(margins)):
+            if gate[v] <= self.discrimination.min_margin:
+                continue
+            if zs[v] is not None and any(
+                (other := view_zs[rival][v]) is not None and other >= zs[v] for rival in entry.foreign_rivals
+            ):
+                continue
+            passing.append(v)
+        order = passing or list(range(len(margins)))
+        if zs[0] is None:  # no background yet (a prior-less warm-up): the widest margin
+            index = max(order, key=lambda v: margins[v])
+        else:
+            index = max(order, key=lambda v: zs[v])
+        z = zs[index]
+        if z is not None and len(order) > 1:
+            # The best of k views is k chances at a high z: judged as one view would be, a frame
+            # with many regions fires more often by chance. Shift z so that the chance of
+            # clearing `sigma_at_half` stays that of one view (Bonferroni).
+            z -= _many_views_shift(entry.track.calibrator.sigma_at_half, len(order))
+        return ViewMargins(index, float(raw[index]), float(competing[index])), z, bool(passing)
+
+    def expire(self, now_ts_ms: int) -> list[tuple[Hit, View]]:
         """Close events of a camera whose frames stopped coming (capture-time clock)."""
-        hits: list[tuple[Hit, np.ndarray]] = []
+        hits: list[tuple[Hit, View]] = []
         for entry in self._tracks.values():
-            hits.extend(self._with_embedding(entry, entry.track.machine.expire(now_ts_ms)))
+            hits.extend(self._with_view(entry, entry.track.machine.expire(now_ts_ms)))
         return hits
 
     def open_events(self) -> int:
@@ -226,11 +419,12 @@ class CameraPipeline:
             for entry in self._tracks.values()
         )
 
-    def _with_embedding(self, entry: _Track, hits: list[Hit]) -> list[tuple[Hit, np.ndarray]]:
-        embedding = entry.peak_embedding
-        if embedding is None:  # a restored open event whose snapshot had no embedding
-            embedding = self.window.embeddings(1)[0] if len(self.window) else np.ones(self.dim, np.float32)
-        return [(hit, embedding) for hit in hits]
+    def _with_view(self, entry: _Track, hits: list[Hit]) -> list[tuple[Hit, View]]:
+        view = entry.peak_view
+        if view is None:  # a restored open event whose snapshot had no peak view
+            views = self.views.views()
+            view = views[0] if views else View(FULL_FRAME, np.ones(self.dim, np.float32), 0)
+        return [(hit, view) for hit in hits]
 
     # --- snapshots -----------------------------------------------------------------------
 
@@ -244,12 +438,15 @@ class CameraPipeline:
                 "stats": {"count": stats.count, "mean": stats.mean, "var": stats.var},
                 "machine": entry.track.machine.to_state(),
                 "features": entry.track.features.to_state() if entry.track.features is not None else None,
-                "peak_embedding": None if entry.peak_embedding is None else entry.peak_embedding.tolist(),
+                "peak_view": None if entry.peak_view is None else view_to_state(entry.peak_view),
+                "places": entry.places.to_state(),
             }
         return {
             "version": STATE_VERSION,
             "camera_id": self.camera_id,
             "last_ts_ms": self.last_ts_ms,
+            "changes": self.changes.to_state(),
+            "views": self.views.to_state(),
             "tracks": tracks,
         }
 
@@ -260,7 +457,10 @@ class CameraPipeline:
         if state.get("version") != STATE_VERSION or state.get("camera_id") != self.camera_id:
             raise ValueError(f"not a version {STATE_VERSION} snapshot of camera {self.camera_id!r}")
         self.last_ts_ms = state["last_ts_ms"]
+        self.changes.restore(state["changes"])
+        self.views.restore(state["views"])
         self._tracks = {}
+        self._specs = list(queries)
         saved = state["tracks"]
         for spec in queries:
             entry = self._new_track(spec, warm=False)
@@ -275,6 +475,16 @@ class CameraPipeline:
                 entry.track.machine.restore(old["machine"])
                 if old["features"] is not None and self.temporal is not None:
                     entry.track.features = self.temporal.window_from_state(old["features"])
-                if old["peak_embedding"] is not None:
-                    entry.peak_embedding = np.asarray(old["peak_embedding"], np.float32)
+                if old["peak_view"] is not None:
+                    entry.peak_view = view_from_state(old["peak_view"])
+                entry.places.restore(old["places"])
             self._tracks[spec.query_id] = entry
+
+
+@lru_cache(maxsize=256)
+def _many_views_shift(sigma: float, views: int) -> float:
+    """How much higher the best of `views` z-scores must be than one view's `sigma` to be as
+    unlikely under the background (one-sided, independent views: a conservative bound)."""
+    normal = NormalDist()
+    tail = 1.0 - normal.cdf(sigma)
+    return normal.inv_cdf(1.0 - tail / views) - sigma

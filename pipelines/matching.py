@@ -30,7 +30,7 @@ owns the rule that only frames seen while idle teach the calibrator the backgrou
 from __future__ import annotations
 
 import enum
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from vigil.pipelines.calibration import ScoreCalibrator, resolve_threshold, sigmoid
@@ -292,15 +292,24 @@ class QueryTrack:
         raw_cosine: float,
         frame_ref: Hashable = None,
         background_cosine: float | None = None,
+        learn: Sequence[tuple[float, float | None]] | None = None,
     ) -> tuple[Hit, ...]:
-        """Feed `score` to the state machine; learn the frame as background if it is one."""
+        """Feed `score` to the state machine; learn the frame as background if it is one.
+
+        learn: what to learn instead of (raw_cosine, background_cosine): a camera judged on
+        several views of each frame learns each newly embedded view once (pipelines/detector.py)."""
         hits = self.machine.step(ts_ms, score, frame_ref)
-        # Learn only from frames that neither belong to an event nor may start one: a candidate
-        # or an event must not become the background it is judged against. Cooldown frames
-        # are also kept out: they are the tail of an event that just ended.
-        if self.machine.state is MatchState.IDLE and not hits:
-            self.calibrator.learn(raw_cosine, background_cosine)
+        if self.learns(hits):
+            for raw, background in [(raw_cosine, background_cosine)] if learn is None else learn:
+                self.calibrator.learn(raw, background)
         return tuple(hits)
+
+    def learns(self, hits: Sequence[Hit]) -> bool:
+        """Whether the frame just decided (with these hits) teaches the background. Only frames
+        that neither belong to an event nor may start one do: a candidate or an event must not
+        become the background it is judged against. Cooldown frames are also kept out: they
+        are the tail of an event that just ended."""
+        return self.machine.state is MatchState.IDLE and not hits
 
     def step(
         self,

@@ -23,9 +23,9 @@ beyond the encoder it is given).
   Vietnamese "một chiếc xe máy" rose as much on a cat as on a motorcycle; with ensembled
   ones it did not (docs/ZEROSHOT.md, "Prompt ensembles and background prompts").
 
-`embed_queries` embeds every prompt of every query (and each language's background
-prompts, once) in a single `Encoder.embed_texts` call: an encoder batches what it gets in
-one call, and a text tower run per prompt would cost a query dozens of runs.
+`embed_queries` embeds every prompt of every query (and each language's background prompts
+and negative vocabulary, once) in a single `Encoder.embed_texts` call: an encoder batches what
+it gets in one call, and a text tower run per prompt would cost a query dozens of runs.
 """
 
 from __future__ import annotations
@@ -85,6 +85,75 @@ BACKGROUND_PROMPTS: dict[Language, tuple[str, ...]] = {
         "một cửa hàng trống",
         "lối vào tòa nhà không có gì xảy ra",
         "cảnh camera an ninh bình thường",
+    ),
+}
+
+# The negative vocabulary (the discriminative decision, pipelines/discrimination.py): what
+# else a region of a surveillance frame usually is. A query fires only when its region is
+# better explained by the query than by any of these (and by the other standing queries and
+# the background prompts). Concrete, common things only, no hypernyms ("an animal", "a
+# vehicle" would out-score "a cat" or "a motorcycle" on their own objects); a negative that
+# means what the query means is left out for that query (`competitors_for`).
+NEGATIVE_PROMPTS: dict[Language, tuple[str, ...]] = {
+    "en": (
+        "a person",
+        "a group of people",
+        "a man",
+        "a woman",
+        "a child",
+        "a car",
+        "a bicycle",
+        "a bag",
+        "a chair",
+        "a table",
+        "a door",
+        "a window",
+        "a wall",
+        "a floor",
+        "stairs",
+        "a sign",
+        "a poster",
+        "a potted plant",
+        "a tree",
+        "a lamp",
+        "a shadow",
+        "a reflection",
+        "a screen",
+        "a box",
+        "clothes",
+        "a building",
+        "the sky",
+        "a road",
+    ),
+    "vi": (
+        "một người",
+        "một nhóm người",
+        "một người đàn ông",
+        "một người phụ nữ",
+        "một đứa trẻ",
+        "một chiếc ô tô",
+        "một chiếc xe đạp",
+        "một cái túi",
+        "một cái ghế",
+        "một cái bàn",
+        "một cánh cửa",
+        "một cửa sổ",
+        "một bức tường",
+        "sàn nhà",
+        "cầu thang",
+        "một tấm biển",
+        "một tấm áp phích",
+        "một chậu cây",
+        "một cái cây",
+        "một cái đèn",
+        "một cái bóng",
+        "hình phản chiếu",
+        "một màn hình",
+        "một cái hộp",
+        "quần áo",
+        "một tòa nhà",
+        "bầu trời",
+        "một con đường",
     ),
 }
 
@@ -167,14 +236,23 @@ class QueryVectors:
     text: np.ndarray  # (dim,) L2-normalised mean of the ensemble's embeddings
     background: np.ndarray  # (k, dim) L2-normalised background prompt embeddings (each an ensemble too)
     language: Language
+    # (n, dim) the language's negative vocabulary, each an ensemble too (discrimination.py)
+    negatives: np.ndarray | None = None
 
 
 def embed_queries(
-    encoder: Encoder, texts: Sequence[str], languages: Sequence[str] | None = None
+    encoder: Encoder,
+    texts: Sequence[str],
+    languages: Sequence[str] | None = None,
+    *,
+    negatives: bool = True,
 ) -> list[QueryVectors]:
     """Embed each query's ensemble and its language's background prompts in ONE encoder call.
 
-    languages: per query "en", "vi" or "auto" (the default for every query)."""
+    languages: per query "en", "vi" or "auto" (the default for every query).
+    negatives: also embed the language's negative vocabulary (discrimination.py); 140 more
+        prompts a language, about 2 s on two cores with the offline encoder, so a detector
+        that does not use them does not wait for them."""
     texts = list(texts)
     languages = ["auto"] * len(texts) if languages is None else list(languages)
     if len(languages) != len(texts):
@@ -183,12 +261,20 @@ def embed_queries(
         return []
     resolved = [resolve_language(text, language) for text, language in zip(texts, languages, strict=True)]
     ensembles = [prompt_ensemble(text, language) for text, language in zip(texts, resolved, strict=True)]
-    # Background prompts are shared by every query of a language: each language's once.
+    # Background prompts and negatives are shared by every query of a language: each once.
     background_ensembles = {
         language: [prompt_ensemble(scene, language) for scene in background_prompts(language)]
         for language in dict.fromkeys(resolved)
     }
-    every_ensemble = ensembles + [e for group in background_ensembles.values() for e in group]
+    negative_ensembles = {
+        language: [prompt_ensemble(thing, language) for thing in NEGATIVE_PROMPTS[language]]
+        if negatives
+        else []
+        for language in dict.fromkeys(resolved)
+    }
+    every_ensemble = ensembles + [
+        e for groups in (background_ensembles, negative_ensembles) for group in groups.values() for e in group
+    ]
     row: dict[str, int] = {}  # each distinct prompt once
     for ensemble in every_ensemble:
         for prompt in ensemble:
@@ -198,12 +284,18 @@ def embed_queries(
     def mean_vector(ensemble: list[str]) -> np.ndarray:
         return l2_normalise(embeddings[[row[prompt] for prompt in ensemble]].mean(axis=0))
 
-    backgrounds = {
-        language: np.stack([mean_vector(ensemble) for ensemble in group])
-        for language, group in background_ensembles.items()
-    }
+    def stacked(groups: dict[Language, list[list[str]]]) -> dict[Language, np.ndarray]:
+        return {language: np.stack([mean_vector(e) for e in group]) for language, group in groups.items()}
+
+    backgrounds = stacked(background_ensembles)
+    negative_vectors = stacked(negative_ensembles) if negatives else {}
     return [
-        QueryVectors(text=mean_vector(ensemble), background=backgrounds[language], language=language)
+        QueryVectors(
+            text=mean_vector(ensemble),
+            background=backgrounds[language],
+            language=language,
+            negatives=negative_vectors.get(language),
+        )
         for ensemble, language in zip(ensembles, resolved, strict=True)
     ]
 

@@ -41,12 +41,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.pipelines.calibration import (
-    ScoreCalibrator,
-    ScorePrior,
-    max_background_cosine,
+from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior
+from vigil.pipelines.discrimination import (
+    DiscriminationSettings,
+    competitors_for,
+    gate_margins,
+    rivals_for,
+    view_cosines,
 )
-from vigil.pipelines.matching import MatchSettings, MatchStateMachine, QueryTrack
+from vigil.pipelines.matching import MatchSettings, MatchState, MatchStateMachine, QueryTrack
 from vigil.pipelines.prompts import QueryVectors
 
 # MAD of a normal distribution times this is its standard deviation.
@@ -146,7 +149,9 @@ class ScanPipeline:
         queries: Sequence[str],
         query_vectors: Sequence[QueryVectors] | np.ndarray,
         settings: ScanSettings | None = None,
+        discrimination: DiscriminationSettings | None = None,
     ) -> None:
+        self.discrimination = discrimination or DiscriminationSettings()
         if isinstance(query_vectors, np.ndarray):
             vectors, self._backgrounds = np.asarray(query_vectors, np.float32), None
         else:
@@ -154,7 +159,12 @@ class ScanPipeline:
             if not all(isinstance(v, QueryVectors) for v in query_vectors):
                 raise TypeError("query_vectors must be QueryVectors or a (q, dim) array")
             vectors = np.stack([v.text for v in query_vectors]) if query_vectors else np.zeros((0, 0))
-            self._backgrounds = [np.asarray(v.background, np.float32) for v in query_vectors]
+            # Each query's competitors (discrimination.py): its background prompts, its
+            # language's negatives and the other queries of the scan, less its synonyms.
+            self._backgrounds = [
+                competitors_for(v, query_vectors, self.discrimination) for v in query_vectors
+            ]
+            self._rivals = [rivals_for(v, query_vectors, self.discrimination) for v in query_vectors]
         if vectors.ndim != 2 or vectors.shape[0] != len(queries) or not queries:
             raise ValueError("need one query vector per query, and at least one query")
         self.queries = list(queries)
@@ -165,6 +175,7 @@ class ScanPipeline:
         self._refs: list[Hashable] = []
         self._cosines: list[np.ndarray] = []
         self._background_cosines: list[np.ndarray] = []
+        self._gates: list[np.ndarray] = []  # per frame and query: the best view's gate margin
         self._finished = False
 
     @property
@@ -177,26 +188,57 @@ class ScanPipeline:
         return len(self._ts)
 
     def feed(
-        self, ts_ms: Sequence[int], embeddings: np.ndarray, frame_refs: Sequence[Hashable] | None = None
+        self,
+        ts_ms: Sequence[int],
+        embeddings: np.ndarray | Sequence[np.ndarray],
+        frame_refs: Sequence[Hashable] | None = None,
     ) -> None:
-        """Take one batch of frames, in capture order: times (ms), (n, dim) embeddings, refs."""
+        """Take one batch of frames, in capture order: times (ms), embeddings, refs.
+
+        embeddings: (n, dim), one whole-frame embedding per frame, or n (v_i, dim) arrays, each
+            frame's views (views.py: the whole frame and its regions); a query's frame is then
+            its best view's, the one it explains best relative to its competitors."""
         if self._finished:
             raise RuntimeError("this scan has finished")
-        frames = np.asarray(embeddings, np.float32)
-        if frames.ndim != 2 or frames.shape[0] != len(ts_ms):
-            raise ValueError("embeddings must be (n, dim) with one row per timestamp")
-        if frames.shape[0] == 0:
+        if isinstance(embeddings, np.ndarray):
+            frames = np.asarray(embeddings, np.float32)
+            if frames.ndim != 2:
+                raise ValueError("embeddings must be (n, dim) with one row per timestamp")
+            views = [frame[None, :] for frame in frames]
+        else:
+            views = [np.asarray(frame_views, np.float32) for frame_views in embeddings]
+        if len(views) != len(ts_ms):
+            raise ValueError("need one frame's embeddings per timestamp")
+        if not views:
             return
         refs = list(frame_refs) if frame_refs is not None else [None] * len(ts_ms)
         if len(refs) != len(ts_ms):
             raise ValueError("need one frame ref per timestamp")
         self._ts.extend(int(t) for t in ts_ms)
         self._refs.extend(refs)
-        self._cosines.append(frames @ self.query_vectors.T)
-        if self._backgrounds is not None:
-            self._background_cosines.append(
-                np.stack([max_background_cosine(frames, b) for b in self._backgrounds], axis=1)
-            )
+        if self._backgrounds is None:
+            self._cosines.append(np.stack([(frame @ self.query_vectors.T).max(axis=0) for frame in views]))
+            return
+        raw = np.zeros((len(views), len(self.queries)), np.float32)
+        competing = np.zeros_like(raw)
+        gates = np.zeros_like(raw)
+        for i, frame in enumerate(views):
+            for q, competitors in enumerate(self._backgrounds):
+                # As live (pipelines/detector.py): the query's region is its widest margin among
+                # the views that pass the gate (another query's object is not its region).
+                cosine, competitor = view_cosines(frame, self.query_vectors[q], competitors)
+                margins = cosine - competitor
+                if self.discrimination.gate == "all":
+                    gate = margins
+                else:
+                    gate = gate_margins(frame, self.query_vectors[q], self._rivals[q])
+                passing = np.flatnonzero(gate > self.discrimination.min_margin)
+                candidates = passing if len(passing) else np.arange(len(frame))
+                v = int(candidates[np.argmax(margins[candidates])])
+                raw[i, q], competing[i, q], gates[i, q] = cosine[v], competitor[v], gate[v]
+        self._cosines.append(raw)
+        self._background_cosines.append(competing)
+        self._gates.append(gates)
 
     def signals(self) -> np.ndarray:
         """(frames, queries) signal over what has been fed: cosines, or their background margins."""
@@ -212,6 +254,7 @@ class ScanPipeline:
         """Calibrate and match every query over the whole file (pass 2); events sorted by start."""
         self._finished = True
         cosines, background = self._matrices()
+        gates = np.concatenate(self._gates, axis=0) if self._gates else None
         n = cosines.shape[0]
         events: list[ScanEvent] = []
         if n == 0:
@@ -224,14 +267,20 @@ class ScanPipeline:
                 min_std=self.settings.min_std,
                 prior=ScorePrior(mean=mean, std=std, weight=float(n)),
             )
-            track = QueryTrack(calibrator, MatchStateMachine("scan", f"q{q}", self._match))
+            machine = MatchStateMachine("scan", f"q{q}", self._match)
+            track = QueryTrack(calibrator, machine)
+            gate = self.discrimination.enabled and gates is not None
             hits = []
             for i in range(n):
                 raw = float(cosines[i, q])
                 best_background = None if background is None else float(background[i, q])
                 if not math.isfinite(raw - (best_background or 0.0)):
                     continue  # a broken frame: no evidence either way
-                hits.extend(track.step(self._ts[i], raw, i, best_background).hits)
+                score = track.calibrate(self._ts[i], raw, best_background)
+                if gate and machine.state is not MatchState.ACTIVE:
+                    if gates[i, q] <= self.discrimination.min_margin:
+                        score = min(score, machine.settings.exit * 0.999)  # not this query's region
+                hits.extend(track.decide(self._ts[i], score, raw, i, best_background))
             hits.extend(track.finish())
             for hit in hits:
                 if hit.closed:

@@ -20,7 +20,10 @@ from pydantic_settings import SettingsConfigDict
 from vigil.models.errors import VigilError
 from vigil.models.registry import EncoderSettings
 from vigil.pipelines.detector import CalibrationSettings
+from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import MatchSettings
+from vigil.pipelines.regions import RegionSettings
+from vigil.pipelines.views import ViewSettings
 from vigil.services.common.contract import ID_PATTERN, describe_validation_error
 from vigil.services.common.settings import EnvOverFileSettings, load_section
 
@@ -79,6 +82,32 @@ class DetectorConfig(EnvOverFileSettings):
     metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
     match: MatchConfig = Field(default_factory=MatchConfig)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    # What is embedded of a frame that is not still: "regions" (crops around what moved, the
+    # whole frame at a low rate) or "frames" (the whole frame, as before regions). Still frames
+    # cost nothing either way. "frames" stays the default until regions beat it on the
+    # evaluation's held-out part (docs/EVALUATION.md): on the offline encoder they do not yet.
+    embed: Literal["regions", "frames"] = Field("frames", description="regions or whole frames")
+    regions: RegionSettings = Field(
+        default_factory=RegionSettings, description="the change detector and region selection"
+    )
+    views: ViewSettings = Field(default_factory=ViewSettings, description="how long region embeddings stand")
+    # Fields of pipelines.discrimination.DiscriminationSettings; the encoder's measured
+    # synonym_cosine applies unless set here.
+    # Off by default for the same reason (docs/EVALUATION.md); {"enabled": true} turns it on.
+    discrimination: dict[str, Any] = Field(
+        default_factory=dict, description="the discriminative decision (enabled, min_margin, ...)"
+    )
+    latency_budget_s: float = Field(
+        1.0,
+        gt=0,
+        description="when behind, shed work so a frame is scored within this long of its capture",
+    )
+    # Off: on the hall footage the detector's boxes (mostly people) came first in the region cap
+    # and crowded out the motion region of the new object; its detections still inform each
+    # crop's embedding (services/common/framing.py).
+    detector_boxes: bool = Field(
+        False, description="also embed the encoder's own object detector's boxes inside the motion"
+    )
     cameras: dict[str, CameraOverrides] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -90,6 +119,14 @@ class DetectorConfig(EnvOverFileSettings):
                 MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
             except ValidationError as error:
                 raise ValueError(f"cameras.{camera_id}.match: {describe_validation_error(error)}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _discrimination_is_valid(self) -> DetectorConfig:
+        try:
+            DiscriminationSettings(**self.discrimination)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"discrimination: {error}") from None
         return self
 
     def match_for(self, camera_id: str) -> MatchConfig:

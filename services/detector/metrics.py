@@ -53,6 +53,28 @@ class DetectorMetrics:
             "vigil_detector_standing_queries", "Enabled standing queries", registry=r
         )
         self.open_events = Gauge("vigil_detector_open_events", "Candidates and events now open", registry=r)
+        # What the change detector saves: a still frame runs no model at all.
+        self.frames_embedded = Counter(
+            "vigil_detector_frames_embedded",
+            "Frames by what they cost the encoder: still (nothing), regions, full (whole frame)",
+            ["camera", "kind"],
+            registry=r,
+        )
+        self.regions_embedded = Counter(
+            "vigil_detector_regions_embedded", "Region crops embedded", ["camera"], registry=r
+        )
+        self.frames_shed = Counter(
+            "vigil_detector_frames_shed",
+            "Work shed to stay within the latency budget: still or other frames, whole-frame refreshes",
+            ["camera", "reason"],
+            registry=r,
+        )
+        self.global_changes = Counter(
+            "vigil_detector_global_changes",
+            "Frames whose scene changed as a whole (lights, shake): re-embedded whole",
+            ["camera"],
+            registry=r,
+        )
         self.lag_seconds = Gauge(
             "vigil_detector_lag_seconds", "Capture age of the newest frame scored", ["camera"], registry=r
         )

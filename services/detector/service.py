@@ -12,8 +12,15 @@ One loop, one thread (onnxruntime uses the cores itself):
    the dead-letter topic; frames captured more than `max_lag_s` ago are skipped (and counted),
    so a detector that fell behind jumps to each camera's newest frames; frames the camera's
    state has already seen (a redelivery after a restart) are skipped before decoding;
-3. one encoder call for the batch, then each camera's `CameraPipeline` frame by frame;
-4. hits: peak-frame thumbnails are written as frames become peaks, hits are upserted into
+3. each camera's change detector plans its frames (what moved; a still frame costs no model:
+   its camera's last embeddings stand); when the batch would come out later than
+   `latency_budget_s` after capture, work is shed (older still frames, then whole-frame
+   refreshes, then older frames; never a camera's newest: pipelines/shedding.py), counted;
+   then one batched encoder pass over every camera's regions and due whole frames
+   (services/common/framing.py), and each camera's `CameraPipeline` frame by frame (each
+   query judged on its best region, against its competitors: pipelines/discrimination.py);
+4. hits: peak-frame thumbnails (with the peak regions drawn) are written as frames become
+   peaks, hits (with their region's box) are upserted into
    Milvus (keyed by their deterministic id) and sent to "hits", and both are durable before
    anything is committed; about one frame per camera per `index_interval_s` goes into the
    frame index for retrospective search;
@@ -32,8 +39,7 @@ import io
 import logging
 import threading
 import time
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +53,13 @@ from vigil.models.encoder import Encoder
 from vigil.models.errors import VigilError
 from vigil.models.registry import create_encoder, resolve_kind
 from vigil.pipelines.calibration import score_prior_for
-from vigil.pipelines.detector import CameraPipeline, StandingQuery, TemporalStage
+from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery, TemporalStage
+from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language
+from vigil.pipelines.regions import Box, RegionPlan
+from vigil.pipelines.shedding import CostModel, PlannedFrame, shed_to_budget
+from vigil.pipelines.views import FULL_FRAME, View
 from vigil.services.common.contract import (
     BadMessageError,
     FrameHeaders,
@@ -58,6 +68,7 @@ from vigil.services.common.contract import (
     describe_validation_error,
     encode_json,
 )
+from vigil.services.common.framing import FrameWork, embed_frames, plan_frames
 from vigil.services.common.kafka import (
     KafkaRecord,
     KafkaSettings,
@@ -70,6 +81,7 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
+from vigil.services.common.thumbnails import thumbnail_with_boxes
 from vigil.services.detector.config import DetectorConfig, load_detector_config
 from vigil.services.detector.metrics import DetectorMetrics
 from vigil.services.detector.store import (
@@ -133,6 +145,8 @@ class DetectorService:
         self.encoder = encoder
         self.encoder_name = encoder.info.name
         self.prior = score_prior_for(encoder.info)
+        self.discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
+        self.cost_model = CostModel()
         self.temporal = self._temporal_stage() if config.temporal == "gru" else None
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
@@ -249,7 +263,10 @@ class DetectorService:
         missing = sorted({key for key in keys.values() if key not in self._vectors})
         if missing:
             vectors = embed_queries(
-                self.encoder, [text for text, _ in missing], [lang for _, lang in missing]
+                self.encoder,
+                [text for text, _ in missing],
+                [lang for _, lang in missing],
+                negatives=self.discrimination.enabled and self.discrimination.negatives,
             )
             self._vectors.update(zip(missing, vectors, strict=True))
         self._vectors = {key: self._vectors[key] for key in set(keys.values())}
@@ -289,6 +306,9 @@ class DetectorService:
                 prior=self.prior,
                 temporal=self.temporal,
                 window_frames=c.window_frames,
+                regions=c.regions,
+                views=c.views,
+                discrimination=self.discrimination,
             )
             specs = self._specs_for(camera_id)
             saved = self._saved_states.get(camera_id)
@@ -314,25 +334,91 @@ class DetectorService:
         self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
 
     def _process(self, records: list[KafkaRecord]) -> None:
-        frames = self._decode(records)
-        now_ms = time.time() * 1000
+        frames = self._in_camera_order(self._decode(records))
         if frames:
-            embeddings = self.encoder.embed_images([frame.pixels for frame in frames])
-            now_ms = time.time() * 1000
+            work = []
             for frame in frames:
+                pipeline = self.pipelines[frame.headers.camera_id]
+                work.append(FrameWork(pipeline.changes, frame.headers.ts_ms, frame.pixels, pipeline.views))
+            frames, work, plans = self._shed(frames, work, plan_frames(work))
+            started = time.perf_counter()
+            embedded, cost = embed_frames(
+                self.encoder,
+                work,
+                self.config.regions,
+                use_proposals=self.config.detector_boxes,
+                plans=plans,
+                regions=self.config.embed == "regions",
+            )
+            self.cost_model.observe(cost.crops, cost.full_views, time.perf_counter() - started)
+            now_ms = time.time() * 1000
+            for frame, embeddings in zip(frames, embedded, strict=True):
+                camera_id = frame.headers.camera_id
                 self.metrics.stage_seconds.labels("embedded").observe((now_ms - frame.headers.ts_ms) / 1000)
-            by_camera: dict[str, list[int]] = defaultdict(list)
-            for index, frame in enumerate(frames):
-                by_camera[frame.headers.camera_id].append(index)
+                kind = "full" if embeddings.full is not None else "regions" if embeddings.regions else "still"
+                self.metrics.frames_embedded.labels(camera_id, kind).inc()
+                if embeddings.regions:
+                    self.metrics.regions_embedded.labels(camera_id).inc(len(embeddings.regions))
+                if embeddings.global_change:
+                    self.metrics.global_changes.labels(camera_id).inc()
             index_rows: list[FrameRecord] = []
-            for indexes in by_camera.values():
-                indexes.sort(key=lambda i: frames[i].headers.ts_ms)
-                for i in indexes:
-                    self._score_frame(frames[i], embeddings[i], index_rows)
+            for frame, embeddings in zip(frames, embedded, strict=True):
+                self._score_frame(frame, embeddings, index_rows)
             self.store.add_frames(index_rows)
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
             self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
+
+    def _shed(
+        self, frames: list[_Frame], work: list[FrameWork], plans: list[RegionPlan]
+    ) -> tuple[list[_Frame], list[FrameWork], list[RegionPlan]]:
+        """Leave out what the latency budget cannot afford (pipelines/shedding.py), counted."""
+        max_regions = self.config.regions.max_regions
+        whole = self.config.embed == "frames"  # every frame that is not still is embedded whole
+        planned = [
+            PlannedFrame(
+                frame.headers.camera_id,
+                frame.headers.ts_ms,
+                plan.still,
+                plan.embed_full and not whole,
+                plan.global_change,
+                0 if whole else min(len(plan.motion), max_regions),
+                whole=whole and not plan.still,
+            )
+            for frame, plan in zip(frames, plans, strict=True)
+        ]
+        budget_ms = self.config.latency_budget_s * 1000
+        decision = shed_to_budget(planned, time.time() * 1000, budget_ms, self.cost_model)
+        if not decision.shed:
+            return frames, work, plans
+        kept_frames, kept_work, kept_plans = [], [], []
+        for i, frame in enumerate(frames):
+            camera_id = frame.headers.camera_id
+            if not decision.keep[i]:
+                reason = "still" if plans[i].still else "frame"
+                self.metrics.frames_shed.labels(camera_id, reason).inc()
+                continue
+            plan = plans[i]
+            if decision.drop_full[i]:
+                plan = replace(plan, embed_full=False)
+                self.metrics.frames_shed.labels(camera_id, "full_frame").inc()
+            kept_frames.append(frame)
+            kept_work.append(work[i])
+            kept_plans.append(plan)
+        return kept_frames, kept_work, kept_plans
+
+    @staticmethod
+    def _in_camera_order(frames: list[_Frame]) -> list[_Frame]:
+        """Each camera's frames in capture order, once each (a camera's change detector and
+        pipeline are state machines over its frames; a duplicate in one batch is dropped)."""
+        ordered = sorted(frames, key=lambda frame: (frame.headers.camera_id, frame.headers.ts_ms))
+        return [
+            frame
+            for i, frame in enumerate(ordered)
+            if i == 0
+            or (frame.headers.camera_id, frame.headers.ts_ms)
+            != (ordered[i - 1].headers.camera_id, ordered[i - 1].headers.ts_ms)
+        ]
 
     def _decode(self, records: list[KafkaRecord]) -> list[_Frame]:
         frames: list[_Frame] = []
@@ -366,11 +452,11 @@ class DetectorService:
             self.metrics.stage_seconds.labels("decoded").observe((done_ms - frame.headers.ts_ms) / 1000)
         return frames
 
-    def _score_frame(self, frame: _Frame, embedding: np.ndarray, index_rows: list[FrameRecord]) -> None:
+    def _score_frame(self, frame: _Frame, embeddings: FrameEmbeddings, index_rows: list[FrameRecord]) -> None:
         headers = frame.headers
         camera_id, ts_ms = headers.camera_id, headers.ts_ms
         pipeline = self.pipelines[camera_id]
-        outcome = pipeline.step(ts_ms, embedding, ts_ms)
+        outcome = pipeline.step(ts_ms, embeddings, ts_ms)
         if not outcome.accepted:
             self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
             return
@@ -380,23 +466,30 @@ class DetectorService:
         self.metrics.stage_seconds.labels("scored").observe((now_ms - ts_ms) / 1000)
         self.metrics.lag_seconds.labels(camera_id).set((now_ms - ts_ms) / 1000)
         if outcome.is_peak:
-            # Written before the hit that may name it, so a hit never points at nothing.
-            self.thumbnails.save(camera_id, ts_ms, frame.record.value)
+            # Written before the hit that may name it, so a hit never points at nothing; the
+            # regions the peaks are about are drawn on it.
+            self.thumbnails.save(camera_id, ts_ms, self._thumbnail(frame, outcome.peak_boxes))
         interval_ms = self.config.index_interval_s * 1000
         last = self._last_indexed.get(camera_id)
-        if interval_ms and (last is None or ts_ms - last >= interval_ms):
+        full_view = pipeline.views.full
+        if interval_ms and full_view is not None and (last is None or ts_ms - last >= interval_ms):
             self._last_indexed[camera_id] = ts_ms
             reference = self.thumbnails.save(camera_id, ts_ms, small_jpeg(frame.pixels, frame.record.value))
-            index_rows.append(FrameRecord(camera_id, ts_ms, embedding, reference))
+            index_rows.append(FrameRecord(camera_id, ts_ms, full_view.embedding, reference))
         if outcome.hits:
             self._persist(camera_id, outcome.hits, confirmed_at=ts_ms)
 
-    def _persist(self, camera_id: str, hits: list[tuple[Hit, np.ndarray]], confirmed_at: int | None) -> None:
+    @staticmethod
+    def _thumbnail(frame: _Frame, boxes: list[Box]) -> bytes:
+        regions = [(box.x0, box.y0, box.x1, box.y1) for box in boxes if box != FULL_FRAME]
+        return thumbnail_with_boxes(frame.record.value, regions) if regions else frame.record.value
+
+    def _persist(self, camera_id: str, hits: list[tuple[Hit, View]], confirmed_at: int | None) -> None:
         """Make hits durable: Milvus upsert (fsynced) and "hits" acknowledged."""
         if not hits:
             return
         records = []
-        for hit, embedding in hits:
+        for hit, view in hits:
             message = HitMessage(
                 hit_id=hit.hit_id,
                 camera_id=hit.camera_id,
@@ -407,8 +500,9 @@ class DetectorService:
                 peak_score=float(hit.peak_score),
                 thumbnail=thumbnail_reference(hit.camera_id, hit.peak_ts_ms),
                 encoder=self.encoder_name,
+                box=None if view.box == FULL_FRAME else [view.box.x0, view.box.y0, view.box.x1, view.box.y1],
             )
-            records.append(HitRecord(message, embedding))
+            records.append(HitRecord(message, view.embedding))
         self.store.upsert_hits(records)
         for record in records:
             self.producer.send(self.topics.hits, encode_json(record.hit), key=camera_id.encode())

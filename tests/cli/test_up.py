@@ -22,7 +22,7 @@ from vigil.services.broker.local import free_loopback_port
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 # A cat, then a motorcycle; read as fast as it decodes, so the run is as short as the stages'
-# start-up (the detector scores the backlog: max_lag_s is large).
+# start-up (the detector scores the backlog: max_lag_s and latency_budget_s are large).
 EVENTS = (("cat", 8.0, 13.0), ("motorcycle", 19.0, 24.0))
 LANGUAGES = {"cat": "en", "xe-may": "vi"}
 ALERT_LINE = re.compile(
@@ -63,7 +63,12 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
         "metrics_port": 0,
         "defaults": {"fps": 2, "resize": {"max_width": 768, "max_height": 576}},
         "cameras": [{"id": "hall", "url": str(clip), "realtime": False}],
-        "detector": {"metrics_port": 0, "max_lag_s": 3600, "group_id": f"up-detector-{run_id}"},
+        "detector": {
+            "metrics_port": 0,
+            "max_lag_s": 3600,
+            "latency_budget_s": 3600,
+            "group_id": f"up-detector-{run_id}",
+        },
         "alerter": {
             "metrics_port": 0,
             "group_id": f"up-alerter-{run_id}",

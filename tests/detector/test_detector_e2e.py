@@ -171,7 +171,13 @@ class DetectorProcess:
     def __init__(self, settings, tmp_path: Path, name: str, **detector_settings) -> None:
         self.directory = tmp_path / name
         self.directory.mkdir()
-        detector = {"group_id": f"group-{name}", "max_lag_s": 3600, "metrics_port": 0, **detector_settings}
+        detector = {
+            "group_id": f"group-{name}",
+            "max_lag_s": 3600,
+            "latency_budget_s": 3600,
+            "metrics_port": 0,
+            **detector_settings,
+        }
         config = {"detector": detector}
         self.config = self.directory / "vigil.yaml"
         self.config.write_text(yaml.safe_dump(config))

@@ -141,9 +141,9 @@ def test_the_peak_frame_is_flagged_so_its_thumbnail_can_be_kept():
         if outcome.is_peak:
             peaks.append(ts)
         confirmed.extend(outcome.hits)
-    hit, embedding = confirmed[-1]
+    hit, view = confirmed[-1]
     assert hit.closed and hit.peak_ts_ms in peaks and all(22_000 <= t < 26_000 for t in peaks)
-    assert embedding.shape == (DIM,) and float(embedding @ AXES[CAT]) > 0.5
+    assert view.embedding.shape == (DIM,) and float(view.embedding @ AXES[CAT]) > 0.5
 
 
 def test_the_temporal_stage_decides_what_the_state_machine_sees():

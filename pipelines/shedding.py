@@ -1,0 +1,122 @@
+"""What a detector that fell behind leaves out, so an alert is late by a bounded time (no I/O).
+
+A detector that cannot keep up used to work through its backlog in order: each frame waited for
+every older one, and glass-to-hit grew until frames reached the lag limit (10 s) and were
+skipped. An alert 10 s late is worth little. So before a micro-batch is embedded, its cost is
+estimated (seconds per crop and per whole frame, measured as the detector goes:
+`CostModel`), and when the oldest frame would come out later than `budget_ms` after its
+capture, work is shed, cheapest loss first:
+
+1. still frames that are not their camera's newest in the batch: they bring no new picture
+   (their views stand) and the newest frame carries the camera's time forward;
+2. whole-frame refreshes: the full view is re-embedded later (a global change is never
+   shed: every old view is of another picture);
+3. other frames, oldest first, but never a camera's newest frame in the batch (it holds what
+   the camera shows now, and its regions replace the older ones anyway) nor a global change.
+
+Whatever is still over budget after that is the newest frame of each camera: kept, since
+dropping it would blind the camera rather than make it late. The decision is a value
+(`ShedPlan`) the caller applies and counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PlannedFrame:
+    """One frame of a micro-batch as the change detector planned it."""
+
+    camera_id: str
+    ts_ms: int
+    still: bool
+    full: bool  # a whole-frame refresh is planned (deferrable: the regions carry the frame)
+    global_change: bool
+    crops: int  # regions to embed
+    # The frame's work is one whole-frame embedding (a detector embedding whole frames): not a
+    # refresh that can be deferred, so it is shed only with the frame.
+    whole: bool = False
+
+
+@dataclass
+class CostModel:
+    """Seconds of encoder time per crop, per whole frame and per frame run through the object
+    detector, as exponentially weighted means of what batches took (`observe`)."""
+
+    seconds_per_crop: float = 0.02
+    seconds_per_full: float = 0.06
+    alpha: float = 0.2
+
+    def estimate(self, crops: int, full: int) -> float:
+        return crops * self.seconds_per_crop + full * self.seconds_per_full
+
+    def observe(self, crops: int, full: int, seconds: float) -> None:
+        """Learn from one batch that embedded `crops` crops and `full` whole frames in `seconds`:
+        the batch's time is split in proportion to the current estimates."""
+        estimate = self.estimate(crops, full)
+        if estimate <= 0 or seconds <= 0:
+            return
+        # One batch can be slow for reasons of its own (the first call warms the sessions up):
+        # it moves the estimates by at most 4x, so it cannot make every later batch look late.
+        ratio = min(max(seconds / estimate, 0.25), 4.0)
+        if crops:
+            self.seconds_per_crop += self.alpha * (self.seconds_per_crop * ratio - self.seconds_per_crop)
+        if full:
+            self.seconds_per_full += self.alpha * (self.seconds_per_full * ratio - self.seconds_per_full)
+
+
+@dataclass
+class ShedPlan:
+    """keep[i]: embed and score frame i; drop_full[i]: embed its regions but not the whole
+    frame; shed: how many frames (or refreshes) were shed, by reason."""
+
+    keep: list[bool]
+    drop_full: list[bool]
+    shed: dict[str, int] = field(default_factory=dict)
+
+
+def shed_to_budget(
+    frames: Sequence[PlannedFrame], now_ms: float, budget_ms: float, cost: CostModel
+) -> ShedPlan:
+    """Which frames of a batch to embed so that the oldest kept one is done within `budget_ms`
+    of its capture (see the module docstring for the order)."""
+    keep = [True] * len(frames)
+    drop_full = [False] * len(frames)
+    shed: dict[str, int] = {}
+    newest: dict[str, int] = {}
+    for i, frame in enumerate(frames):
+        if frame.camera_id not in newest or frame.ts_ms >= frames[newest[frame.camera_id]].ts_ms:
+            newest[frame.camera_id] = i
+    protected = set(newest.values())
+
+    def over_budget() -> bool:
+        kept = [i for i in range(len(frames)) if keep[i]]
+        if not kept:
+            return False
+        crops = sum(frames[i].crops for i in kept)
+        full = sum((frames[i].full and not drop_full[i]) or frames[i].whole for i in kept)
+        oldest = min(frames[i].ts_ms for i in kept)
+        return now_ms + 1000 * cost.estimate(crops, full) - oldest > budget_ms
+
+    if not over_budget():
+        return ShedPlan(keep, drop_full)
+    by_age = sorted(range(len(frames)), key=lambda i: frames[i].ts_ms)
+    for i in by_age:  # 1. older still frames
+        if frames[i].still and i not in protected:
+            keep[i] = False
+            shed["still"] = shed.get("still", 0) + 1
+    for i in by_age:  # 2. whole-frame refreshes
+        if not over_budget():
+            break
+        if keep[i] and frames[i].full and not frames[i].global_change:
+            drop_full[i] = True
+            shed["full_frame"] = shed.get("full_frame", 0) + 1
+    for i in by_age:  # 3. older frames
+        if not over_budget():
+            break
+        if keep[i] and i not in protected and not frames[i].global_change:
+            keep[i] = False
+            shed["frame"] = shed.get("frame", 0) + 1
+    return ShedPlan(keep, drop_full, shed)
