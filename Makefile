@@ -17,13 +17,14 @@ APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav espeak-ng
 APT_STAMP := $(VENV)/.apt-installed
 
-.PHONY: setup demo test bench lint models media broker clean help
+.PHONY: setup demo test bench eval lint models media broker clean help
 
 help:
 	@echo "make setup   create .venv and install everything (idempotent)"
 	@echo "make demo    run the main job offline on the embedded default"
 	@echo "make test    run the test suite"
 	@echo "make bench   run the benchmarks, write bench/*.json and BENCHMARKS.md"
+	@echo "make eval    evaluate the detector on the dev set (docs/EVALUATION.md, ~5-20 min)"
 	@echo "make models  build the offline encoder's ONNX models and caches"
 	@echo "make broker  run the local Kafka-protocol broker (tansu) on 127.0.0.1:19092"
 	@echo "make lint    ruff"
@@ -72,6 +73,10 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py
+
+# The dev set through the live detector's decisions: var/evaluation/*.json, docs/EVALUATION.md.
+eval: setup
+	$(VENV)/bin/vigil eval
 
 broker: $(STAMP)
 	$(VENV)/bin/vigil broker

@@ -268,6 +268,48 @@ def scan(
         )
 
 
+@app.command("eval")
+def eval_command(
+    split: Annotated[
+        Literal["tune", "heldout", "all"], typer.Option("--split", help="which split of the dev set")
+    ] = "all",
+    quick: Annotated[bool, typer.Option("--quick", help="two streams per split (a smoke run)")] = False,
+    model: Annotated[
+        Literal["offline", "clip", "auto"], typer.Option("--model", "-m", help="encoder")
+    ] = "offline",
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML with a `detector:` section (default: none)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="report folder (default var/evaluation)")] = None,
+    docs: Annotated[
+        Path | None, typer.Option("--docs", help="update these tables (default docs/EVALUATION.md)")
+    ] = None,
+    no_docs: Annotated[bool, typer.Option("--no-docs", help="leave the docs alone")] = False,
+    device: DeviceOption = "auto",
+    clip_model: ClipModelOption = "ViT-B-32",
+    pretrained: PretrainedOption = "openai",
+    checkpoint: CheckpointOption = None,
+    precision: PrecisionOption = "fp32",
+) -> None:
+    """Evaluate the detector on the dev set (docs/EVALUATION.md): JSON report per split, table."""
+    import shlex
+
+    from vigil.evaluation.evaluate import docs_target, evaluate
+    from vigil.services.detector.config import load_detector_config
+
+    configure_logging()
+    evaluate(
+        split=split,
+        quick=quick,
+        encoder_settings=_encoder_settings(model, device, clip_model, pretrained, checkpoint, precision),
+        config=load_detector_config(config),
+        out_dir=out,
+        docs=docs_target(docs, no_docs, quick),
+        command=shlex.join(["vigil", "eval", *sys.argv[2:]]),
+        echo=typer.echo,
+    )
+
+
 @app.command()
 def detector(
     config: Annotated[
