@@ -7,6 +7,7 @@ Usage: python bench/run.py [--part encoders] [--quick]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -24,30 +25,30 @@ BATCHES = (1, 8, 32)
 
 
 def machine() -> dict:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    sys.path.insert(0, str(ROOT / "bench"))
+    from cpu import instruction_set
+
+    isa = instruction_set()
     return {
-        "cpu": cpu,
+        "cpu": isa["model"],
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "os": platform.platform(),
+        "instruction_set": isa,
     }
 
 
 def ensure_random_clip_export() -> None:
     from vigil.models.clip.config import ClipSpec
-    from vigil.models.clip.export import export_clip
+    from vigil.models.clip.export import add_precisions, export_clip
 
     sys.path.insert(0, str(ROOT / "bench"))
     from encoders import RANDOM_EXPORT_DIR
 
-    if not (RANDOM_EXPORT_DIR / "manifest.json").exists():
+    if (RANDOM_EXPORT_DIR / "manifest.json").exists():
+        # Derives int8 again if an older recipe made it (models/clip/manifest.py); else does nothing.
+        add_precisions(RANDOM_EXPORT_DIR / "manifest.json", ["fp32", "int8"])
+    else:
         print(f"exporting random-init ViT-B-32 to {RANDOM_EXPORT_DIR} (speed only) ...", flush=True)
         export_clip(
             ClipSpec(model="ViT-B-32"),
@@ -228,23 +229,65 @@ def alerter_table(result: dict) -> str:
     return alerter.table(result)
 
 
+def bench_openvino(quick: bool, rounds: int) -> dict:
+    """bench/openvino_cpu.py: OpenVINO's CPU runtime against onnxruntime on the same ONNX files
+    (CLIP image tower fp32 and int8, the offline encoder's two networks and the encoder end to
+    end), one process per (model, batch) and round."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import openvino_cpu
+
+    ensure_random_clip_export()
+    return openvino_cpu.bench(quick, rounds)
+
+
+def openvino_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import openvino_cpu
+
+    return openvino_cpu.table(result)
+
+
+def bench_regions(quick: bool, rounds: int) -> dict:
+    """bench/regions.py: encoder calls per camera-second on a still and a busy hall, both embed modes."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import regions
+
+    return regions.bench(quick, rounds)
+
+
+def regions_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import regions
+
+    return regions.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
     "temporal": (bench_temporal, temporal_table),
     "detector": (bench_detector, detector_table),
     "alerter": (bench_alerter, alerter_table),
+    "openvino": (bench_openvino, openvino_table),
+    "regions": (bench_regions, regions_table),
 }
+# Parts that measure a package the default install leaves out (pyproject extras of the same name).
+OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
 HEADINGS = {
     "encoders": "Encoders (image embedding throughput)",
     "ingest": "Ingest (1280x720 H.264 camera at 25 frames/s, 1 frame/s published)",
     "temporal": "GRU temporal scorer (held-out event detection, scoring speed)",
     "detector": "Detector end to end (real RTSP cameras at 1 frame/s, embedded default, offline + CLIP int8)",
     "alerter": "Alerter (speech synthesis, hit-to-alert latency through the service on the local broker)",
+    "openvino": "OpenVINO against onnxruntime on CPU (same ONNX files: CLIP image tower, offline encoder)",
+    "regions": "Change detection: encoder work on a still hall and a busy one (one camera, 2 frames/s)",
 }
 
 
 def write_markdown() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from cpu import describe
+
     sections = [
         "# Benchmarks",
         "",
@@ -262,8 +305,8 @@ def write_markdown() -> None:
             "",
             f"## {HEADINGS[part]}",
             "",
-            f"Machine: {box['cpu']}, {box['cores']} cores, Python {box['python']}. "
-            f"Taken {result['taken']} with `{result['command']}`.",
+            f"Machine: {box['cpu']}, {box['cores']} cores, Python {box['python']}; "
+            f"{describe(box.get('instruction_set'))}. Taken {result['taken']} with `{result['command']}`.",
             "",
             table(result),
         ]
@@ -283,6 +326,13 @@ def main() -> None:
     for part in args.part or list(PARTS):
         run, _ = PARTS[part]
         print(f"[{part}]", flush=True)
+        missing = [name for name in OPTIONAL_PACKAGES.get(part, ()) if importlib.util.find_spec(name) is None]
+        if missing:
+            advice = f"{', '.join(missing)} not installed (.venv/bin/pip install -e '.[{part}]')"
+            if args.part:
+                raise SystemExit(f"bench part {part}: {advice}")
+            print(f"  skipped: {advice}; bench/results/{part}.json keeps its last figures", flush=True)
+            continue
         result = run(args.quick, 1 if args.quick else args.rounds)
         result.update(
             machine=machine(),
