@@ -229,10 +229,15 @@ class CameraPipeline:
         same = rivals_for(
             spec.vectors, [o.vectors for o in others if o.vectors.language == language], self.discrimination
         )
-        foreign = [o for o in others if o.vectors.language != language]
-        kept = rivals_for(spec.vectors, [o.vectors for o in foreign], self.discrimination)
+        # Other languages' rivals are compared in z (`_best`), so only their ids are kept; the
+        # same rule as `rivals_for` drops those that mean the query.
         kept_ids = tuple(
-            o.query_id for o in foreign if any(np.array_equal(o.vectors.text, row) for row in kept)
+            o.query_id
+            for o in others
+            if o.vectors.language != language
+            and self.discrimination.enabled
+            and self.discrimination.other_queries
+            and float(o.vectors.text @ spec.vectors.text) < self.discrimination.synonym_cosine
         )
         return same, kept_ids
 

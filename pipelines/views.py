@@ -62,16 +62,8 @@ class View:
     settled: bool = False
 
 
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x1, b.x1) - max(a.x0, b.x0))
-    iy = max(0.0, min(a.y1, b.y1) - max(a.y0, b.y0))
-    inter = ix * iy
-    union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _contains_centre(outer: Box, inner: Box) -> bool:
-    cx, cy = (inner.x0 + inner.x1) / 2, (inner.y0 + inner.y1) / 2
+    cx, cy = inner.centre
     return outer.x0 <= cx <= outer.x1 and outer.y0 <= cy <= outer.y1
 
 
@@ -104,7 +96,7 @@ class ViewBook:
             self.regions = [
                 old
                 for old in self.regions
-                if _iou(old.box, box) < self.settings.replace_iou and not _contains_centre(box, old.box)
+                if old.box.iou(box) < self.settings.replace_iou and not _contains_centre(box, old.box)
             ]
             self.regions.append(View(box, np.asarray(embedding, np.float32), ts_ms, is_settled))
         self.regions = [view for view in self.regions if ts_ms - view.ts_ms <= self.settings.max_age_ms]
@@ -118,7 +110,7 @@ class ViewBook:
             view.box
             for view in self.regions
             if not view.settled
-            and not any(_iou(view.box, box) > 0 or _contains_centre(box, view.box) for box in motion)
+            and not any(view.box.iou(box) > 0 or _contains_centre(box, view.box) for box in motion)
         ]
 
     def views(self) -> list[View]:
