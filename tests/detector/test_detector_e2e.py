@@ -67,6 +67,25 @@ class HitsReader:
         self.consumer.close(autocommit=False)
 
 
+def first_frame_capture_s(settings, timeout_s: float = 60) -> float:
+    """The capture time (s) of the first frame on "frames", waiting for it to arrive."""
+    consumer = make_consumer(settings, group_id=None)
+    try:
+        assign_all_partitions(consumer, settings.topics.frames)
+        consumer.seek_to_beginning()
+        first: list[float] = []
+
+        def arrived() -> bool:
+            for records in consumer.poll(timeout_ms=100).values():
+                first.extend(FrameHeaders.from_kafka(r.headers).ts_ms / 1000 for r in records)
+            return bool(first)
+
+        wait_for(arrived, timeout_s=timeout_s, interval_s=0, what="the camera's first frame")
+        return min(first)
+    finally:
+        consumer.close(autocommit=False)
+
+
 @pytest.fixture(scope="module")
 def offline_encoder():
     from vigil.models.offline.encoder import OfflineEncoder
@@ -98,13 +117,18 @@ def test_queries_registered_and_deleted_mid_stream_start_and_stop_hits(
     producer = ResilientProducer(kafka_settings)
     try:
         camera.start()
+        # A loaded machine may answer the first RTSP request slowly; a retry would restart the clip.
         ingest_config = parse_config(
-            {"metrics_port": 0, "cameras": [{"id": "hall", "url": camera.url, "fps": 2}]}
+            {
+                "metrics_port": 0,
+                "cameras": [{"id": "hall", "url": camera.url, "fps": 2, "open_timeout_s": 20}],
+            }
         )
         with IngestService(ingest_config, kafka_settings, metrics_registry=CollectorRegistry()):
-            started = time.time()
-            # The detector is running, frames are flowing, nobody is asking for anything yet.
+            # The detector is running, frames are about to flow, nobody is asking for anything yet.
             publish_query(producer, kafka_settings.topics, query("motorcycle", "a motorcycle"))
+            # The clip's time 0 is its first frame's capture time, however long the camera took.
+            started = first_frame_capture_s(kafka_settings)
             time.sleep(max(0.0, started + 3 - time.time()))
             publish_query(producer, kafka_settings.topics, query("cat", "một con mèo"))  # Vietnamese
 
@@ -126,7 +150,7 @@ def test_queries_registered_and_deleted_mid_stream_start_and_stop_hits(
     events = {(h.query_id, h.event_start_ts_ms): h for h in hits.hits}  # closing replaces confirming
     cats = [h for (q, _), h in events.items() if q == "cat"]
     motorcycles = [h for (q, _), h in events.items() if q == "motorcycle"]
-    # Times into the stream; ingest starts reading the camera within a second of `started`.
+    # Times into the stream, from its first frame.
     offsets = [(h.query_id, h.event_start_ts_ms / 1000 - started) for h in cats + motorcycles]
     print(f"events (query, start s into the stream): {offsets}")
     assert len(cats) == 1, offsets  # the first cat; the second came after the delete
