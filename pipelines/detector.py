@@ -11,13 +11,13 @@ capture order:
 2. `step(ts_ms, FrameEmbeddings)`: the new embeddings update the camera's views (views.py);
    a frame the pipeline has already moved past (a redelivery after a restart) changes
    nothing;
-3. per standing query, its best view: each view's margin over the query's competitors
-   (its language's background prompts; with discrimination on, also its negative vocabulary
-   and the camera's other queries: discrimination.py) in standard deviations above the
-   background of its place (places.py; the whole frame: the camera's), the most unusual view
-   that passes the gate (with discrimination on, the region is explained better by this query
-   than by every other standing query) being the query's region; each newly embedded view
-   teaches the background once;
+3. per standing query, its best view: each view's margin over the query's background prompts
+   (its novelty) in standard deviations above the background of its place (places.py; the
+   whole frame: the camera's), the most unusual view that passes the gate (discrimination.py;
+   on by default: the view lifts this query above its usual cosine on this camera more than
+   it lifts any other standing query or any negative of the query's language) being the
+   query's region; each newly embedded view teaches the background (and the baselines of the
+   lifts) once;
 4. optionally the temporal model over every query's window of per-frame features;
 5. per query: the match state machine (hysteresis, minimum duration, cooldown), which emits
    hits, each with its peak view (the region's box and embedding); the background statistics
@@ -27,7 +27,7 @@ Queries change while frames flow (`set_queries`): a new query starts a track who
 is warmed up from the recent frames' views (it is judged at once rather than after a minute of
 learning); an edited text or language restarts its track (the old statistics belong to another
 embedding); a new threshold only changes the thresholds; a deleted query's open event is closed
-and reported. Any change of the query set changes every query's competitors.
+and reported. Any change of the query set changes every query's rivals.
 
 This file is over 400 lines because it is the one place where a camera's views, queries,
 calibration, gate and state machines meet frame by frame; its parts (regions, views, places,
@@ -55,9 +55,10 @@ import numpy as np
 from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior, sigmoid
 from vigil.pipelines.discrimination import (
     DiscriminationSettings,
+    RawBaseline,
     ViewMargins,
-    competitors_for,
     gate_margins,
+    gate_negatives,
     rivals_for,
     view_cosines,
 )
@@ -141,9 +142,9 @@ class FrameOutcome:
 class _Track:
     spec: StandingQuery
     track: QueryTrack
-    competitors: np.ndarray
-    rivals: np.ndarray  # the other queries of its language a region must be explained by this one better than
-    foreign_rivals: tuple[str, ...]  # ... and those of another language (compared in z: `_best`)
+    rivals: tuple[str, ...]  # the other queries a region must lift this one more than (the gate)
+    baseline: RawBaseline  # this query's (and its gate negatives') usual cosines on the camera
+    gate_texts: np.ndarray  # (1 + negatives, dim): the query's text, then the negatives its gate counts
     places: PlaceStats = field(default_factory=PlaceStats)
     peak_view: View | None = None
 
@@ -210,41 +211,24 @@ class CameraPipeline:
                 continue
             closed.extend(self._with_view(current, current.track.finish()))
             del self._tracks[query_id]
-        self._refresh_competitors(list(wanted.values()))
+        self._refresh_rivals(list(wanted.values()))
         for query_id, spec in wanted.items():
             if query_id not in self._tracks:
                 self._tracks[query_id] = self._new_track(spec, warm=True)
         return closed
 
-    def _competitors(self, spec: StandingQuery, specs: Sequence[StandingQuery]) -> np.ndarray:
-        others = [other.vectors for other in specs if other.query_id != spec.query_id]
-        return competitors_for(spec.vectors, others, self.discrimination)
+    def _rivals(self, spec: StandingQuery, specs: Sequence[StandingQuery]) -> tuple[str, ...]:
+        others = {other.query_id: other.vectors for other in specs if other.query_id != spec.query_id}
+        return rivals_for(spec.vectors, others, self.discrimination)
 
-    def _rivals(
-        self, spec: StandingQuery, specs: Sequence[StandingQuery]
-    ) -> tuple[np.ndarray, tuple[str, ...]]:
-        """(same-language rivals' vectors, other-language rivals' query ids), less synonyms."""
-        others = [other for other in specs if other.query_id != spec.query_id]
-        language = spec.vectors.language
-        same = rivals_for(
-            spec.vectors, [o.vectors for o in others if o.vectors.language == language], self.discrimination
-        )
-        # Other languages' rivals are compared in z (`_best`), so only their ids are kept; the
-        # same rule as `rivals_for` drops those that mean the query.
-        kept_ids = tuple(
-            o.query_id
-            for o in others
-            if o.vectors.language != language
-            and self.discrimination.enabled
-            and self.discrimination.other_queries
-            and float(o.vectors.text @ spec.vectors.text) < self.discrimination.synonym_cosine
-        )
-        return same, kept_ids
+    def _gate_texts(self, spec: StandingQuery) -> np.ndarray:
+        """(1 + negatives, dim): the query's text, then the negatives its gate counts."""
+        negatives = gate_negatives(spec.vectors, self.discrimination)
+        return np.concatenate([spec.vectors.text[None, :], negatives]).astype(np.float32)
 
-    def _refresh_competitors(self, specs: Sequence[StandingQuery]) -> None:
+    def _refresh_rivals(self, specs: Sequence[StandingQuery]) -> None:
         for entry in self._tracks.values():
-            entry.competitors = self._competitors(entry.spec, specs)
-            entry.rivals, entry.foreign_rivals = self._rivals(entry.spec, specs)
+            entry.rivals = self._rivals(entry.spec, specs)
         self._specs = list(specs)
 
     def _new_track(self, spec: StandingQuery, warm: bool) -> _Track:
@@ -260,23 +244,25 @@ class CameraPipeline:
         )
         features = self.temporal.new_window() if self.temporal is not None else None
         track = QueryTrack(calibrator, MatchStateMachine(self.camera_id, spec.query_id, spec.match), features)
-        competitors = self._competitors(spec, self._specs)
-        rivals, foreign_rivals = self._rivals(spec, self._specs)
+        rivals = self._rivals(spec, self._specs)
+        baseline = RawBaseline(c.halflife_frames)
+        gate_texts = self._gate_texts(spec)
         if warm:
             # What the camera showed recently is its background for this query: learn it, and
             # give the temporal model its context. The machine sees none of it (no hit can be
             # about frames from before the query existed).
             places = PlaceStats()
             for ts_ms, views, boxes, new in self._recent:
-                raw, competing = view_cosines(views, spec.vectors.text, competitors)
+                raw, competing = view_cosines(views, spec.vectors.text, spec.vectors.background)
                 best = int(np.argmax(raw - competing))
                 track.calibrate(ts_ms, float(raw[best]), float(competing[best]))
                 for v in new:
                     calibrator.learn(float(raw[v]), float(competing[v]))
+                    baseline.learn(views[v] @ gate_texts.T)
                     if boxes[v] != FULL_FRAME:
                         places.learn(boxes[v], float(raw[v] - competing[v]))
-            return _Track(spec, track, competitors, rivals, foreign_rivals, places)
-        return _Track(spec, track, competitors, rivals, foreign_rivals)
+            return _Track(spec, track, rivals, baseline, gate_texts, places)
+        return _Track(spec, track, rivals, baseline, gate_texts)
 
     # --- frames --------------------------------------------------------------------------
 
@@ -314,13 +300,21 @@ class CameraPipeline:
         tracks = list(self._tracks.values())
         if not tracks:
             return outcome
-        cosines = [view_cosines(matrix, entry.spec.vectors.text, entry.competitors) for entry in tracks]
-        view_zs = {
-            entry.spec.query_id: self._view_zs(entry, views, raw - competing)
-            for entry, (raw, competing) in zip(tracks, cosines, strict=True)
+        # Per query: the views' cosines with it and with its best background prompt (novelty),
+        # and with it and its gate's negatives (lifts over their baselines: the gate).
+        cosines = [view_cosines(matrix, e.spec.vectors.text, e.spec.vectors.background) for e in tracks]
+        gate_cosines = [matrix @ entry.gate_texts.T for entry in tracks]  # (views, 1 + negatives)
+        for entry, cos in zip(tracks, gate_cosines, strict=True):
+            if entry.baseline.mean is None:  # a camera's first view: lifts start from it
+                entry.baseline.learn(cos[0])
+        all_lifts = [entry.baseline.lifts(cos) for entry, cos in zip(tracks, gate_cosines, strict=True)]
+        lifts = {entry.spec.query_id: lift[:, 0] for entry, lift in zip(tracks, all_lifts, strict=True)}
+        negative_lifts = {
+            entry.spec.query_id: (lift[:, 1:].max(axis=1) if lift.shape[1] > 1 else None)
+            for entry, lift in zip(tracks, all_lifts, strict=True)
         }
         best = [
-            self._best(entry, matrix, raw, competing, view_zs)
+            self._best(entry, views, raw, competing, lifts, negative_lifts[entry.spec.query_id])
             for entry, (raw, competing) in zip(tracks, cosines, strict=True)
         ]
         scores = []
@@ -330,7 +324,9 @@ class CameraPipeline:
         if self.temporal is not None:
             windows = np.stack([entry.track.features.matrix() for entry in tracks])
             scores = [float(p) for p in self.temporal.model(windows)]
-        for entry, score, (b, _, passes), (raw, competing) in zip(tracks, scores, best, cosines, strict=True):
+        for entry, score, (b, _, passes), (raw, competing), gate_cos in zip(
+            tracks, scores, best, cosines, gate_cosines, strict=True
+        ):
             machine = entry.track.machine
             if self.discrimination.enabled and machine.state is not MatchState.ACTIVE and not passes:
                 # Not this query's region: it may neither open nor confirm an event (an open
@@ -341,6 +337,7 @@ class CameraPipeline:
             hits = entry.track.decide(ts_ms, score, b.raw_cosine, frame_ref, b.competitor_cosine, learn)
             if entry.track.learns(hits):  # the places learn what the camera-wide statistics learn
                 for v in new:
+                    entry.baseline.learn(gate_cos[v])
                     if views[v].box != FULL_FRAME:
                         entry.places.learn(views[v].box, float(raw[v] - competing[v]))
             # When the machine just took this frame as its event's peak, keep its view for the
@@ -366,38 +363,24 @@ class CameraPipeline:
     def _best(
         self,
         entry: _Track,
-        matrix: np.ndarray,
+        views: list[View],
         raw: np.ndarray,
         competing: np.ndarray,
-        view_zs: dict[str, list[float | None]],
+        lifts: dict[str, np.ndarray],
+        negative_lifts: np.ndarray | None = None,
     ) -> tuple[ViewMargins, float | None, bool]:
         """The query's region on this frame, its z-score, and whether it passes the gate: of the
-        views where the query beats what the gate asks (discrimination.py), the most unusual
-        for its place (places.py); when none passes, the most unusual of all (the caller then
-        keeps it from opening an event).
-
-        The gate "queries": the region is explained better by this query than by every other
-        standing query. Against a query in the same language that is compared in cosines.
-        Across languages it is compared in each query's own standard deviations above its
-        background (the region must be more unusual for this query than for the other):
-        the offline encoder's cosines are not on one scale across languages (a Vietnamese
-        query's cosines run higher on everything: "một chiếc xe máy" out-scored "a cat" on a
-        cat and "một con mèo" lost to "a motorcycle" on one)."""
+        views where the query beats what the gate asks (discrimination.py: with "queries", the
+        region lifts this query more than every other standing query, each over its own camera
+        baseline), the most unusual for its place (places.py); when none passes, the most
+        unusual of all (the caller then keeps it from opening an event)."""
         margins = raw - competing
-        zs = view_zs[entry.spec.query_id]
-        if self.discrimination.gate == "all":
-            gate = margins
-        else:
-            gate = gate_margins(matrix, entry.spec.vectors.text, entry.rivals)
-        passing = []
-        for v in range(len(margins)):
-            if gate[v] <= self.discrimination.min_margin:
-                continue
-            if zs[v] is not None and any(
-                (other := view_zs[rival][v]) is not None and other >= zs[v] for rival in entry.foreign_rivals
-            ):
-                continue
-            passing.append(v)
+        zs = self._view_zs(entry, views, margins)
+        rival_lifts = [lifts[r] for r in entry.rivals if r in lifts]
+        if negative_lifts is not None:
+            rival_lifts.append(negative_lifts)
+        gate = gate_margins(lifts[entry.spec.query_id], rival_lifts)
+        passing = [v for v in range(len(margins)) if gate[v] > self.discrimination.min_margin]
         order = passing or list(range(len(margins)))
         if zs[0] is None:  # no background yet (a prior-less warm-up): the widest margin
             index = max(order, key=lambda v: margins[v])
@@ -445,6 +428,7 @@ class CameraPipeline:
                 "features": entry.track.features.to_state() if entry.track.features is not None else None,
                 "peak_view": None if entry.peak_view is None else view_to_state(entry.peak_view),
                 "places": entry.places.to_state(),
+                "baseline": entry.baseline.to_state(),
             }
         return {
             "version": STATE_VERSION,
@@ -483,6 +467,7 @@ class CameraPipeline:
                 if old["peak_view"] is not None:
                     entry.peak_view = view_from_state(old["peak_view"])
                 entry.places.restore(old["places"])
+                entry.baseline.restore(old.get("baseline"))  # absent in snapshots before the gate used lifts
             self._tracks[spec.query_id] = entry
 
 

@@ -44,10 +44,9 @@ import numpy as np
 from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior
 from vigil.pipelines.discrimination import (
     DiscriminationSettings,
-    competitors_for,
     gate_margins,
+    gate_negatives,
     rivals_for,
-    view_cosines,
 )
 from vigil.pipelines.matching import MatchSettings, MatchState, MatchStateMachine, QueryTrack
 from vigil.pipelines.prompts import QueryVectors
@@ -159,12 +158,17 @@ class ScanPipeline:
             if not all(isinstance(v, QueryVectors) for v in query_vectors):
                 raise TypeError("query_vectors must be QueryVectors or a (q, dim) array")
             vectors = np.stack([v.text for v in query_vectors]) if query_vectors else np.zeros((0, 0))
-            # Each query's competitors (discrimination.py): its background prompts, its
-            # language's negatives and the other queries of the scan, less its synonyms.
-            self._backgrounds = [
-                competitors_for(v, query_vectors, self.discrimination) for v in query_vectors
+            # Each query's novelty is its margin over its background prompts; its gate counts
+            # the scan's other queries and its language's negatives (discrimination.py).
+            self._backgrounds = [np.asarray(v.background, np.float32) for v in query_vectors]
+            self._gate_texts = [
+                np.concatenate([v.text[None, :], gate_negatives(v, self.discrimination)]).astype(np.float32)
+                for v in query_vectors
             ]
-            self._rivals = [rivals_for(v, query_vectors, self.discrimination) for v in query_vectors]
+            by_index = {str(i): v for i, v in enumerate(query_vectors)}
+            self._rivals = [
+                [int(r) for r in rivals_for(v, by_index, self.discrimination)] for v in query_vectors
+            ]
         if vectors.ndim != 2 or vectors.shape[0] != len(queries) or not queries:
             raise ValueError("need one query vector per query, and at least one query")
         self.queries = list(queries)
@@ -173,9 +177,12 @@ class ScanPipeline:
         self._match = self.settings.match_settings()  # validates the thresholds up front
         self._ts: list[int] = []
         self._refs: list[Hashable] = []
-        self._cosines: list[np.ndarray] = []
-        self._background_cosines: list[np.ndarray] = []
-        self._gates: list[np.ndarray] = []  # per frame and query: the best view's gate margin
+        self._cosines: list[np.ndarray] = []  # without background prompts: (n, queries) per batch
+        # With them, per frame: its views' cosines with every query and with each query's best
+        # competitor, both (views, queries). Which view is a query's region depends on the
+        # gate, whose lifts are over file-wide baselines, so it is chosen once all is fed.
+        self._view_cosines: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+        self._chosen: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._finished = False
 
     @property
@@ -219,26 +226,13 @@ class ScanPipeline:
         if self._backgrounds is None:
             self._cosines.append(np.stack([(frame @ self.query_vectors.T).max(axis=0) for frame in views]))
             return
-        raw = np.zeros((len(views), len(self.queries)), np.float32)
-        competing = np.zeros_like(raw)
-        gates = np.zeros_like(raw)
-        for i, frame in enumerate(views):
-            for q, competitors in enumerate(self._backgrounds):
-                # As live (pipelines/detector.py): the query's region is its widest margin among
-                # the views that pass the gate (another query's object is not its region).
-                cosine, competitor = view_cosines(frame, self.query_vectors[q], competitors)
-                margins = cosine - competitor
-                if self.discrimination.gate == "all":
-                    gate = margins
-                else:
-                    gate = gate_margins(frame, self.query_vectors[q], self._rivals[q])
-                passing = np.flatnonzero(gate > self.discrimination.min_margin)
-                candidates = passing if len(passing) else np.arange(len(frame))
-                v = int(candidates[np.argmax(margins[candidates])])
-                raw[i, q], competing[i, q], gates[i, q] = cosine[v], competitor[v], gate[v]
-        self._cosines.append(raw)
-        self._background_cosines.append(competing)
-        self._gates.append(gates)
+        for frame in views:
+            cosines = frame @ self.query_vectors.T
+            competing = np.stack(
+                [(frame @ competitors.T).max(axis=1) for competitors in self._backgrounds], axis=1
+            )
+            negatives = [frame @ texts[1:].T for texts in self._gate_texts]  # per query (views, n)
+            self._view_cosines.append((cosines, competing, negatives))
 
     def signals(self) -> np.ndarray:
         """(frames, queries) signal over what has been fed: cosines, or their background margins."""
@@ -254,7 +248,7 @@ class ScanPipeline:
         """Calibrate and match every query over the whole file (pass 2); events sorted by start."""
         self._finished = True
         cosines, background = self._matrices()
-        gates = np.concatenate(self._gates, axis=0) if self._gates else None
+        gates = self._chosen[3] if self._backgrounds is not None and self._chosen is not None else None
         n = cosines.shape[0]
         events: list[ScanEvent] = []
         if n == 0:
@@ -301,9 +295,43 @@ class ScanPipeline:
     def _matrices(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(frames, queries) cosines, and highest background cosines (None without background)."""
         empty = np.zeros((0, len(self.queries)), np.float32)
-        cosines = np.concatenate(self._cosines, axis=0) if self._cosines else empty
         if self._backgrounds is None:
-            return cosines, None
-        if not self._background_cosines:
-            return cosines, empty
-        return cosines, np.concatenate(self._background_cosines, axis=0)
+            return (np.concatenate(self._cosines, axis=0) if self._cosines else empty), None
+        if not self._view_cosines:
+            return empty, empty
+        _, cosines, competing, _ = self._choose_views()
+        return cosines, competing
+
+    def _choose_views(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """Per frame and query: the cosine, best background prompt's cosine and gate margin of
+        the query's region. As live (pipelines/detector.py): the region is the widest margin
+        among the views that pass the gate (the view lifts this query more than every other
+        query and every negative of its language); a text's lift is its cosine less its
+        file-wide baseline, the median of its whole-frame (first view) cosine, as the file-wide
+        calibration is."""
+        n = len(self._view_cosines)
+        if self._chosen is not None and self._chosen[0] == n:
+            return self._chosen
+        baselines = np.median(np.stack([c[0] for c, _, _ in self._view_cosines]), axis=0)
+        negative_baselines = [
+            np.median(np.stack([negs[q][0] for _, _, negs in self._view_cosines]), axis=0)
+            for q in range(len(self.queries))
+        ]
+        q_count = len(self.queries)
+        raw = np.zeros((n, q_count), np.float32)
+        competing = np.zeros_like(raw)
+        gates = np.zeros_like(raw)
+        for i, (cosines, competitors, negatives) in enumerate(self._view_cosines):
+            lifts = cosines - baselines
+            for q in range(q_count):
+                margins = cosines[:, q] - competitors[:, q]
+                rivals = [lifts[:, r] for r in self._rivals[q]]
+                if negatives[q].shape[1]:
+                    rivals.append((negatives[q] - negative_baselines[q]).max(axis=1))
+                gate = gate_margins(lifts[:, q], rivals)
+                passing = np.flatnonzero(gate > self.discrimination.min_margin)
+                candidates = passing if len(passing) else np.arange(len(margins))
+                v = int(candidates[np.argmax(margins[candidates])])
+                raw[i, q], competing[i, q], gates[i, q] = cosines[v, q], competitors[v, q], gate[v]
+        self._chosen = (n, raw, competing, gates)
+        return self._chosen
