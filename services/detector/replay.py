@@ -4,9 +4,9 @@
 
 `replay_camera` is what the detector service does for one camera (regions planned and embedded
 in micro-batches by `embed_frames`, `CameraPipeline` frame by frame, the encoder's score prior,
-the same settings), with the frames given in capture order by the caller instead of polled
-from "frames". The evaluation (`vigil eval`) runs its dev set through it, so the figures it
-reports are the live detector's, not a re-implementation's.
+the temporal stage when `temporal: gru`, the same settings), with the frames given in capture
+order by the caller instead of polled from "frames". The evaluation (`vigil eval`) runs its dev
+set through it, so the figures it reports are the live detector's, not a re-implementation's.
 
 Each event is reported once, when it closes (or at the end of the frames), with the capture
 time of the frame that confirmed it: the time an operator would have been alerted.
@@ -28,6 +28,7 @@ from vigil.pipelines.prompts import embed_queries, resolve_language
 from vigil.pipelines.views import View
 from vigil.services.common.framing import EmbeddingCost, FrameWork, embed_frames
 from vigil.services.detector.config import DetectorConfig
+from vigil.services.detector.temporal import load_temporal_stage
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ def replay(
         regions=config.regions,
         views=config.views,
         discrimination=discrimination,
+        temporal=load_temporal_stage() if config.temporal == "gru" else None,
     )
     pipeline.set_queries(specs)
     confirmed: dict[str, int] = {}

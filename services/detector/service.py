@@ -53,7 +53,7 @@ from vigil.models.encoder import Encoder
 from vigil.models.errors import VigilError
 from vigil.models.registry import create_encoder, resolve_kind
 from vigil.pipelines.calibration import score_prior_for
-from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery, TemporalStage
+from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language
@@ -92,6 +92,7 @@ from vigil.services.detector.store import (
     ThumbnailStore,
     thumbnail_reference,
 )
+from vigil.services.detector.temporal import load_temporal_stage
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class DetectorService:
         self.prior = score_prior_for(encoder.info)
         self.discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
         self.cost_model = CostModel()
-        self.temporal = self._temporal_stage() if config.temporal == "gru" else None
+        self.temporal = load_temporal_stage() if config.temporal == "gru" else None
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
         self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
@@ -188,14 +189,6 @@ class DetectorService:
         self._last_refresh = 0.0
         if config.metrics_port:
             self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
-
-    def _temporal_stage(self) -> TemporalStage:
-        from vigil.models.temporal import TemporalScorer
-        from vigil.pipelines.temporal import FeatureWindow
-
-        scorer = TemporalScorer.load()
-        log.info("temporal model: %s", scorer.info.get("name", "gru"))
-        return TemporalStage(scorer.score, FeatureWindow, FeatureWindow.from_state)
 
     # --- the loop ------------------------------------------------------------------------
 

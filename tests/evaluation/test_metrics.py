@@ -105,6 +105,9 @@ def test_false_events_per_hour_per_query_count_cross_and_background_not_late():
     assert figures["cross_false_per_hour_per_query"] == pytest.approx(1 / query_hours)
     assert figures["background_false_per_hour_per_query"] == pytest.approx(2 / query_hours)
     assert figures["found"] == 1 and figures["found_pct"] == 50.0
+    # precision 1 match of 1 + 3 false (the late hit counts neither way), recall 1 of 2
+    assert figures["precision_pct"] == pytest.approx(25.0)
+    assert figures["event_f1"] == pytest.approx(2 * 0.25 * 0.5 / (0.25 + 0.5))
 
 
 def test_cross_firing_rate_is_over_event_and_other_query_pairs():

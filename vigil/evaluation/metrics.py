@@ -30,6 +30,9 @@ Definitions (all times are capture times in ms):
 - **two-event query**: the query that has two events in its stream; recall of its first and of
   its second event (in time) separately.
 - **size buckets**: recall per bucket of the pasted photo's area fraction.
+- **event F1**: the harmonic mean of recall (found events / events) and precision (matching
+  hits / (matching + false hits); late hits count neither way): one figure to compare two
+  ways of deciding (the per-frame threshold and the temporal model) at their recall.
 """
 
 from __future__ import annotations
@@ -147,6 +150,14 @@ def _recall(outcomes: Sequence[RunOutcome], keep) -> dict:
     return {"events": len(events), "found": found, "found_pct": _ratio(found, len(events), 100.0)}
 
 
+def _f1(found: int, events: int, matching: int, decided: int) -> float | None:
+    """2PR / (P + R) with R = found / events and P = matching / decided; None when undefined."""
+    if not events or not decided or not (found or matching):
+        return None if not events or not decided else 0.0
+    recall, precision = found / events, matching / decided
+    return 2 * precision * recall / (precision + recall)
+
+
 def summarise(outcomes: Iterable[RunOutcome]) -> dict:
     """The figures over a set of runs (one language of one split, say)."""
     outcomes = list(outcomes)
@@ -175,6 +186,8 @@ def summarise(outcomes: Iterable[RunOutcome]) -> dict:
         "false_per_hour_per_query": _ratio(false_events, query_hours),
         "cross_false_per_hour_per_query": _ratio(counts["cross"], query_hours),
         "background_false_per_hour_per_query": _ratio(counts["background"], query_hours),
+        "precision_pct": _ratio(counts["match"], counts["match"] + false_events, 100.0),
+        "event_f1": _f1(len(found), len(events), counts["match"], counts["match"] + false_events),
         "cross_pairs": len(pairs),
         "cross_fired": fired,
         "cross_firing_pct": _ratio(fired, len(pairs), 100.0),

@@ -194,6 +194,7 @@ def table_rows(report: dict) -> list[list[str]]:
                 str(kinds["late"]),
                 _recall_pair(f["two_event_query"]),
                 " ".join(f"{b} {s['found']}/{s['events']}" for b, s in f["size_buckets"].items()),
+                "-" if f.get("event_f1") is None else f"{f['event_f1']:.2f} ({_pct(f['precision_pct'])})",
             ]
         )
     return rows
@@ -208,6 +209,7 @@ HEADER = [
     "late",
     "2-event query: 1st, 2nd",
     "found by size (area)",
+    "event F1 (precision)",
 ]
 
 
