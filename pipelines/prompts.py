@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -246,13 +246,17 @@ def embed_queries(
     languages: Sequence[str] | None = None,
     *,
     negatives: bool = True,
+    prompt_cache: MutableMapping[str, np.ndarray] | None = None,
 ) -> list[QueryVectors]:
     """Embed each query's ensemble and its language's background prompts in ONE encoder call.
 
     languages: per query "en", "vi" or "auto" (the default for every query).
     negatives: also embed the language's negative vocabulary (discrimination.py); 140 more
-        prompts a language, about 2 s on two cores with the offline encoder, so a detector
-        that does not use them does not wait for them."""
+        prompts a language, about 2-4 s on two cores with the offline encoder, so a detector
+        that does not use them does not wait for them.
+    prompt_cache: prompt -> embedding of this encoder, read and filled: a detector that keeps
+        one embeds a language's background and negative prompts once, not again with every
+        query an operator adds (which would hold its frames for seconds)."""
     texts = list(texts)
     languages = ["auto"] * len(texts) if languages is None else list(languages)
     if len(languages) != len(texts):
@@ -275,14 +279,13 @@ def embed_queries(
     every_ensemble = ensembles + [
         e for groups in (background_ensembles, negative_ensembles) for group in groups.values() for e in group
     ]
-    row: dict[str, int] = {}  # each distinct prompt once
-    for ensemble in every_ensemble:
-        for prompt in ensemble:
-            row.setdefault(prompt, len(row))
-    embeddings = encoder.embed_texts(list(row))
+    cache = prompt_cache if prompt_cache is not None else {}
+    todo = list(dict.fromkeys(p for ensemble in every_ensemble for p in ensemble if p not in cache))
+    if todo:  # each distinct prompt once
+        cache.update(zip(todo, np.asarray(encoder.embed_texts(todo), np.float32), strict=True))
 
     def mean_vector(ensemble: list[str]) -> np.ndarray:
-        return l2_normalise(embeddings[[row[prompt] for prompt in ensemble]].mean(axis=0))
+        return l2_normalise(np.stack([cache[prompt] for prompt in ensemble]).mean(axis=0))
 
     def stacked(groups: dict[Language, list[list[str]]]) -> dict[Language, np.ndarray]:
         return {language: np.stack([mean_vector(e) for e in group]) for language, group in groups.items()}

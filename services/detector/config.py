@@ -60,9 +60,10 @@ class DetectorConfig(EnvOverFileSettings):
 
     group_id: str = Field("vigil-detector", pattern=r"^[A-Za-z0-9._-]+$", description="Kafka consumer group")
     encoder: EncoderSettings = Field(default_factory=lambda: EncoderSettings(kind="auto"))
-    # Off by default, on the held-out figures of models/temporal/TRAINING.md: over the offline
-    # encoder the GRU cuts false alerts about six times but finds half as many events, and
-    # detects later; an operator missing half the events is worse off. With CLIP, re-measure.
+    # Off by default, on the held-out figures of models/temporal/TRAINING.md (over the offline
+    # encoder the GRU cuts false alerts about six times but finds half as many events) and of
+    # docs/EVALUATION.md (with discrimination on it finds fewer events on both splits, and its
+    # held-out F1 is not better at equal recall). With CLIP, re-measure.
     temporal: Literal["gru", "off"] = Field(
         "off", description="gru: threshold the GRU's probability over each query's window; off: the score"
     )

@@ -181,6 +181,9 @@ class DetectorService:
         self._saved_states: dict[str, dict] = {}
         self._states_stale = True
         self._vectors: dict[tuple[str, str], QueryVectors] = {}
+        # Every prompt embedded so far (query ensembles, background prompts, negatives), so that a
+        # new query embeds its own prompts only: its language's 140 negative prompts once.
+        self._prompt_vectors: dict[str, np.ndarray] = {}
         self._queries_version = -1
         self._dirty: set[str] = set()
         self._offsets: dict[TopicPartition, int] = {}
@@ -260,6 +263,7 @@ class DetectorService:
                 [text for text, _ in missing],
                 [lang for _, lang in missing],
                 negatives=self.discrimination.enabled and self.discrimination.negatives,
+                prompt_cache=self._prompt_vectors,
             )
             self._vectors.update(zip(missing, vectors, strict=True))
         self._vectors = {key: self._vectors[key] for key in set(keys.values())}

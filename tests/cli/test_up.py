@@ -251,3 +251,35 @@ def test_the_demo_reports_every_alert_without_playable_audio_in_its_language(tmp
     assert problems[3] == f"alert alert:{late_bike.hit_id} has no audio"
     # A query whose event was found must have raised an alert.
     assert summarise_alerts({}, hits, {"cat"}, config) == ["the cat (cat) was found but raised no alert"]
+
+
+def test_the_demo_tells_inserted_events_from_false_ones(capsys, monkeypatch, tmp_path):
+    from vigil.demo import summarise
+
+    monkeypatch.setenv("VIGIL_MILVUS_THUMBNAILS_DIR", str(tmp_path))  # where run_demo keeps them
+    from vigil.media import DEMO_EVENTS
+    from vigil.services.common.contract import HitMessage
+
+    start_s = 1_700_000_000.0
+    spans = {name: (begin, end) for name, begin, end in DEMO_EVENTS}
+
+    def hit(query_id: str, at_s: float) -> HitMessage:
+        ms = round((start_s + at_s) * 1000)
+        return HitMessage.model_validate(
+            {
+                "hit_id": f"hall:{query_id}:{ms}",
+                "camera_id": "hall",
+                "query_id": query_id,
+                "event_start_ts_ms": ms,
+                "peak_ts_ms": ms,
+                "peak_score": 0.9,
+                "thumbnail": "hall/x.jpg",
+                "encoder": "offline",
+            }
+        )
+
+    cat = hit("cat", spans["cat"][0] + 0.5)
+    bike_on_the_cat = hit("xe-may", spans["cat"][0] + 0.5)  # the demo's old false alert
+    found, false_hits = summarise({h.hit_id: h for h in (cat, bike_on_the_cat)}, start_s)
+    assert found == {"cat"} and false_hits == [bike_on_the_cat.hit_id]
+    assert "NOT an inserted event" in capsys.readouterr().out

@@ -135,6 +135,22 @@ def test_all_prompts_of_all_queries_are_embedded_in_one_call(offline):
     assert embed_queries(encoder, []) == [] and len(encoder.text_calls) == 1
 
 
+def test_a_prompt_cache_embeds_a_language_s_shared_prompts_once(offline):
+    encoder = CountingEncoder(offline)
+    cache: dict[str, np.ndarray] = {}
+    [first] = embed_queries(encoder, ["a cat"], prompt_cache=cache)
+    shared = len(encoder.text_calls[0]) - len(prompt_ensemble("a cat", "en"))
+    assert shared >= len(background_prompts("en"))  # backgrounds and negatives came along
+    [second] = embed_queries(encoder, ["a motorcycle"], prompt_cache=cache)
+    assert encoder.text_calls[1] == prompt_ensemble("a motorcycle", "en")  # only its own prompts
+    assert np.array_equal(second.negatives, first.negatives)
+    [uncached] = embed_queries(offline, ["a motorcycle"])
+    assert np.allclose(second.text, uncached.text, atol=1e-5)
+    assert np.allclose(second.negatives, uncached.negatives, atol=1e-5)
+    embed_queries(encoder, ["a cat"], prompt_cache=cache)
+    assert len(encoder.text_calls) == 2  # everything known: no encoder call at all
+
+
 def test_languages_can_be_given_per_query(offline):
     encoder = CountingEncoder(offline)
     vectors = embed_queries(encoder, ["a cat", "a cat"], ["en", "vi"])
