@@ -102,62 +102,14 @@ def test_settings_out_of_range_are_refused_naming_the_field(field, value):
         DiscriminationSettings(**{field: value})
 
 
-def _stream(discrimination: DiscriminationSettings, cat_region_axis_mix: float):
-    """A camera with "a cat" and "a motorbike" standing: 30 s of scene, then a region whose
-    crop is mostly cat with a little motorbike in it for 6 s. Returns the hits' query ids."""
-    pipeline = CameraPipeline(
-        "cam", DIM, calibration=CalibrationSettings(warmup_frames=10), discrimination=discrimination
-    )
-    pipeline.set_queries(
-        [
-            StandingQuery("cat", "cat", vectors(CAT), MATCH),
-            StandingQuery("motorbike", "motorbike", vectors(MOTORBIKE), MATCH),
-        ]
-    )
-    rng = np.random.default_rng(3)
-    fired = []
-    for ts in range(0, 40_000, 500):
-        full = unit(AXES[SCENE] + rng.normal(0, 0.02, DIM))
-        regions: tuple = ()
-        if 30_000 <= ts < 36_000:
-            crop = unit(AXES[CAT] + cat_region_axis_mix * AXES[MOTORBIKE] + rng.normal(0, 0.02, DIM))
-            regions = ((Box(0.4, 0.4, 0.6, 0.6), crop),)
-        outcome = pipeline.step(ts, FrameEmbeddings(full=full, regions=regions), ts)
-        fired.extend(hit.query_id for hit, _ in outcome.hits if not hit.closed)
-    return fired
+CAR = 4  # "a car": a negative, not a query
 
 
-def test_a_query_does_not_fire_on_another_query_s_object():
-    # The cat's crop is unusual for both queries (the motorbike's cosine with it rises from
-    # ~0 to 0.4), so judged only against its background the motorbike fires too.
-    assert sorted(_stream(DiscriminationSettings(enabled=False), 0.45)) == ["cat", "motorbike"]
-    assert _stream(ON, 0.45) == ["cat"]
-
-
-def test_the_hit_carries_its_region_s_box_and_embedding():
-    pipeline = CameraPipeline("cam", DIM, calibration=CalibrationSettings(warmup_frames=10))
-    pipeline.set_queries([StandingQuery("cat", "cat", vectors(CAT), MATCH)])
-    box = Box(0.1, 0.2, 0.3, 0.4)
-    rng = np.random.default_rng(5)
-    confirmed = []
-    for ts in range(0, 36_000, 500):
-        full = unit(AXES[SCENE] + rng.normal(0, 0.02, DIM))
-        regions = ((box, unit(AXES[CAT] + 0.2 * AXES[SCENE])),) if ts >= 30_000 else ()
-        outcome = pipeline.step(ts, FrameEmbeddings(full=full, regions=regions), ts)
-        confirmed.extend(outcome.hits)
-        if outcome.is_peak:
-            assert outcome.peak_boxes == [box]
-    (hit, view), *_ = confirmed
-    assert view.box == box
-    assert float(view.embedding @ AXES[CAT]) > 0.9
-
-
-CAR = 4
-
-
-def _fired(discrimination: DiscriminationSettings, crop_axes: dict[int, float], negatives: np.ndarray):
-    """"a cat" and "a motorbike" standing, with `negatives`: 30 s of scene, then 6 s of a
-    region whose crop mixes `crop_axes`. Returns the ids of the queries that fired."""
+def _fired(
+    discrimination: DiscriminationSettings, crop_axes: dict[int, float], negatives: np.ndarray | None = None
+) -> list[str]:
+    """Two standing queries, "a cat" and "a motorbike" (with `negatives`): 30 s of scene, then
+    6 s of a region whose crop mixes `crop_axes`. Returns the ids of the queries that fired."""
     pipeline = CameraPipeline(
         "cam", DIM, calibration=CalibrationSettings(warmup_frames=10), discrimination=discrimination
     )
@@ -178,6 +130,32 @@ def _fired(discrimination: DiscriminationSettings, crop_axes: dict[int, float], 
         outcome = pipeline.step(ts, FrameEmbeddings(full=full, regions=regions), ts)
         fired.extend(hit.query_id for hit, _ in outcome.hits if not hit.closed)
     return fired
+
+
+def test_a_query_does_not_fire_on_another_query_s_object():
+    # The cat's crop is unusual for both queries (the motorbike's cosine with it rises from
+    # ~0 to 0.4), so judged only against its background the motorbike fires too.
+    cat_crop = {CAT: 1.0, MOTORBIKE: 0.45}
+    assert sorted(_fired(DiscriminationSettings(enabled=False), cat_crop)) == ["cat", "motorbike"]
+    assert _fired(ON, cat_crop) == ["cat"]
+
+
+def test_the_hit_carries_its_region_s_box_and_embedding():
+    pipeline = CameraPipeline("cam", DIM, calibration=CalibrationSettings(warmup_frames=10))
+    pipeline.set_queries([StandingQuery("cat", "cat", vectors(CAT), MATCH)])
+    box = Box(0.1, 0.2, 0.3, 0.4)
+    rng = np.random.default_rng(5)
+    confirmed = []
+    for ts in range(0, 36_000, 500):
+        full = unit(AXES[SCENE] + rng.normal(0, 0.02, DIM))
+        regions = ((box, unit(AXES[CAT] + 0.2 * AXES[SCENE])),) if ts >= 30_000 else ()
+        outcome = pipeline.step(ts, FrameEmbeddings(full=full, regions=regions), ts)
+        confirmed.extend(outcome.hits)
+        if outcome.is_peak:
+            assert outcome.peak_boxes == [box]
+    (hit, view), *_ = confirmed
+    assert view.box == box
+    assert float(view.embedding @ AXES[CAT]) > 0.9
 
 
 def test_a_negative_that_rises_with_the_query_does_not_flatten_its_novelty():
