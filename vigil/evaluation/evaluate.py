@@ -1,7 +1,7 @@
 """`vigil eval` / `python -m vigil.evaluation`: run the dev set through the live detector's
 decisions, write a JSON report per split, print the table and update docs/EVALUATION.md.
 
-    vigil eval                      # both splits, offline encoder (~10-20 min on 2 cores)
+    vigil eval                      # both splits, offline encoder (~4 min on 2 cores)
     vigil eval --split tune --quick # two streams of the tune split (~2 min)
     python -m vigil.evaluation --split heldout --model clip
 """
