@@ -13,7 +13,8 @@ takes two passes, both over per-frame scores only (frames x queries floats, kept
 the embeddings themselves are not):
 
 1. while frames are fed: keep each frame's cosine with every query and, for queries embedded
-   with background prompts (`QueryVectors`, prompts.py), its highest cosine with them;
+   with background prompts (`QueryVectors`, prompts.py), its highest cosine with them and its
+   cosines with the negatives of the query's gate (per view, when a frame has several);
 2. at `finish()`: estimate each query's background *signal* (the cosine, or its margin over
    the background prompts, as the calibrator sees it) robustly over the whole file, median
    and MAD (scaled by 1.4826 to a standard deviation, floored at `min_std`), so the frames of
@@ -179,8 +180,9 @@ class ScanPipeline:
         self._refs: list[Hashable] = []
         self._cosines: list[np.ndarray] = []  # without background prompts: (n, queries) per batch
         # With them, per frame: its views' cosines with every query and with each query's best
-        # competitor, both (views, queries). Which view is a query's region depends on the
-        # gate, whose lifts are over file-wide baselines, so it is chosen once all is fed.
+        # background prompt, both (views, queries), and per query with its gate's negatives.
+        # Which view is a query's region depends on the gate, whose lifts are over file-wide
+        # baselines, so it is chosen once all is fed (and kept until more is fed).
         self._view_cosines: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
         self._chosen: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._finished = False
@@ -248,7 +250,7 @@ class ScanPipeline:
         """Calibrate and match every query over the whole file (pass 2); events sorted by start."""
         self._finished = True
         cosines, background = self._matrices()
-        gates = self._chosen[3] if self._backgrounds is not None and self._chosen is not None else None
+        gates = self._choose_views()[3] if self._backgrounds is not None and self._view_cosines else None
         n = cosines.shape[0]
         events: list[ScanEvent] = []
         if n == 0:
