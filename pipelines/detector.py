@@ -253,12 +253,13 @@ class CameraPipeline:
             # about frames from before the query existed).
             places = PlaceStats()
             for ts_ms, views, boxes, new in self._recent:
-                raw, competing = view_cosines(views, spec.vectors.text, spec.vectors.background)
+                text_cosines, competing = view_cosines(views, gate_texts, spec.vectors.background)
+                raw = text_cosines[:, 0]
                 best = int(np.argmax(raw - competing))
                 track.calibrate(ts_ms, float(raw[best]), float(competing[best]))
                 for v in new:
                     calibrator.learn(float(raw[v]), float(competing[v]))
-                    baseline.learn(views[v] @ gate_texts.T)
+                    baseline.learn(text_cosines[v])
                     if boxes[v] != FULL_FRAME:
                         places.learn(boxes[v], float(raw[v] - competing[v]))
             return _Track(spec, track, rivals, baseline, gate_texts, places)
@@ -300,10 +301,12 @@ class CameraPipeline:
         tracks = list(self._tracks.values())
         if not tracks:
             return outcome
-        # Per query: the views' cosines with it and with its best background prompt (novelty),
-        # and with it and its gate's negatives (lifts over their baselines: the gate).
-        cosines = [view_cosines(matrix, e.spec.vectors.text, e.spec.vectors.background) for e in tracks]
-        gate_cosines = [matrix @ entry.gate_texts.T for entry in tracks]  # (views, 1 + negatives)
+        # Per query: the views' cosines with it and its gate's negatives, (views, 1 + negatives),
+        # and with its best background prompt. Column 0 less the latter is its novelty margin;
+        # every column less its camera baseline is a lift (the gate).
+        measured = [view_cosines(matrix, e.gate_texts, e.spec.vectors.background) for e in tracks]
+        gate_cosines = [text_cosines for text_cosines, _ in measured]
+        cosines = [(text_cosines[:, 0], competing) for text_cosines, competing in measured]
         for entry, cos in zip(tracks, gate_cosines, strict=True):
             if entry.baseline.mean is None:  # a camera's first view: lifts start from it
                 entry.baseline.learn(cos[0])

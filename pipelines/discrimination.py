@@ -164,25 +164,20 @@ def gate_negatives(query: QueryVectors, settings: DiscriminationSettings) -> np.
 @dataclass(frozen=True)
 class ViewMargins:
     """One query's region on one frame: the view, its cosine with the query and its highest
-    cosine with the query's background prompts (the calibrator's raw and background cosines),
-    and the margin between them."""
+    cosine with the query's background prompts (the calibrator's raw and background cosines)."""
 
     view: int
     raw_cosine: float
     competitor_cosine: float
 
-    @property
-    def margin(self) -> float:
-        return self.raw_cosine - self.competitor_cosine
-
 
 def view_cosines(
-    views: np.ndarray, query_text: np.ndarray, competitors: np.ndarray
+    views: np.ndarray, texts: np.ndarray, background: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per view (rows of `views`, (v, dim)): its cosine with the query and its highest cosine
-    with any of `competitors` ((m, dim): the query's background prompts). The margin is their
-    difference."""
+    """Per view (rows of `views`, (v, dim)): its cosines with `texts` ((k, dim): the query's text
+    first, then the negatives its gate counts), (v, k), and its highest cosine with the query's
+    `background` prompts, (v,). The query's margin is column 0 less the latter."""
     views = np.asarray(views, np.float32)
     if views.ndim != 2 or views.shape[0] == 0:
         raise ValueError(f"views must be a non-empty (v, dim) array, got shape {views.shape}")
-    return views @ query_text, (views @ competitors.T).max(axis=1)
+    return views @ texts.T, (views @ background.T).max(axis=1)

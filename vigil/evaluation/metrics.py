@@ -152,9 +152,11 @@ def _recall(outcomes: Sequence[RunOutcome], keep) -> dict:
 
 def _f1(found: int, events: int, matching: int, decided: int) -> float | None:
     """2PR / (P + R) with R = found / events and P = matching / decided; None when undefined."""
-    if not events or not decided or not (found or matching):
-        return None if not events or not decided else 0.0
+    if not events or not decided:
+        return None
     recall, precision = found / events, matching / decided
+    if not recall + precision:
+        return 0.0
     return 2 * precision * recall / (precision + recall)
 
 
