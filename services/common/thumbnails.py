@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from vigil.services.common.contract import Box, validate_box
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
+# What every JPEG starts with (SOI marker, then the first segment's marker byte).
+JPEG_MAGIC = b"\xff\xd8\xff"
 # The box's core colour, between two dark rims: amber stands out on dark scenes, the dark
 # rims on bright ones (snow, sky, white walls), like a hazard tape.
 BOX_COLOR = (255, 200, 0)
@@ -80,8 +81,8 @@ def _decode_jpeg(jpeg: bytes) -> Image.Image:
     if not isinstance(jpeg, bytes | bytearray | memoryview):
         raise ValueError(f"thumbnail must be JPEG bytes, got {type(jpeg).__name__}")
     jpeg = bytes(jpeg)
-    if not jpeg.startswith(_JPEG_MAGIC):
-        raise ValueError(f"thumbnail is not a JPEG (starts with {jpeg[:4]!r}, not {_JPEG_MAGIC!r})")
+    if not jpeg.startswith(JPEG_MAGIC):
+        raise ValueError(f"thumbnail is not a JPEG (starts with {jpeg[:4]!r}, not {JPEG_MAGIC!r})")
     try:
         image = Image.open(io.BytesIO(jpeg))
         image.load()  # Image.open reads only the header; a truncated or corrupt body fails here

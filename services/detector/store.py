@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from vigil.models.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.common.contract import ID_PATTERN, Box, HitMessage, derive_hit_id
+from vigil.services.common.thumbnails import JPEG_MAGIC
 
 logger = logging.getLogger(__name__)
 
@@ -670,7 +671,6 @@ def _box_from_row(stored: Sequence[float] | None) -> Box | None:
 _REFERENCE_RE = re.compile(
     r"^(?P<camera_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})/(?P<day>\d{4}-\d{2}-\d{2})/(?P<ts_ms>\d{1,16})\.jpg$"
 )
-_JPEG_MAGIC = b"\xff\xd8\xff"
 # datetime cannot represent years past 9999.
 _MAX_TS_MS = 253_402_300_799_999
 
@@ -701,7 +701,7 @@ class ThumbnailStore:
         _check_ts_ms("ts_ms", ts_ms)
         if ts_ms > _MAX_TS_MS:
             raise ValueError(f"ts_ms {ts_ms} is past the year 9999")
-        if not jpeg.startswith(_JPEG_MAGIC):
+        if not jpeg.startswith(JPEG_MAGIC):
             raise ValueError(f"thumbnail for {camera_id} at {ts_ms} is not a JPEG (starts with {jpeg[:4]!r})")
         reference = thumbnail_reference(camera_id, ts_ms)
         target = self.root / reference
