@@ -25,8 +25,7 @@ BATCHES = (1, 8, 32)
 
 
 def machine() -> dict:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from cpu import instruction_set
+    from vigil.cpu import instruction_set
 
     isa = instruction_set()
     return {
@@ -285,8 +284,7 @@ HEADINGS = {
 
 
 def write_markdown() -> None:
-    sys.path.insert(0, str(ROOT / "bench"))
-    from cpu import describe
+    from vigil.cpu import describe
 
     sections = [
         "# Benchmarks",

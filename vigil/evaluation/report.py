@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import re
 from pathlib import Path
 
+from vigil.cpu import instruction_set
 from vigil.evaluation import dataset, metrics
 from vigil.evaluation.runner import SplitResult
 from vigil.models.temporal import data
@@ -19,23 +19,13 @@ SCHEMA = "vigil-evaluation/1"
 
 
 def cpu_info(cpuinfo: str | None = None) -> dict:
-    """The CPU's model and the instruction sets that decide the encoder's speed (amx: any of
-    amx_tile, amx_bf16, amx_int8)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    model, flags = platform.processor() or platform.machine(), set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            model = value.strip()
-        if key.strip() in ("flags", "Features") and not flags:
-            flags = set(value.split())
-    found = {flag: flag in flags for flag in CPU_FLAGS[:-1]}
-    found["amx"] = any(flag.startswith("amx") for flag in flags)
-    return {"model": model, "cores": os.cpu_count(), "flags": found}
+    """The CPU's model and the instruction sets that decide the encoder's speed (vigil/cpu.py;
+    amx: any of amx_tile, amx_bf16, amx_int8). cpuinfo: /proc/cpuinfo's text (None: read it)."""
+    isa = instruction_set() if cpuinfo is None else instruction_set(cpuinfo)
+    flags = isa["flags"]
+    found = {flag: bool(flags[flag]) for flag in CPU_FLAGS[:-1]}
+    found["amx"] = any(bool(flags[flag]) for flag in ("amx_tile", "amx_bf16", "amx_int8"))
+    return {"model": isa["model"], "cores": os.cpu_count(), "flags": found}
 
 
 def _round(value, digits: int = 3):

@@ -3,7 +3,8 @@
 int8 speed and even int8 accuracy depend on them: without VNNI, onnxruntime's u8 x s8 products go
 through AVX2's VPMADDUBSW (pair sums saturating to int16: see models/clip/int8.py); VNNI (AVX-512
 or AVX) accumulates in int32; AMX multiplies int8/bf16 tiles. Every benchmark result records them,
-so that a figure is never compared with one from a CPU that runs other kernels.
+so that a figure is never compared with one from a CPU that runs other kernels (`make bench`,
+bench/run.py), and so does every evaluation report (`vigil eval`, vigil/evaluation/report.py).
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ from pathlib import Path
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 
-def instruction_set(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict:
+def instruction_set(cpuinfo: Path | str = Path("/proc/cpuinfo")) -> dict:
     """{"model": model name, "flags": {flag: present} for FLAGS, "int8_dot_product": which kind}.
 
-    Flags are read from the first processor's entry (every core of one machine has the same). Off
-    Linux, or on a CPU that is not x86, the flags are unknown (None), never guessed absent.
+    cpuinfo: the file to read, or its text. Flags are read from the first processor's entry
+    (every core of one machine has the same). Off Linux, or on a CPU that is not x86, the flags
+    are unknown (None), never guessed absent.
     """
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        text = ""
+    if isinstance(cpuinfo, Path):
+        try:
+            text = cpuinfo.read_text()
+        except OSError:
+            text = ""
+    else:
+        text = cpuinfo
     fields: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
