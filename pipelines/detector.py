@@ -256,6 +256,8 @@ class CameraPipeline:
                 text_cosines, competing = view_cosines(views, gate_texts, spec.vectors.background)
                 raw = text_cosines[:, 0]
                 best = int(np.argmax(raw - competing))
+                # Their gate margins stay unknown (None): the rivals' baselines of those frames
+                # were not kept.
                 track.calibrate(ts_ms, float(raw[best]), float(competing[best]))
                 for v in new:
                     calibrator.learn(float(raw[v]), float(competing[v]))
@@ -322,7 +324,9 @@ class CameraPipeline:
         ]
         scores = []
         for entry, (b, z, _) in zip(tracks, best, strict=True):
-            calibrated = entry.track.calibrate(ts_ms, b.raw_cosine, b.competitor_cosine)  # temporal features
+            calibrated = entry.track.calibrate(  # and the temporal features
+                ts_ms, b.raw_cosine, b.competitor_cosine, b.gate_margin
+            )
             scores.append(calibrated if z is None else sigmoid(z - entry.track.calibrator.sigma_at_half))
         if self.temporal is not None:
             windows = np.stack([entry.track.features.matrix() for entry in tracks])
@@ -395,7 +399,8 @@ class CameraPipeline:
             # with many regions fires more often by chance. Shift z so that the chance of
             # clearing `sigma_at_half` stays that of one view (Bonferroni).
             z -= _many_views_shift(entry.track.calibrator.sigma_at_half, len(order))
-        return ViewMargins(index, float(raw[index]), float(competing[index])), z, bool(passing)
+        view = ViewMargins(index, float(raw[index]), float(competing[index]), float(gate[index]))
+        return view, z, bool(passing)
 
     def expire(self, now_ts_ms: int) -> list[tuple[Hit, View]]:
         """Close events of a camera whose frames stopped coming (capture-time clock)."""

@@ -163,12 +163,14 @@ def gate_negatives(query: QueryVectors, settings: DiscriminationSettings) -> np.
 
 @dataclass(frozen=True)
 class ViewMargins:
-    """One query's region on one frame: the view, its cosine with the query and its highest
-    cosine with the query's background prompts (the calibrator's raw and background cosines)."""
+    """One query's region on one frame: the view, its cosine with the query, its highest
+    cosine with the query's background prompts (the calibrator's raw and background cosines),
+    and its gate margin (`gate_margins`; +inf with no rival)."""
 
     view: int
     raw_cosine: float
     competitor_cosine: float
+    gate_margin: float = math.inf
 
 
 def view_cosines(

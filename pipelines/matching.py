@@ -277,12 +277,19 @@ class QueryTrack:
         self.machine = machine
         self.features = features  # a pipelines.temporal.FeatureWindow, or None
 
-    def calibrate(self, ts_ms: int, raw_cosine: float, background_cosine: float | None = None) -> float:
-        """The frame's calibrated score; learns nothing (see `decide`)."""
+    def calibrate(
+        self,
+        ts_ms: int,
+        raw_cosine: float,
+        background_cosine: float | None = None,
+        gate_margin: float | None = None,
+    ) -> float:
+        """The frame's calibrated score; learns nothing (see `decide`). gate_margin: the
+        discriminative evidence the temporal window also records (None: unknown)."""
         z = self.calibrator.z_score(raw_cosine, background_cosine)
         score = 0.0 if z is None else sigmoid(z - self.calibrator.sigma_at_half)
         if self.features is not None:
-            self.features.push(int(ts_ms), z, score)
+            self.features.push(int(ts_ms), z, score, gate_margin)
         return score
 
     def decide(

@@ -18,6 +18,11 @@ the same rows:
                 for the first frame
     z_known     1.0 when the frame has a z-score, 0.0 during a prior-less warm-up
     present     1.0 for a frame, 0.0 for the zero rows that left-pad a window not yet full
+    gate        the discriminative evidence (pipelines/discrimination.py): how much more the
+                query's chosen view lifted the query over its camera baseline than it lifted
+                any rival (the camera's other queries, the language's negatives), in cosine
+                units clipped to [GATE_MIN, GATE_MAX] and divided by GATE_SCALE (so in [-1, 1]);
+                GATE_MAX with no rival at all (+inf), 0.0 when unknown (no baseline yet)
 
 The window is stateless for the model: it is re-scored whole at each frame, no hidden state is
 carried between calls, so a detector replaying frames after a crash (from a `to_state()`
@@ -32,10 +37,15 @@ from collections import deque
 import numpy as np
 
 TEMPORAL_WINDOW = 16
-FEATURE_NAMES: tuple[str, ...] = ("calibrated", "z", "dz", "gap", "z_known", "present")
+FEATURE_NAMES: tuple[str, ...] = ("calibrated", "z", "dz", "gap", "z_known", "present", "gate")
 Z_MIN, Z_MAX, Z_SCALE = -5.0, 10.0, 5.0
 GAP_CAP_S = 10.0
-STATE_VERSION = 1
+# Gate margins are cosine differences; on the offline encoder's training replays about 95 % of
+# them lie within +-GATE_SCALE (models/temporal/TRAINING.md), so the clip loses only the tails.
+GATE_MIN, GATE_MAX, GATE_SCALE = -0.2, 0.2, 0.2
+STATE_VERSION = 2
+# Version 1 windows had no gate column: they restore with gate 0.0 (unknown) in every row.
+V1_FEATURE_NAMES = FEATURE_NAMES[:-1]
 
 
 def _clipped_z(z: float | None) -> float | None:
@@ -44,14 +54,25 @@ def _clipped_z(z: float | None) -> float | None:
     return min(max(float(z), Z_MIN), Z_MAX)
 
 
+def _scaled_gate(gate_margin: float | None) -> float:
+    if gate_margin is None or math.isnan(gate_margin):
+        return 0.0
+    return min(max(float(gate_margin), GATE_MIN), GATE_MAX) / GATE_SCALE
+
+
 def feature_row(
-    z_score: float | None, calibrated: float, gap_s: float | None, previous_z: float | None
+    z_score: float | None,
+    calibrated: float,
+    gap_s: float | None,
+    previous_z: float | None,
+    gate_margin: float | None = None,
 ) -> np.ndarray:
     """One frame's features (see the module docstring), float32.
 
     z_score: this frame's z (None during a prior-less warm-up or for a non-finite signal);
     gap_s: seconds since the previous frame (None for the first frame);
-    previous_z: the previous frame's z, or None."""
+    previous_z: the previous frame's z, or None;
+    gate_margin: the chosen view's gate margin in cosine units (+inf: no rival), or None."""
     z = _clipped_z(z_score)
     before = _clipped_z(previous_z)
     score = float(calibrated)
@@ -65,18 +86,20 @@ def feature_row(
             gap,
             0.0 if z is None else 1.0,
             1.0,
+            _scaled_gate(gate_margin),
         ],
         np.float32,
     )
 
 
-def stream_rows(ts_ms, z_scores, calibrated) -> np.ndarray:
+def stream_rows(ts_ms, z_scores, calibrated, gate_margins=None) -> np.ndarray:
     """The feature rows (n, features) of one (camera, query)'s frames, as `FeatureWindow.push`
     makes them one by one (frames not newer than the previous one are skipped likewise)."""
     window = FeatureWindow(window=1)
     rows = []
-    for ts, z, score in zip(ts_ms, z_scores, calibrated, strict=True):
-        if window.push(int(ts), z, score):
+    gates = [None] * len(ts_ms) if gate_margins is None else gate_margins
+    for ts, z, score, gate in zip(ts_ms, z_scores, calibrated, gates, strict=True):
+        if window.push(int(ts), z, score, gate):
             rows.append(window.last_row)
     return np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), np.float32)
 
@@ -115,15 +138,17 @@ class FeatureWindow:
             raise IndexError("FeatureWindow is empty")
         return self._rows[-1]
 
-    def push(self, ts_ms: int, z_score: float | None, calibrated: float) -> bool:
-        """Add one frame (capture time in ms, its z-score or None, its calibrated score);
-        False when it was ignored for not being newer than the last frame."""
+    def push(
+        self, ts_ms: int, z_score: float | None, calibrated: float, gate_margin: float | None = None
+    ) -> bool:
+        """Add one frame (capture time in ms, its z-score or None, its calibrated score, its
+        gate margin or None); False when it was ignored for not being newer than the last frame."""
         ts_ms = int(ts_ms)
         if self._last_ts is not None and ts_ms <= self._last_ts:
             self.ignored_out_of_order += 1
             return False
         gap_s = None if self._last_ts is None else (ts_ms - self._last_ts) / 1000.0
-        self._rows.append(feature_row(z_score, calibrated, gap_s, self._last_z))
+        self._rows.append(feature_row(z_score, calibrated, gap_s, self._last_z, gate_margin))
         self._last_ts = ts_ms
         self._last_z = _clipped_z(z_score)
         return True
@@ -149,15 +174,20 @@ class FeatureWindow:
     @classmethod
     def from_state(cls, state: dict) -> FeatureWindow:
         try:
-            if state["version"] != STATE_VERSION or tuple(state["features"]) != FEATURE_NAMES:
+            version, features = state["version"], tuple(state["features"])
+            if (version, features) not in ((STATE_VERSION, FEATURE_NAMES), (1, V1_FEATURE_NAMES)):
                 raise ValueError("another version or feature set")
             window = cls(int(state["window"]))
             rows = [np.asarray(row, np.float32) for row in state["rows"]]
+            if version == 1 and all(row.shape == (len(V1_FEATURE_NAMES),) for row in rows):
+                rows = [np.append(row, np.float32(0.0)) for row in rows]  # gate unknown
             if len(rows) > window.window or any(row.shape != (len(FEATURE_NAMES),) for row in rows):
                 raise ValueError("rows do not fit the window")
             window._rows.extend(rows)
             window._last_ts = None if state["last_ts_ms"] is None else int(state["last_ts_ms"])
             window._last_z = None if state["last_z"] is None else float(state["last_z"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"not a FeatureWindow snapshot (version {STATE_VERSION}): {error}") from None
+            raise ValueError(
+                f"not a FeatureWindow snapshot (version {STATE_VERSION} or 1): {error}"
+            ) from None
         return window

@@ -18,8 +18,16 @@ from vigil.models.onnx_session import Device, active_providers, create_session
 # -thresh for YOLOv3 demos is .25; OpenCV's samples use .5 for the same network).
 DETECTION_THRESHOLD = 0.25
 NMS_IOU = 0.45
-# Images per onnxruntime call: bounds memory for long batches (a 416x416 float input is 2 MB).
-CHUNK = 16
+# Images per onnxruntime call. On CPU a bigger call is not faster (16 images took the same time,
+# within noise, in calls of 1, 2, 8 or 16: 16-22 images/s on 2 cores), but onnxruntime's memory
+# arena keeps what its biggest call needed: YOLOv3-tiny held 1.5 GiB of RSS after calls of 16
+# images, 0.37 GiB after calls of 2 (768x576 frames; the detector's RSS at 8 cameras is in
+# BENCHMARKS.md). A GPU does gain from big calls, so CUDA sessions keep 16.
+CPU_CHUNK, CUDA_CHUNK = 2, 16
+
+
+def images_per_call(session) -> int:
+    return CUDA_CHUNK if active_providers(session)[0] == "CUDAExecutionProvider" else CPU_CHUNK
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -32,6 +40,7 @@ class ImageNetClassifier:
     def __init__(self, onnx_path: Path, device: Device = "auto"):
         self.session = create_session(onnx_path, device)
         self.input_name = self.session.get_inputs()[0].name
+        self.chunk = images_per_call(self.session)
 
     @property
     def providers(self) -> list[str]:
@@ -40,8 +49,8 @@ class ImageNetClassifier:
     def logits(self, images: list[np.ndarray]) -> np.ndarray:
         """(n, 1000) float32 logits for (H, W, 3) uint8 RGB images."""
         out = []
-        for start in range(0, len(images), CHUNK):
-            batch = np.stack([imagenet_input(image) for image in images[start : start + CHUNK]])
+        for start in range(0, len(images), self.chunk):
+            batch = np.stack([imagenet_input(image) for image in images[start : start + self.chunk]])
             out.append(self.session.run(None, {self.input_name: batch})[0])
         return np.concatenate(out).astype(np.float32)
 
@@ -72,6 +81,7 @@ class YoloDetector:
     ):
         self.session = create_session(onnx_path, device)
         self.input_name = self.session.get_inputs()[0].name
+        self.chunk = images_per_call(self.session)
         self.threshold = threshold
         self.nms_iou = nms_iou
 
@@ -83,8 +93,9 @@ class YoloDetector:
         """(n, 2535, 85) rows: [cx, cy, w, h] as fractions of the letterboxed input, objectness,
         80 class probabilities; and each image's letterbox geometry."""
         out, geometries = [], []
-        for start in range(0, len(images), CHUNK):
-            inputs, boxes = zip(*(yolo_input(image) for image in images[start : start + CHUNK]), strict=True)
+        for start in range(0, len(images), self.chunk):
+            chunk = images[start : start + self.chunk]
+            inputs, boxes = zip(*(yolo_input(image) for image in chunk), strict=True)
             out.append(self.session.run(None, {self.input_name: np.stack(inputs)})[0])
             geometries += boxes
         return np.concatenate(out), geometries

@@ -1,13 +1,17 @@
 """Per-(sequence, query) streams run as the live detector runs them, and the figures they make.
 
 `run_sequence` replays one sequence's frames, in capture order, through one `ScoreCalibrator`,
-`FeatureWindow` and `MatchStateMachine` per query, exactly as `pipelines/detector.py` does for a
-camera: each frame is calibrated against that query's running background (margin over the
-background prompts; prior-less warm-up or the encoder's prior), its features are pushed, every
-query's decision score is computed in one batch (the calibrated score itself for the baseline,
-the temporal model's probability for the GRU), the machine steps on that score, and the frame
-teaches the background only while the machine stays idle. So each scorer is judged in closed
-loop: what it decides changes what its calibrator learns, as it would live.
+`RawBaseline`, `FeatureWindow` and `MatchStateMachine` per query, exactly as
+`pipelines/detector.py` does for a camera of whole frames with its default discriminative
+decision: each frame is calibrated against that query's running background (margin over the
+background prompts; prior-less warm-up or the encoder's prior) and gets its gate margin (the
+query's lift over its camera baseline less the highest lift of its rivals: the other queries
+of its camera, its language's negatives; pipelines/discrimination.py), its features are
+pushed, every query's decision score is computed in one batch (the calibrated score itself for
+the baseline, the temporal model's probability for the GRU), a frame that fails the gate may
+not open or confirm an event, the machine steps on that score, and the frame teaches the
+background and the baselines only while the machine stays idle. So each scorer is judged in
+closed loop: what it decides changes what its calibrator learns, as it would live.
 
 Figures (`score_streams`):
 - frame level: the decision score >= the enter threshold vs the label, over every query-frame;
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vigil.pipelines.calibration import ScoreCalibrator, ScorePrior
+from vigil.pipelines.discrimination import DiscriminationSettings, RawBaseline, gate_margins
 from vigil.pipelines.matching import Hit, MatchSettings, MatchState, MatchStateMachine
 from vigil.pipelines.temporal import FEATURE_NAMES, TEMPORAL_WINDOW, FeatureWindow
 
@@ -42,6 +47,7 @@ CALIBRATION = {
     "min_std": 2e-3,
 }
 MATCH = MatchSettings(enter=0.5, exit=0.35, min_duration_ms=1_000, cooldown_ms=10_000, max_gap_ms=5_000)
+GATE_MIN_MARGIN = DiscriminationSettings().min_margin  # the live detector's default gate
 BACKGROUND_FRAME_CAP_S = 5.0  # a frame stands for at most this much background time (stalls)
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -58,6 +64,11 @@ class SequenceInput:
     labels: np.ndarray  # (q, n) int8
     query_keys: list[str]
     conditions: list[str]  # per frame: "plain", "cut", "light", "other-photo" (see train.py)
+    # Per query: (n, 1 + negatives) cosines with its text and the negatives its gate counts,
+    # and the indexes of its rival queries (pipelines.discrimination.rivals_for). None: no
+    # gate (every frame passes, the gate feature is +inf).
+    gate_cosines: list[np.ndarray] | None = None
+    rivals: list[tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -108,12 +119,15 @@ def run_sequence(
         for q, key in enumerate(sequence.query_keys)
     ]
     sigma = CALIBRATION["sigma_at_half"]
+    baselines = [RawBaseline(CALIBRATION["halflife_frames"]) for _ in range(q_count)]
+    gated = sequence.gate_cosines is not None
     for i in range(n):
         ts = int(sequence.ts_ms[i])
+        gates = _gate_margins(sequence, baselines, i) if gated else np.full(q_count, np.inf)
         for q in range(q_count):
             z = calibrators[q].z_score(float(sequence.raw[q, i]), float(sequence.background[q, i]))
             score = 0.0 if z is None else _sigmoid(z - sigma)
-            windows[q].push(ts, z, score)
+            windows[q].push(ts, z, score, float(gates[q]))
             result = results[q]
             result.rows[i] = windows[q].last_row
             result.calibrated[i] = score
@@ -124,14 +138,34 @@ def run_sequence(
             decisions = [float(p) for p in scorer(np.stack([w.matrix() for w in windows]))]
         for q in range(q_count):
             result, machine = results[q], machines[q]
-            result.decision[i] = decisions[q]
-            hits = machine.step(ts, decisions[q], i)
+            decision = decisions[q]
+            if machine.state is not MatchState.ACTIVE and not gates[q] > GATE_MIN_MARGIN:
+                decision = min(decision, machine.settings.exit * 0.999)  # not this query's frame
+            result.decision[i] = decision
+            hits = machine.step(ts, decision, i)
             result.hits.extend((i, hit) for hit in hits)
             if machine.state is MatchState.IDLE and not hits:
                 calibrators[q].learn(float(sequence.raw[q, i]), float(sequence.background[q, i]))
+                if gated:
+                    baselines[q].learn(sequence.gate_cosines[q][i])
     for q in range(q_count):
         results[q].hits.extend((n - 1, hit) for hit in machines[q].finish())
     return results
+
+
+def _gate_margins(sequence: SequenceInput, baselines: list[RawBaseline], i: int) -> np.ndarray:
+    """(q,) every query's gate margin on frame i (pipelines/detector.py's, for one view)."""
+    for q, baseline in enumerate(baselines):
+        if baseline.mean is None:  # a camera's first frame: lifts start from it
+            baseline.learn(sequence.gate_cosines[q][i])
+    lifts = [baseline.lifts(sequence.gate_cosines[q][i]) for q, baseline in enumerate(baselines)]
+    margins = np.empty(len(baselines), np.float32)
+    for q, lift in enumerate(lifts):
+        rivals = [lifts[r][:1] for r in sequence.rivals[q]]
+        if len(lift) > 1:
+            rivals.append(lift[1:].max(keepdims=True))
+        margins[q] = gate_margins(lift[:1], rivals)[0]
+    return margins
 
 
 def _sigmoid(x: float) -> float:

@@ -66,3 +66,35 @@ def test_non_max_suppression_keeps_the_best_of_overlapping_boxes():
     kept = non_max_suppression(boxes, np.array([0.6, 0.9, 0.5]), iou_threshold=0.45)
     assert kept == [1, 2]
     assert Detection(0, 0.9, (0.5, 0.0, 1.0, 0.5)).area == pytest.approx(0.25)
+
+
+class RecordingSession:
+    """The real onnxruntime session, recording how many images each call carried."""
+
+    def __init__(self, session):
+        self.session = session
+        self.calls: list[int] = []
+
+    def run(self, outputs, feeds):
+        self.calls.append(len(next(iter(feeds.values()))))
+        return self.session.run(outputs, feeds)
+
+
+def test_a_long_batch_runs_in_small_calls_on_cpu_with_the_same_answers(offline_encoder):
+    # onnxruntime's CPU arena keeps what its biggest call needed (YOLOv3-tiny: 1.5 GiB after
+    # calls of 16 frames), so a detector's batch of 16 frames must go through in small calls.
+    from vigil.models.offline.vision import CPU_CHUNK
+
+    detector = offline_encoder.detector
+    if detector.providers[0] != "CPUExecutionProvider":
+        pytest.skip("the bound is for CPU sessions")
+    images = [rgb(skimage_data.camera()), skimage_data.stereo_motorcycle()[1], skimage_data.astronaut()] * 2
+    recording = RecordingSession(detector.session)
+    detector.session = recording
+    try:
+        rows, _ = detector.raw(images)
+    finally:
+        detector.session = recording.session
+    assert recording.calls and max(recording.calls) <= CPU_CHUNK and sum(recording.calls) == len(images)
+    alone = np.concatenate([detector.raw([image])[0] for image in images])
+    assert np.abs(rows - alone).max() <= 1e-4

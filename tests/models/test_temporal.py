@@ -65,11 +65,11 @@ def test_outputs_are_probabilities(scorer):
 def test_a_feature_window_scores_as_the_detector_builds_it(scorer):
     window = FeatureWindow()
     quiet = []
-    for i in range(20):
-        window.push(1_000 * i, 0.1 * (-1) ** i, 0.01)
+    for i in range(20):  # a rival is always a little more lifted than the query: a failing gate
+        window.push(1_000 * i, 0.1 * (-1) ** i, 0.01, -0.03)
         quiet.append(float(scorer.score(window.matrix()[None])[0]))
-    for i in range(20, 26):  # the query's object appears: z jumps and stays
-        window.push(1_000 * i, 9.0, 0.998)
+    for i in range(20, 26):  # the query's object appears: z jumps and stays, its gate passes
+        window.push(1_000 * i, 9.0, 0.998, 0.08)
     on = float(scorer.score(window.matrix()[None])[0])
     assert max(quiet) < 0.5 < on
 

@@ -165,6 +165,30 @@ def test_the_temporal_stage_decides_what_the_state_machine_sees():
     assert hits and hits[0].event_start_ts_ms == 23_500  # the second bright frame: ~2/3
 
 
+def test_the_temporal_model_sees_each_querys_gate_margin():
+    # A stand-in model that records what it is given: on a cat frame the cat query's window
+    # ends with a passing gate (it lifts "cat" more than its rival "car"), the car query's with
+    # a failing one; on a quiet frame neither query's view stands out.
+    from vigil.pipelines.temporal import FEATURE_NAMES, FeatureWindow
+
+    seen = []
+    calibrated, gate = FEATURE_NAMES.index("calibrated"), FEATURE_NAMES.index("gate")
+
+    def model(windows):
+        seen.append(windows[:, -1, gate].copy())
+        return windows[:, -1, calibrated]
+
+    stage = TemporalStage(model=model, new_window=FeatureWindow, window_from_state=FeatureWindow.from_state)
+    p = pipeline(temporal=stage)
+    p.set_queries([query("cat", CAT), query("car", CAR)])
+    run(p, frames(20, {}))
+    quiet = seen[-1]
+    run(p, frames(1, {CAT: (20.0, 21.0)}, start_s=20))
+    cat_frame = seen[-1]
+    assert cat_frame[0] > 0.5 and cat_frame[1] < -0.5  # scaled: cat passes by far, car fails by far
+    assert np.all(np.abs(quiet) < 0.5)
+
+
 def test_a_snapshot_of_another_camera_is_refused():
     p = pipeline()
     with pytest.raises(ValueError, match="cam-1"):

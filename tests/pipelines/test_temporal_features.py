@@ -4,6 +4,7 @@ features, out-of-order frames, and snapshots that restore an identical window.""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,6 +12,9 @@ import pytest
 from vigil.pipelines.temporal import (
     FEATURE_NAMES,
     GAP_CAP_S,
+    GATE_MAX,
+    GATE_SCALE,
+    STATE_VERSION,
     TEMPORAL_WINDOW,
     Z_SCALE,
     FeatureWindow,
@@ -27,7 +31,7 @@ def col(matrix: np.ndarray, name: str) -> np.ndarray:
 
 def test_the_interface_constants():
     assert TEMPORAL_WINDOW == 16
-    assert FEATURE_NAMES == ("calibrated", "z", "dz", "gap", "z_known", "present")
+    assert FEATURE_NAMES == ("calibrated", "z", "dz", "gap", "z_known", "present", "gate")
 
 
 def test_an_empty_window_is_all_padding():
@@ -146,16 +150,24 @@ def test_a_snapshot_of_a_partly_filled_window_keeps_its_padding():
             "last_z": None,
         },
         {"version": 1, "window": 16, "features": ["other"], "rows": [], "last_ts_ms": None, "last_z": None},
-        {
+        {  # version 1 had no gate column
             "version": 1,
+            "window": 16,
+            "features": list(FEATURE_NAMES),
+            "rows": [],
+            "last_ts_ms": None,
+            "last_z": None,
+        },
+        {
+            "version": STATE_VERSION,
             "window": 2,
             "features": list(FEATURE_NAMES),
-            "rows": [[0] * 6] * 3,
+            "rows": [[0] * 7] * 3,
             "last_ts_ms": 1,
             "last_z": None,
         },
         {
-            "version": 1,
+            "version": STATE_VERSION,
             "window": 16,
             "features": list(FEATURE_NAMES),
             "rows": [[0, 1]],
@@ -169,17 +181,45 @@ def test_a_bad_snapshot_is_a_clear_error(state):
         FeatureWindow.from_state(state)
 
 
+def test_the_gate_margin_is_scaled_and_clipped_with_unknown_as_zero_and_no_rival_as_the_maximum():
+    window = FeatureWindow(window=6)
+    margins = [0.5 * GATE_SCALE, -0.5 * GATE_SCALE, 10.0, -10.0, math.inf, None]
+    for i, margin in enumerate(margins):
+        window.push(1_000 * (i + 1), 1.0, 0.2, margin)
+    assert np.allclose(col(window.matrix(), "gate"), [0.5, -0.5, 1.0, -1.0, GATE_MAX / GATE_SCALE, 0.0])
+    assert np.isfinite(window.matrix()).all()
+
+
+def test_a_version_1_snapshot_restores_with_the_gate_unknown():
+    rows = [[0.1, 0.2, 0.0, 0.1, 1.0, 1.0], [0.3, 0.4, 0.04, 0.1, 1.0, 1.0]]
+    state = {
+        "version": 1,
+        "window": 4,
+        "features": ["calibrated", "z", "dz", "gap", "z_known", "present"],
+        "rows": rows,
+        "last_ts_ms": 2_000,
+        "last_z": 2.0,
+    }
+    restored = FeatureWindow.from_state(state)
+    matrix = restored.matrix()
+    assert np.allclose(matrix[2:, :6], rows) and not matrix[:, COLUMN["gate"]].any()
+    assert restored.push(3_000, 2.5, 0.5, 0.05)
+    assert np.isclose(col(restored.matrix(), "gate")[-1], 0.05 / GATE_SCALE)
+    assert np.isclose(col(restored.matrix(), "dz")[-1], 0.5 / Z_SCALE)  # carried on from last_z
+
+
 def test_the_training_helpers_build_exactly_what_the_window_gives_frame_by_frame():
     rng = np.random.default_rng(3)
     ts = np.cumsum(rng.integers(300, 4_000, 40))
     z = [None if i < 4 else float(rng.normal(0, 4)) for i in range(40)]
     calibrated = rng.uniform(size=40).tolist()
+    gates = [None if i < 2 else float(rng.normal(0, 0.08)) for i in range(40)]
     window = FeatureWindow()
     expected = []
-    for t, zi, c in zip(ts, z, calibrated, strict=True):
-        window.push(int(t), zi, c)
+    for t, zi, c, g in zip(ts, z, calibrated, gates, strict=True):
+        window.push(int(t), zi, c, g)
         expected.append(window.matrix())
-    windows = sliding_windows(stream_rows(ts, z, calibrated))
+    windows = sliding_windows(stream_rows(ts, z, calibrated, gates))
     assert windows.shape == (40, TEMPORAL_WINDOW, len(FEATURE_NAMES))
     assert np.array_equal(windows, np.stack(expected))
 
