@@ -29,6 +29,10 @@ from vigil.models.errors import VigilError
 from vigil.pipelines.matching import hit_id
 
 FRAME_SCHEMA_VERSION = 1
+# The largest frame Vigil handles (8K UHD, 7680 x 4320): ingest scales anything larger down
+# before encoding it, and the detector refuses to decode a larger JPEG (a 50 MP frame would
+# cost 150 MB of pixels to decode, for an encoder that looks at 224-416 pixels a side).
+MAX_FRAME_PIXELS = 7680 * 4320
 JSON_SCHEMA_VERSION = 1
 
 # Camera and query ids travel as Kafka keys, file names and Milvus primary-key parts: keep

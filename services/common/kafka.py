@@ -810,6 +810,8 @@ def replay_to_end(
 
 
 DLQ_HEADER_PREFIX = "dlq."
+# A dead letter of a record too large to copy keeps its key and headers only up to this size.
+DLQ_REFERENCE_MAX_BYTES = 16 * 1024
 
 
 def send_to_dead_letter(
@@ -820,12 +822,30 @@ def send_to_dead_letter(
     Kafka Connect's convention: the original key, value, timestamp and headers, plus headers
     saying why and where from: dlq.reason, dlq.source_topic, dlq.partition, dlq.offset and
     dlq.ts_ms (when it was dead-lettered). The record's own timestamp stays the original's.
+
+    A record too large to copy (over max_message_bytes: a broker that does not enforce its
+    topics' limits let it through) is dead-lettered as a reference instead: an empty value,
+    no key or original headers beyond DLQ_REFERENCE_MAX_BYTES, and dlq.payload_bytes = its
+    size; the source topic, partition and offset say where to read it while it is retained.
+    So dead-lettering can never fail for the size of what it reports.
     """
     original_headers = [
         (name, raw if raw is not None else b"")
         for name, raw in (record.headers or [])
         if not name.startswith(DLQ_HEADER_PREFIX)
     ]
+    key = record.key
+    # Kafka refuses a record with neither key nor value; an empty value keeps the headers.
+    value = record.value if record.value is not None or record.key is not None else b""
+    size = len(value or b"") + len(key or b"") + sum(len(name) + len(raw) for name, raw in original_headers)
+    omitted = size > producer.settings.max_message_bytes
+    if omitted:
+        value = b""
+        if sum(len(name) + len(raw) for name, raw in original_headers) > DLQ_REFERENCE_MAX_BYTES:
+            original_headers = []
+        if key is not None and len(key) > DLQ_REFERENCE_MAX_BYTES:
+            key = None
+        reason = f"{reason} (the record's {size} bytes are not copied: over max_message_bytes)"
     headers = original_headers + [
         ("dlq.reason", reason[:4000].encode("utf-8", errors="replace")),
         ("dlq.source_topic", record.topic.encode("utf-8")),
@@ -833,12 +853,10 @@ def send_to_dead_letter(
         ("dlq.offset", str(record.offset).encode("ascii")),
         ("dlq.ts_ms", str(int(time.time() * 1000)).encode("ascii")),
     ]
-    # Kafka refuses a record with neither key nor value; an empty value keeps the headers.
-    value = record.value if record.value is not None or record.key is not None else b""
+    if omitted:
+        headers.append(("dlq.payload_bytes", str(size).encode("ascii")))
     timestamp_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-    future = producer.send(
-        topics.dead_letters, value, key=record.key, headers=headers, timestamp_ms=timestamp_ms
-    )
+    future = producer.send(topics.dead_letters, value, key=key, headers=headers, timestamp_ms=timestamp_ms)
     DEAD_LETTERS.labels(source_topic=record.topic).inc()
     log.warning(
         "dead-lettered %s[%d]@%d to %s: %s",

@@ -28,7 +28,18 @@ class DetectorMetrics:
             registry=r,
         )
         self.bad_frames = Counter(
-            "vigil_detector_bad_frames", "Frames sent to the dead-letter topic", ["reason"], registry=r
+            "vigil_detector_bad_frames",
+            "Frames sent to the dead-letter topic; reason: bad_headers, too_large (over "
+            "max_message_bytes), clock_skew (capture time too far from now or from the broker's "
+            "receive time), bad_jpeg (unreadable, or over the frame's pixel bound)",
+            ["reason"],
+            registry=r,
+        )
+        self.snapshots_discarded = Counter(
+            "vigil_detector_snapshots_discarded",
+            "Camera state snapshots found inconsistent on restore (unusable, or stamped ahead of "
+            "the clock) and replaced by a fresh state",
+            registry=r,
         )
         self.hits = Counter(
             "vigil_detector_hits", "Hits written (kind: confirmed or closed)", ["camera", "kind"], registry=r

@@ -52,6 +52,7 @@ from pydantic import ValidationError
 from vigil.models.encoder import Encoder
 from vigil.models.errors import VigilError
 from vigil.models.registry import create_encoder, resolve_kind
+from vigil.pipelines.admission import capture_time_problem, snapshot_time_problem
 from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
@@ -61,6 +62,7 @@ from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, PlannedFrame, shed_to_budget
 from vigil.pipelines.views import FULL_FRAME, View
 from vigil.services.common.contract import (
+    MAX_FRAME_PIXELS,
     BadMessageError,
     FrameHeaders,
     HitMessage,
@@ -292,33 +294,46 @@ class DetectorService:
 
     # --- frames --------------------------------------------------------------------------
 
+    def _new_pipeline(self, camera_id: str) -> CameraPipeline:
+        c = self.config
+        return CameraPipeline(
+            camera_id,
+            self.encoder.info.dim,
+            calibration=c.calibration,
+            prior=self.prior,
+            temporal=self.temporal,
+            window_frames=c.window_frames,
+            regions=c.regions,
+            views=c.views,
+            discrimination=self.discrimination,
+        )
+
     def _pipeline(self, camera_id: str, partition: int) -> CameraPipeline:
         pipeline = self.pipelines.get(camera_id)
         if pipeline is None:
-            c = self.config
-            pipeline = CameraPipeline(
-                camera_id,
-                self.encoder.info.dim,
-                calibration=c.calibration,
-                prior=self.prior,
-                temporal=self.temporal,
-                window_frames=c.window_frames,
-                regions=c.regions,
-                views=c.views,
-                discrimination=self.discrimination,
-            )
+            pipeline = self._new_pipeline(camera_id)
             specs = self._specs_for(camera_id)
             saved = self._saved_states.get(camera_id)
-            restored = False
+            problem = None
             if saved is not None:
                 try:
                     pipeline.restore(saved, specs)
-                    restored = True
-                except (ValueError, KeyError, TypeError) as error:
-                    log.warning(
-                        "camera %s: starting afresh, its state snapshot is unusable: %s", camera_id, error
+                    problem = snapshot_time_problem(
+                        pipeline.last_ts_ms, time.time() * 1000, self.config.max_clock_skew_s * 1000
                     )
-            if not restored:
+                except (ValueError, KeyError, TypeError) as error:
+                    problem = f"it is unusable: {error}"
+                if problem is not None:
+                    # Heal: the snapshot is dropped for this camera (its open events with it),
+                    # rather than resumed into a state that would refuse or misjudge its frames.
+                    log.warning(
+                        "camera %s: starting afresh, its state snapshot is inconsistent: %s",
+                        camera_id,
+                        problem,
+                    )
+                    self.metrics.snapshots_discarded.inc()
+                    pipeline = self._new_pipeline(camera_id)
+            if saved is None or problem is not None:
                 pipeline.set_queries(specs)
             self.pipelines[camera_id] = pipeline
         self._partition_of[camera_id] = partition
@@ -421,13 +436,30 @@ class DetectorService:
         frames: list[_Frame] = []
         now_ms = time.time() * 1000
         max_lag_ms = self.config.max_lag_s * 1000
+        max_skew_ms = self.config.max_clock_skew_s * 1000
+        max_bytes = self.producer.settings.max_message_bytes
         for record in records:
+            # Headers, size and capture time are checked before anything else sees the frame:
+            # none of them may reach the camera's state (pipelines/admission.py).
             try:
                 headers = FrameHeaders.from_kafka(record.headers)
             except BadMessageError as error:
                 self._dead_letter(record, str(error), "bad_headers")
                 continue
             camera_id = headers.camera_id
+            size = len(record.value or b"")
+            if size > max_bytes:  # a broker that does not enforce the topic's limit let it through
+                self._dead_letter(
+                    record,
+                    f"frame of camera {camera_id} at {headers.ts_ms} is {size} bytes, over "
+                    f"max_message_bytes {max_bytes}",
+                    "too_large",
+                )
+                continue
+            problem = capture_time_problem(headers.ts_ms, record.timestamp, now_ms, max_skew_ms, max_lag_ms)
+            if problem is not None:
+                self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
+                continue
             self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
             if now_ms - headers.ts_ms > max_lag_ms:
                 self.metrics.frames_skipped.labels(camera_id, "behind").inc()
@@ -575,6 +607,11 @@ def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
         with Image.open(io.BytesIO(jpeg)) as image:
             if image.format != "JPEG":
                 raise ValueError(f"the frame is {image.format or 'an unknown format'}, not a JPEG")
+            width, height = image.size  # read from the header: nothing is decoded yet
+            if width * height > MAX_FRAME_PIXELS:
+                raise ValueError(
+                    f"the frame is {width} x {height} pixels, over the {MAX_FRAME_PIXELS} a frame may have"
+                )
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"the frame is not a readable JPEG ({error})") from None

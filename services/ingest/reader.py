@@ -12,6 +12,7 @@ with an error instead of hanging the thread for good (PyAV #584).
 from __future__ import annotations
 
 import io
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import av
 import av.error
 
 from vigil.pipelines.sampling import KeyframeOnlyPolicy
+from vigil.services.common.contract import MAX_FRAME_PIXELS
 from vigil.services.ingest.config import CameraConfig, ResizeConfig
 from vigil.services.ingest.metrics import IngestMetrics
 
@@ -208,8 +210,13 @@ class FrameReader:
 
 
 def encode_jpeg(frame: av.VideoFrame, resize: ResizeConfig | None, quality: int) -> tuple[bytes, int, int]:
-    """Resize (never enlarge) then JPEG-encode; returns (jpeg, width, height)."""
+    """Resize (never enlarge) then JPEG-encode; returns (jpeg, width, height). Whatever the
+    config, a frame over MAX_FRAME_PIXELS is scaled down to fit (aspect kept): a camera that
+    sends a 50 MP frame costs a bounded JPEG, and the detector would refuse a larger one."""
     width, height = resize.target_size(frame.width, frame.height) if resize else (frame.width, frame.height)
+    if width * height > MAX_FRAME_PIXELS:
+        scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
+        width, height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
     rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
     buffer = io.BytesIO()
     rgb.to_image().save(buffer, format="JPEG", quality=quality)

@@ -97,6 +97,21 @@ def test_jpeg_is_resized_before_encoding(vtest_media):
     assert tuple(size) == (299, 224) == Image.open(io.BytesIO(shorter)).size
 
 
+def test_a_frame_over_the_pixel_bound_is_scaled_to_fit_even_without_a_resize():
+    # A 50 MP camera (8660 x 5774) with `resize: null`: the JPEG is bounded all the same.
+    import av
+    import numpy as np
+
+    from vigil.services.common.contract import MAX_FRAME_PIXELS
+
+    pixels = np.random.default_rng(0).integers(0, 256, (5774, 8660, 3), dtype=np.uint8)
+    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+    jpeg, width, height = encode_jpeg(frame, None, quality=85)
+    assert width * height <= MAX_FRAME_PIXELS and width * height > 0.99 * MAX_FRAME_PIXELS
+    assert abs(width / height - 8660 / 5774) < 0.01  # the aspect is kept
+    assert Image.open(io.BytesIO(jpeg)).size == (width, height)
+
+
 def test_rtsp_frames_are_stamped_with_the_wall_clock_at_receipt(rtsp_camera):
     server = rtsp_camera()
     opened = time.time()
