@@ -240,6 +240,21 @@ class QueryVectors:
     negatives: np.ndarray | None = None
 
 
+def shared_prompts(languages: Sequence[Language] = LANGUAGES, *, negatives: bool = True) -> list[str]:
+    """Every prompt the queries of these languages share (their background prompts' and
+    negatives' ensembles), each once: what a detector embeds into `embed_queries`'s
+    `prompt_cache` at start, so that an operator's first query in a language is scored at once
+    instead of holding the camera's frames while 140 negatives are embedded."""
+    ensembles = [
+        prompt_ensemble(scene, language) for language in languages for scene in background_prompts(language)
+    ]
+    if negatives:
+        ensembles += [
+            prompt_ensemble(thing, language) for language in languages for thing in NEGATIVE_PROMPTS[language]
+        ]
+    return list(dict.fromkeys(prompt for ensemble in ensembles for prompt in ensemble))
+
+
 def embed_queries(
     encoder: Encoder,
     texts: Sequence[str],

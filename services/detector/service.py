@@ -57,7 +57,7 @@ from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import Hit
-from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language
+from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language, shared_prompts
 from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, PlannedFrame, shed_to_budget
 from vigil.pipelines.views import FULL_FRAME, View
@@ -186,6 +186,12 @@ class DetectorService:
         # Every prompt embedded so far (query ensembles, background prompts, negatives), so that a
         # new query embeds its own prompts only: its language's 140 negative prompts once.
         self._prompt_vectors: dict[str, np.ndarray] = {}
+        # Both first-class languages' background prompts and negatives, embedded once now (a few
+        # seconds at start): a query added later embeds its own ensemble only.
+        shared = shared_prompts(negatives=self.discrimination.enabled and self.discrimination.negatives)
+        self._prompt_vectors.update(
+            zip(shared, np.asarray(encoder.embed_texts(shared), np.float32), strict=True)
+        )
         self._queries_version = -1
         self._dirty: set[str] = set()
         self._offsets: dict[TopicPartition, int] = {}

@@ -14,6 +14,7 @@ from vigil.pipelines.prompts import (
     prompt_ensemble,
     query_scores,
     resolve_language,
+    shared_prompts,
 )
 
 
@@ -149,6 +150,23 @@ def test_a_prompt_cache_embeds_a_language_s_shared_prompts_once(offline):
     assert np.allclose(second.negatives, uncached.negatives, atol=1e-5)
     embed_queries(encoder, ["a cat"], prompt_cache=cache)
     assert len(encoder.text_calls) == 2  # everything known: no encoder call at all
+
+
+def test_a_cache_warmed_with_the_shared_prompts_leaves_each_query_only_its_own_ensemble(offline):
+    # What the detector does at start: then an operator's first query in either language is
+    # embedded without the 140 negatives of its language holding the camera's frames.
+    encoder = CountingEncoder(offline)
+    shared = shared_prompts()
+    cache = dict(zip(shared, offline.embed_texts(shared), strict=True))
+    vectors = embed_queries(encoder, ["một con mèo", "a motorcycle"], prompt_cache=cache)
+    [prompts] = encoder.text_calls
+    assert sorted(prompts) == sorted(
+        prompt_ensemble("một con mèo", "vi") + prompt_ensemble("a motorcycle", "en")
+    )
+    [uncached] = embed_queries(offline, ["một con mèo"])
+    assert np.allclose(vectors[0].negatives, uncached.negatives, atol=1e-5)
+    assert np.allclose(vectors[0].background, uncached.background, atol=1e-5)
+    assert set(shared_prompts(negatives=False)) < set(shared)
 
 
 def test_languages_can_be_given_per_query(offline):
