@@ -114,6 +114,13 @@ class AlerterConfig(EnvOverFileSettings):
         "vi", description="language of alerts for a hit whose query is unknown (deleted meanwhile)"
     )
     metrics_port: int = Field(9110, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    # A hit whose times run further ahead than this of the clock or of its broker receive time is
+    # dead-lettered: its cooldown would silence the query's real hits until then
+    # (pipelines/admission.py). Hits behind their receive time are normal (a detector replaying
+    # after a restart), so only the future is judged.
+    max_clock_skew_s: float = Field(
+        30.0, gt=0, le=86_400, description="dead-letter hits stamped further ahead than this"
+    )
     play_locally: bool = Field(False, description="also play unmuted alerts on this machine's sound device")
     batch_max_hits: int = Field(100, ge=1, le=10_000, description="hits handled per poll")
     query_refresh_ms: int = Field(200, ge=10, le=10_000, description="how often live query changes are read")

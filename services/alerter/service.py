@@ -39,6 +39,7 @@ One alerter per consumer group: the policy's memory is one snapshot for the whol
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from vigil.pipelines.admission import capture_time_problem
 from vigil.pipelines.alerting import AlertPolicy, Decision
 from vigil.pipelines.phrases import alert_phrase
 from vigil.pipelines.prompts import resolve_language
@@ -288,6 +290,14 @@ class AlerterService:
             hit = decode_json(HitMessage, record.value)
         except BadMessageError as error:
             send_to_dead_letter(self.producer, self.topics, record, str(error))
+            self.metrics.bad_hits.inc()
+            return None
+        latest = max(t for t in (hit.event_start_ts_ms, hit.peak_ts_ms, hit.end_ts_ms) if t is not None)
+        problem = capture_time_problem(
+            latest, record.timestamp, time.time() * 1000, self.config.max_clock_skew_s * 1000, math.inf
+        )
+        if problem is not None:
+            send_to_dead_letter(self.producer, self.topics, record, f"hit {hit.hit_id}: {problem}")
             self.metrics.bad_hits.inc()
             return None
         query = self.queries.table.get(hit.query_id)

@@ -160,6 +160,35 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
         dead.close()
 
 
+def test_a_hit_stamped_a_day_ahead_is_dead_lettered_and_does_not_silence_the_query(kafka_settings, config):
+    # Its cooldown (60 s here) would otherwise run from tomorrow: every real hit of the query
+    # until then would be suppressed.
+    topics = kafka_settings.topics
+    now_ms = int(time.time() * 1000)
+    with ResilientProducer(kafka_settings) as producer:
+        publish_query(producer, topics, standing_query(QUERY, "Một chiếc xe máy", language="vi"))
+        for message in (hit(now_ms + 86_400_000), hit(now_ms - 5_000)):
+            producer.send(topics.hits, encode_json(message), key=CAMERA)
+        producer.flush()
+    alerts = TopicReader(kafka_settings, topics.alerts)
+    dead = TopicReader(kafka_settings, topics.dead_letters)
+    running = Running(config, kafka_settings)
+    try:
+        wait_for(lambda: len(alerts.poll()) >= 1, 30, "the real hit's alert")
+        wait_for(lambda: any("dlq.source_topic" in dict(r.headers) for r in dead.poll()), 15, "a dead letter")
+        bad_hits = running.metric("vigil_alerter_bad_hits_total")
+    finally:
+        running.stop()
+        alerts.close()
+        dead.close()
+    [alert] = [AlertMessage.model_validate_json(record.value) for record in alerts.records]
+    assert alert.alert_id == alert_id_for(hit(now_ms - 5_000).hit_id)
+    [letter] = [r for r in dead.records if "dlq.source_topic" in dict(r.headers)]
+    reason = dict(letter.headers)["dlq.reason"].decode()
+    assert hit(now_ms + 86_400_000).hit_id in reason and "ahead of this machine's clock" in reason
+    assert bad_hits == 1
+
+
 def test_alert_phrases_are_spoken_ahead_so_the_alert_finds_its_audio_cached(kafka_settings, config):
     topics = kafka_settings.topics
     now_ms = int(time.time() * 1000)
