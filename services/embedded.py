@@ -50,6 +50,7 @@ from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.broker.local import resolve_bootstrap
 from vigil.services.common.contract import (
     AlertMessage,
+    CameraStatusMessage,
     HitMessage,
     Identifier,
     QueryMessage,
@@ -183,20 +184,24 @@ class _Child:
 
 
 class _Follower:
-    """Hands each new record of "hits" (and "alerts", with `on_alert`) to its callback: one
-    group-less consumer from the end of both topics, so it commits and disturbs nothing."""
+    """Hands each new record of "hits" (and "alerts", with `on_alert`; "camera-status", with
+    `on_status`) to its callback: one group-less consumer from the end of those topics, so it
+    commits and disturbs nothing."""
 
     def __init__(
         self,
         settings: KafkaSettings,
         on_hit: Callable[[HitMessage], None],
         on_alert: Callable[[AlertMessage], None] | None,
+        on_status: Callable[[CameraStatusMessage], None] | None = None,
     ) -> None:
         topics = settings.topics
         self.hits_topic = topics.hits
         self.handlers: dict[str, tuple[type, Callable]] = {topics.hits: (HitMessage, on_hit)}
         if on_alert is not None:
             self.handlers[topics.alerts] = (AlertMessage, on_alert)
+        if on_status is not None:
+            self.handlers[topics.camera_status] = (CameraStatusMessage, on_status)
         self.consumer = make_consumer(settings, group_id=None)
         try:
             # assign_all_partitions checks that each topic exists; then all of them at once.
@@ -291,8 +296,10 @@ def run_embedded(
     seconds: float | None = None,
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
+    on_status: Callable[[CameraStatusMessage], None] | None = None,
 ) -> None:
-    """See the module docstring. `on_ready(bootstrap)` is called once the children are started."""
+    """See the module docstring. `on_ready(bootstrap)` is called once the children are started;
+    `on_status` gets every camera status ingest publishes from then on."""
     config_path = Path(config_path).resolve()
     load_config(config_path)  # every section is checked before anything starts
     load_detector_config(config_path)
@@ -322,7 +329,7 @@ def run_embedded(
             log.info(
                 "registered %d standing queries: %s", len(queries), ", ".join(q.query_id for q in queries)
             )
-        follower = _Follower(settings, on_hit, on_alert)
+        follower = _Follower(settings, on_hit, on_alert, on_status)
         for child in children:
             child.start()
         if on_ready is not None:
