@@ -8,8 +8,10 @@ One loop, one thread (onnxruntime uses the cores itself):
    a query added, edited or deleted reaches every camera's pipeline within a second (its text
    is embedded once, with its prompt ensemble, and cached by text and language);
 2. a micro-batch of frames from the "frames" consumer group: polled until `batch_max_frames`
-   or `batch_max_wait_ms` after the first frame; frames whose headers or JPEG are broken go to
-   the dead-letter topic; frames captured more than `max_lag_s` ago are skipped (and counted),
+   or `batch_max_wait_ms` after the first frame; frames whose headers are broken, that are
+   over `max_message_bytes`, whose capture time cannot be believed (pipelines/admission.py) or
+   whose JPEG is unreadable or over the pixel bound go to the dead-letter topic, before
+   anything else sees them; frames captured more than `max_lag_s` ago are skipped (and counted),
    so a detector that fell behind jumps to each camera's newest frames; frames the camera's
    state has already seen (a redelivery after a restart) are skipped before decoding;
 3. each camera's change detector plans its frames (what moved; a still frame costs no model:
