@@ -240,19 +240,21 @@ class QueryVectors:
     negatives: np.ndarray | None = None
 
 
+def _shared_ensembles(language: Language, negatives: bool) -> tuple[list[list[str]], list[list[str]]]:
+    """A language's background prompts' ensembles and (with `negatives`) its negatives': what
+    every query of that language shares."""
+    background = [prompt_ensemble(scene, language) for scene in background_prompts(language)]
+    negative = [prompt_ensemble(thing, language) for thing in NEGATIVE_PROMPTS[language]] if negatives else []
+    return background, negative
+
+
 def shared_prompts(languages: Sequence[Language] = LANGUAGES, *, negatives: bool = True) -> list[str]:
     """Every prompt the queries of these languages share (their background prompts' and
     negatives' ensembles), each once: what a detector embeds into `embed_queries`'s
     `prompt_cache` at start, so that an operator's first query in a language is scored at once
     instead of holding the camera's frames while 140 negatives are embedded."""
-    ensembles = [
-        prompt_ensemble(scene, language) for language in languages for scene in background_prompts(language)
-    ]
-    if negatives:
-        ensembles += [
-            prompt_ensemble(thing, language) for language in languages for thing in NEGATIVE_PROMPTS[language]
-        ]
-    return list(dict.fromkeys(prompt for ensemble in ensembles for prompt in ensemble))
+    groups = [_shared_ensembles(language, negatives) for language in languages]
+    return list(dict.fromkeys(p for pair in groups for group in pair for ensemble in group for p in ensemble))
 
 
 def embed_queries(
@@ -281,16 +283,9 @@ def embed_queries(
     resolved = [resolve_language(text, language) for text, language in zip(texts, languages, strict=True)]
     ensembles = [prompt_ensemble(text, language) for text, language in zip(texts, resolved, strict=True)]
     # Background prompts and negatives are shared by every query of a language: each once.
-    background_ensembles = {
-        language: [prompt_ensemble(scene, language) for scene in background_prompts(language)]
-        for language in dict.fromkeys(resolved)
-    }
-    negative_ensembles = {
-        language: [prompt_ensemble(thing, language) for thing in NEGATIVE_PROMPTS[language]]
-        if negatives
-        else []
-        for language in dict.fromkeys(resolved)
-    }
+    shared = {language: _shared_ensembles(language, negatives) for language in dict.fromkeys(resolved)}
+    background_ensembles = {language: pair[0] for language, pair in shared.items()}
+    negative_ensembles = {language: pair[1] for language, pair in shared.items()}
     every_ensemble = ensembles + [
         e for groups in (background_ensembles, negative_ensembles) for group in groups.values() for e in group
     ]

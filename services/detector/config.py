@@ -19,7 +19,8 @@ from pydantic_settings import SettingsConfigDict
 
 from vigil.models.errors import VigilError
 from vigil.models.registry import EncoderSettings
-from vigil.pipelines.detector import CalibrationSettings
+from vigil.pipelines.calibration import ScorePrior
+from vigil.pipelines.detector import CalibrationSettings, CameraPipeline, TemporalStage
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import MatchSettings
 from vigil.pipelines.regions import RegionSettings
@@ -140,6 +141,28 @@ class DetectorConfig(EnvOverFileSettings):
         except (TypeError, ValueError) as error:
             raise ValueError(f"discrimination: {error}") from None
         return self
+
+    def camera_pipeline(
+        self,
+        camera_id: str,
+        dim: int,
+        *,
+        prior: ScorePrior | None,
+        discrimination: DiscriminationSettings,
+        temporal: TemporalStage | None,
+    ) -> CameraPipeline:
+        """A camera's pipeline with these settings (the live detector's and `replay`'s)."""
+        return CameraPipeline(
+            camera_id,
+            dim,
+            calibration=self.calibration,
+            prior=prior,
+            temporal=temporal,
+            window_frames=self.window_frames,
+            regions=self.regions,
+            views=self.views,
+            discrimination=discrimination,
+        )
 
     def match_for(self, camera_id: str) -> MatchConfig:
         overrides = self.cameras.get(camera_id)

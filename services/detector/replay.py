@@ -21,7 +21,7 @@ import numpy as np
 
 from vigil.models.encoder import Encoder
 from vigil.pipelines.calibration import score_prior_for
-from vigil.pipelines.detector import CameraPipeline, StandingQuery
+from vigil.pipelines.detector import StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import embed_queries, resolve_language
@@ -101,14 +101,10 @@ def replay(
         )
         for query, language, vector in zip(queries, languages, vectors, strict=True)
     ]
-    pipeline = CameraPipeline(
+    pipeline = config.camera_pipeline(
         camera_id,
         encoder.info.dim,
-        calibration=config.calibration,
         prior=score_prior_for(encoder.info),
-        window_frames=config.window_frames,
-        regions=config.regions,
-        views=config.views,
         discrimination=discrimination,
         temporal=load_temporal_stage() if config.temporal == "gru" else None,
     )

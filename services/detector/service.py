@@ -303,17 +303,12 @@ class DetectorService:
     # --- frames --------------------------------------------------------------------------
 
     def _new_pipeline(self, camera_id: str) -> CameraPipeline:
-        c = self.config
-        return CameraPipeline(
+        return self.config.camera_pipeline(
             camera_id,
             self.encoder.info.dim,
-            calibration=c.calibration,
             prior=self.prior,
-            temporal=self.temporal,
-            window_frames=c.window_frames,
-            regions=c.regions,
-            views=c.views,
             discrimination=self.discrimination,
+            temporal=self.temporal,
         )
 
     def _pipeline(self, camera_id: str, partition: int) -> CameraPipeline:
