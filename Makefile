@@ -16,6 +16,8 @@ PYTEST_ARGS ?=
 APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav espeak-ng
 APT_STAMP := $(VENV)/.apt-installed
+OBJECTSTORE := services/broker/objectstore
+OBJECTSTORE_STAMP := $(OBJECTSTORE)/node_modules/.installed
 
 .PHONY: setup demo test bench eval lint models media broker clean help
 
@@ -29,7 +31,17 @@ help:
 	@echo "make broker  run the local Kafka-protocol broker (tansu) on 127.0.0.1:19092"
 	@echo "make lint    ruff"
 
-setup: $(STAMP) $(APT_STAMP) models media
+setup: $(STAMP) $(APT_STAMP) $(OBJECTSTORE_STAMP) models media
+
+# The local broker's durable log lives in an S3-compatible object store, s3rver from npm
+# (services/broker/object_store.py); Node.js comes with the machine, else from Debian.
+$(OBJECTSTORE_STAMP): $(OBJECTSTORE)/package.json $(OBJECTSTORE)/package-lock.json
+	@command -v npm >/dev/null || { \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends nodejs npm; }
+	cd $(OBJECTSTORE) && npm ci --omit=dev --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(APT_STAMP): Makefile
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -42,7 +42,7 @@ hits. Cases:
                   query's phrase for each camera is spoken ahead in the background; same pace
     warm-fetch500 as warm, with the alerter's "hits" consumer made with kafka-python's default
                   fetch_max_wait_ms=500 (patched here, in this process only) instead of Vigil's
-                  50 (KafkaSettings.consumer_fetch_max_wait_ms): what the broker's fetch wait costs
+                  100 (KafkaSettings.consumer_fetch_max_wait_ms): what the broker's fetch wait costs
     warm-20k      as warm, the alerter restarting with a policy memory of 20,000 hit ids (the
                   default dedupe_max_hits: a busy site's day), loaded from "alert-state" (one
                   record per hit id, as the alerter keeps them); it checkpoints every

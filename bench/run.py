@@ -261,6 +261,30 @@ def regions_table(result: dict) -> str:
     return regions.table(result)
 
 
+def bench_chaos(quick: bool, rounds: int) -> dict:
+    """bench/chaos.py: a clean `vigil up` run on the demo clip, then `rounds` runs with every
+    service killed at random points (seeded) and poison frames, each held against the clean run."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import chaos
+
+    command = [sys.executable, str(ROOT / "bench" / "chaos.py"), f"--runs={1 if quick else rounds}"]
+    rows = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        for line in process.stdout:
+            rows.append(json.loads(line))
+            print(line.strip(), flush=True)
+    if process.returncode:
+        raise SystemExit(f"bench/chaos.py failed with exit code {process.returncode}")
+    return chaos.summarize(rows)
+
+
+def chaos_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import chaos
+
+    return chaos.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -269,6 +293,7 @@ PARTS = {
     "alerter": (bench_alerter, alerter_table),
     "openvino": (bench_openvino, openvino_table),
     "regions": (bench_regions, regions_table),
+    "chaos": (bench_chaos, chaos_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -280,6 +305,7 @@ HEADINGS = {
     "alerter": "Alerter (speech synthesis, hit-to-alert latency through the service on the local broker)",
     "openvino": "OpenVINO against onnxruntime on CPU (same ONNX files: CLIP image tower, offline encoder)",
     "regions": "Change detection: encoder work on a still hall and a busy one (one camera, 2 frames/s)",
+    "chaos": "Chaos: kill -9 of every service at random points of a `vigil up` run, against a clean run",
 }
 
 

@@ -7,7 +7,7 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
 `queries:` registered at start. Every section is validated before anything starts. `vigil up`
 
 1. finds Kafka: VIGIL_KAFKA_BOOTSTRAP when set, else the local broker on 127.0.0.1:19092,
-   started here when none answers (services/broker);
+   started here when none answers (services/broker), durable in <VIGIL_HOME>/broker;
 2. registers the file's standing queries on "queries" (id, text, language, cameras, threshold,
    severity; an existing query with the same id is replaced);
 3. runs `vigil ingest`, `vigil detector` and `vigil alerter` as child processes on that config,
@@ -16,7 +16,9 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
    their own session, so a Ctrl-C in the terminal reaches `vigil up` alone, which then stops
    them in pipeline order (below); on Linux each also gets SIGTERM should `vigil up` die;
 4. follows "hits" and "alerts" and hands each hit to `on_hit` and each alert to `on_alert` as
-   it arrives, until `stop` is set, `seconds` have passed, or SIGINT / SIGTERM;
+   it arrives, until `stop` is set, `seconds` have passed, or SIGINT / SIGTERM; meanwhile it
+   restarts the local broker it started should it die, and re-registers the file's standing
+   queries whenever Kafka comes back without them (services/broker/watch.py);
 5. then stops the children upstream first: ingest, then the detector (it finishes its batch
    and checkpoints; the hits it published last are on "hits"), then, once the alerter's group
    has committed every hit seen on "hits" (at most ALERTER_CATCH_UP_S), the alerter; the last
@@ -48,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from vigil.models.errors import VigilError
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.broker.local import resolve_bootstrap
+from vigil.services.broker.watch import BrokerWatch
 from vigil.services.common.contract import (
     AlertMessage,
     CameraStatusMessage,
@@ -72,7 +75,8 @@ from vigil.services.ingest.config import load_config
 log = logging.getLogger(__name__)
 
 # A child that dies is restarted after this, doubling up to the cap while it keeps dying.
-_RESTART_DELAY_S = (1.0, 30.0)
+# Short at first: a killed detector or alerter must be back in service within 10 s.
+_RESTART_DELAY_S = (0.5, 30.0)
 # At stop: how long the alerter may take to handle the hits already on "hits" (it commits after
 # each batch; a new phrase costs at most ~6 s of gTTS timeouts where Google is unreachable).
 ALERTER_CATCH_UP_S = 10.0
@@ -159,7 +163,7 @@ class _Child:
             if now - self.started_at > 60:
                 self.delay_s = _RESTART_DELAY_S[0]  # it had been running fine: a fresh failure
             log.warning(
-                "%s exited with code %s; restarting in %.0f s",
+                "%s exited with code %s; restarting in %.1f s",
                 self.name,
                 self.process.returncode,
                 self.delay_s,
@@ -330,6 +334,7 @@ def run_embedded(
                 "registered %d standing queries: %s", len(queries), ", ".join(q.query_id for q in queries)
             )
         follower = _Follower(settings, on_hit, on_alert, on_status)
+        watch = BrokerWatch(endpoint, settings, queries)
         for child in children:
             child.start()
         if on_ready is not None:
@@ -337,6 +342,7 @@ def run_embedded(
         deadline = None if seconds is None else time.monotonic() + seconds
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             follower.poll(250)
+            watch.check()
             for child in children:
                 child.check()
         finished = True

@@ -10,6 +10,13 @@ from vigil.services.broker import LocalBroker
 from vigil.services.common.kafka import KafkaSettings, ensure_topics
 
 
+@pytest.fixture(autouse=True)
+def _durable_broker_dir_of_the_test(monkeypatch, tmp_path_factory):
+    """A durable local broker started by a test (or by a `vigil up` it runs) keeps its log in a
+    folder of that test, never in the checkout's var/broker."""
+    monkeypatch.setenv("VIGIL_BROKER_DIR", str(tmp_path_factory.mktemp("broker-home")))
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
     """One real tansu broker for the session, in memory, on a free loopback port.

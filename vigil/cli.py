@@ -179,12 +179,16 @@ def demo(
 
 
 @app.command()
-def broker(port: Annotated[int, typer.Option("--port", help="loopback port")] = 19092) -> None:
-    """Run the local Kafka-protocol broker (tansu, in memory, loopback only) until Ctrl-C."""
+def broker(
+    port: Annotated[int, typer.Option("--port", help="loopback port")] = 19092,
+    memory: Annotated[bool, typer.Option("--memory", help="keep the log in memory (gone at stop)")] = False,
+) -> None:
+    """Run the local Kafka-protocol broker (tansu, loopback only) until Ctrl-C; durable in
+    <VIGIL_HOME>/broker unless --memory."""
     from vigil.services.broker import broker_command
 
     configure_logging(service=True)
-    broker_command(port)
+    broker_command(port, memory=memory)
 
 
 @app.command()

@@ -23,6 +23,7 @@ run lasts `DEMO_SECONDS` from then.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -107,6 +108,11 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     # The demo's own hit store, so it never mixes with (or locks) the default one.
     os.environ.setdefault("VIGIL_MILVUS_URI", str(directory / "milvus"))
     os.environ.setdefault("VIGIL_MILVUS_THUMBNAILS_DIR", str(directory / "thumbnails"))
+    # And its own broker log, started empty: a demo reports what one fresh run finds, which
+    # state kept from an earlier run (an event left open, the alerter's cooldowns) would change.
+    broker_dir = directory / "broker"
+    shutil.rmtree(broker_dir, ignore_errors=True)
+    os.environ.setdefault("VIGIL_BROKER_DIR", str(broker_dir))
     clip = event_clip()
     truth = ", ".join(f"a {name} from {start:g} s to {end:g} s" for name, start, end in DEMO_EVENTS)
     typer.echo(f"footage: {clip.name}: vtest.avi (real hall) with real photos pasted in: {truth}")

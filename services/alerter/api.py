@@ -1,6 +1,6 @@
 """The alerter's HTTP API (FastAPI, served by uvicorn in the alerter's process).
 
-    GET  /healthz                                   no token
+    GET  /healthz                                   no token: {"status": "ok" | "degraded", "kafka": ...}
     GET  /api/v1/me                                 viewer: who the token belongs to
     GET  /api/v1/alerts?status=open&camera_id=&query_id=&limit=100        viewer
     GET  /api/v1/alerts/stream                      viewer: Server-Sent Events (below)
@@ -21,7 +21,14 @@ missed; when that cannot be known (the alerter restarted, or the client was away
 
 Bad input is a 4xx naming what was wrong: 401 no/unknown token, 403 role too low, 404 unknown
 alert or file, 409 already acknowledged, 400 a malformed media name, 403 a bad or expired link,
-422 malformed query parameters.
+422 malformed query parameters. Media honours `Range` (as <audio> elements send it): 206 with the
+bytes, 416 for a range past the end, 400 (plain text) for a malformed one.
+
+The OpenAPI document (/openapi.json) lists every one of these per route, with their bodies
+(`ErrorDetail`, `AlreadyAcknowledged`, FastAPI's validation error) and headers, and the security
+schemes: a bearer token in the Authorization header or `?access_token=`, and for media also a
+signed link (`signedLink`: `?expires=..&signature=..`). tests/alerter/test_api_conformance.py
+holds the running API to it with schemathesis.
 """
 
 from __future__ import annotations
@@ -35,13 +42,23 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyQuery
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict
 
 from vigil.services.alerter.book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
-from vigil.services.common.auth import LinkError, Principal, TokenAuthority, UrlSigner
+from vigil.services.alerter.speech import CONTENT_TYPES
+from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
 from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
-from vigil.services.common.http import RequestLog, authenticate, requires
+from vigil.services.common.http import (
+    WWW_AUTHENTICATE,
+    ErrorDetail,
+    RequestLog,
+    auth_responses,
+    json_refusals,
+    presented_token,
+    requires,
+)
 from vigil.services.detector.store import (
     InvalidThumbnailReferenceError,
     ThumbnailNotFoundError,
@@ -61,6 +78,71 @@ _RETRY_MS = 2000
 # Media files never change under a name (audio is content-addressed, a thumbnail is written once).
 _MEDIA_CACHING = {"Cache-Control": "private, max-age=86400"}
 AlertId = Annotated[str, Path(min_length=1, max_length=400, pattern=DERIVED_ID_PATTERN)]
+# The third way into media, besides a token: the signed link of an alert's thumbnail_url/audio_url
+# (documentation only, auto_error=False: `media_access` checks it).
+SIGNED_LINK = APIKeyQuery(
+    name="signature",
+    scheme_name="signedLink",
+    description="A signed link, `?expires=<unix time>&signature=<hmac>`, as in an alert's thumbnail_url "
+    "and audio_url: valid for that path only, until it expires (services/common/auth.py, UrlSigner).",
+    auto_error=False,
+)
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+
+class Me(BaseModel):
+    """Who the token belongs to."""
+
+    name: str
+    role: Role
+
+
+class AlreadyAcknowledged(ErrorDetail):
+    """409: the alert was acknowledged before, by whom and when."""
+
+    acknowledged_by: str
+    acknowledged_ts_ms: int
+
+
+def _refusal(description: str) -> dict:
+    return {"model": ErrorDetail, "description": description}
+
+
+def _media_responses(what: str, media_types: list[str]) -> dict[int | str, dict]:
+    """What a media route answers: the file (whole or a range), or a refusal."""
+    content = {media_type: _BINARY for media_type in media_types}
+    return {
+        200: {
+            "description": what,
+            "content": content,
+            "headers": {
+                "Cache-Control": {"required": True, "schema": {"type": "string"}},
+                "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
+            },
+        },
+        206: {
+            "description": "The bytes of a `Range` request (several ranges: multipart/byteranges)",
+            "content": {**content, "multipart/byteranges": _BINARY},
+        },
+        400: {
+            "model": ErrorDetail,
+            "description": "A malformed file name (JSON), or a malformed `Range` header (plain text)",
+            "content": _PLAIN_TEXT,
+        },
+        401: {
+            "model": ErrorDetail,
+            "description": "Neither a signed link nor a bearer token, or an unknown token",
+            "headers": WWW_AUTHENTICATE,
+        },
+        403: _refusal("A signed link that is malformed, for another path, or expired"),
+        404: _refusal("No such file"),
+        416: {
+            "description": "A `Range` that starts past the end of the file",
+            "content": _PLAIN_TEXT,
+            "headers": {"Content-Range": {"required": True, "schema": {"type": "string"}}},
+        },
+    }
 
 
 class AlertView(BaseModel):
@@ -124,6 +206,8 @@ def create_alert_api(
     )
     viewer = Depends(requires(authority, "viewer"))
     operator = Depends(requires(authority, "operator"))
+    as_viewer, as_operator = auth_responses("viewer"), auth_responses("operator")
+    unknown_alert = {404: _refusal("No alert with this id")}
 
     @app.exception_handler(UnknownAlertError)
     async def _unknown(request: Request, error: UnknownAlertError) -> JSONResponse:
@@ -137,14 +221,17 @@ def create_alert_api(
         )
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, object]:
+        # 200 either way: the alerter lives on through a Kafka outage (the book, the stream and
+        # acknowledgements still answer), so a liveness probe must not restart it for one.
+        kafka = service.broker_monitor.health()
+        return {"status": "ok" if kafka["kafka"] == "up" else "degraded", **kafka}
 
-    @app.get("/api/v1/me")
-    def me(principal: Principal = viewer) -> dict[str, str]:
-        return {"name": principal.name, "role": principal.role}
+    @app.get("/api/v1/me", response_model=Me, responses=as_viewer)
+    def me(principal: Principal = viewer) -> Me:
+        return Me(name=principal.name, role=principal.role)
 
-    @app.get("/api/v1/alerts", response_model=AlertList)
+    @app.get("/api/v1/alerts", response_model=AlertList, responses=as_viewer)
     def list_alerts(
         status: Literal["open", "acknowledged", "all"] = "open",
         camera_id: Identifier | None = None,
@@ -157,7 +244,7 @@ def create_alert_api(
         now_s = time.time()
         return AlertList.model_construct(alerts=[links.view(record, now_s) for record in records])
 
-    @app.get("/api/v1/alerts/stream", response_class=EventSourceResponse)
+    @app.get("/api/v1/alerts/stream", response_class=EventSourceResponse, responses=json_refusals(as_viewer))
     async def stream(
         request: Request,
         principal: Principal = viewer,
@@ -184,17 +271,34 @@ def create_alert_api(
         data = links.view(change.record).model_dump(mode="json")
         return ServerSentEvent(event=change.kind, id=change.id, data=data)
 
-    @app.get("/api/v1/alerts/{alert_id}", response_model=AlertView)
+    @app.get("/api/v1/alerts/{alert_id}", response_model=AlertView, responses={**as_viewer, **unknown_alert})
     def get_alert(alert_id: AlertId, principal: Principal = viewer) -> AlertView:
         return links.view(service.alert_record(alert_id))
 
-    @app.post("/api/v1/alerts/{alert_id}/acknowledge", response_model=AlertView)
+    @app.post(
+        "/api/v1/alerts/{alert_id}/acknowledge",
+        response_model=AlertView,
+        responses={
+            **as_operator,
+            **unknown_alert,
+            409: {"model": AlreadyAcknowledged, "description": "Acknowledged before: by whom and when"},
+        },
+    )
     def acknowledge(alert_id: AlertId, principal: Principal = operator) -> AlertView:
         """Acknowledge an alert as the token's user; once (409 names who did it first)."""
         return links.view(service.acknowledge(alert_id, principal.name))
 
-    def media_access(request: Request) -> None:
-        """A genuine, unexpired signed link for this very path, or a viewer's token."""
+    def media_access(
+        request: Request,
+        token: Annotated[str | None, Depends(presented_token)],
+        _signature: Annotated[str | None, Depends(SIGNED_LINK)],
+        expires: Annotated[str | None, Query(description="A signed link's expiry (Unix time)")] = None,
+        byte_range: Annotated[
+            str | None, Header(alias="range", description="Only these bytes of the file (RFC 9110)")
+        ] = None,
+    ) -> None:
+        """A genuine, unexpired signed link for this very path, or a viewer's token. (`expires`
+        and `range` are declared for the OpenAPI document; FileResponse serves a range.)"""
         query = request.query_params
         if "signature" in query or "expires" in query:
             try:
@@ -203,14 +307,21 @@ def create_alert_api(
             except LinkError as error:
                 raise HTTPException(403, str(error)) from None
             return
-        principal = authenticate(authority, request)
+        principal = authority.identify(token)
         if principal is None:
             raise HTTPException(
                 401, "this needs a signed link or a bearer token", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    @app.get("/media/audio/{name}", dependencies=[Depends(media_access)])
-    def audio(name: str) -> FileResponse:
+    @app.get(
+        "/media/audio/{name}",
+        dependencies=[Depends(media_access)],
+        response_class=FileResponse,
+        responses=_media_responses("The spoken alert", sorted(set(CONTENT_TYPES.values()))),
+    )
+    def audio(
+        name: Annotated[str, Path(description="An alert's `audio`: <engine>-<sha256>.wav or .mp3")],
+    ) -> FileResponse:
         try:
             path, content_type = service.speech.cached_file(name)
         except ValueError as error:
@@ -219,8 +330,17 @@ def create_alert_api(
             raise HTTPException(404, str(error)) from None
         return FileResponse(path, media_type=content_type, headers=_MEDIA_CACHING)
 
-    @app.get("/media/thumbnails/{reference:path}", dependencies=[Depends(media_access)])
-    def thumbnail(reference: str) -> FileResponse:
+    @app.get(
+        "/media/thumbnails/{reference:path}",
+        dependencies=[Depends(media_access)],
+        response_class=FileResponse,
+        responses=_media_responses("The peak frame", ["image/jpeg"]),
+    )
+    def thumbnail(
+        reference: Annotated[
+            str, Path(description="An alert's `thumbnail`: <camera_id>/<yyyy-mm-dd>/<ts_ms>.jpg")
+        ],
+    ) -> FileResponse:
         try:
             path = thumbnails.path_for(reference)
         except InvalidThumbnailReferenceError as error:

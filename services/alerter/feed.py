@@ -110,7 +110,8 @@ class AlertFeed:
                 return subscription
             if last_event_id:
                 epoch, _, seq_text = last_event_id.partition("-")
-                seq = int(seq_text) if seq_text.isdigit() else -1
+                # ASCII digits only: "²" is a digit to str.isdigit but not to int().
+                seq = int(seq_text) if seq_text.isascii() and seq_text.isdecimal() else -1
                 oldest = self._changes[0].seq if self._changes else self._seq + 1
                 if epoch != self.epoch or seq < 0 or seq > self._seq or seq < oldest - 1:
                     subscription.resync = True

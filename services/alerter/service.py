@@ -62,6 +62,7 @@ from vigil.services.alerter.metrics import AlerterMetrics
 from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
+from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.contract import (
     AlertMessage,
     BadMessageError,
@@ -145,6 +146,8 @@ class AlerterService:
         self.prune_interval_s = _PRUNE_INTERVAL_S
         try:
             ensure_topics(kafka_settings)
+            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
+            self._closers.push(self.broker_monitor.stop)
             self.producer = ResilientProducer(kafka_settings)
             self._closers.push(self.producer.close)
             # Webhooks: one dispatcher per webhook, so outcomes are counted by webhook.

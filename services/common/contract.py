@@ -29,9 +29,9 @@ from vigil.models.errors import VigilError
 from vigil.pipelines.matching import hit_id
 
 FRAME_SCHEMA_VERSION = 1
-# The largest frame Vigil handles (8K UHD, 7680 x 4320): ingest scales anything larger down
-# before encoding it, and the detector refuses to decode a larger JPEG (a 50 MP frame would
-# cost 150 MB of pixels to decode, for an encoder that looks at 224-416 pixels a side).
+# The largest frame Vigil handles (8K UHD, 7680 x 4320): ingest's decoders refuse a camera's
+# larger frame (and its JPEG encoder scales any down), and the detector refuses to decode a larger
+# JPEG (a 50 MP frame would cost 150 MB of pixels, for an encoder that looks at 224-416 pixels a side).
 MAX_FRAME_PIXELS = 7680 * 4320
 JSON_SCHEMA_VERSION = 1
 

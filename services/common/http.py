@@ -9,6 +9,11 @@ The socket is bound in the constructor, so a port already in use fails the servi
 with a message naming it, not later in a thread. uvicorn's own access log is off: it would log
 query strings, and `?access_token=` travels there (see services/common/auth.py); `RequestLog`
 logs the method, the path, the status and the time instead.
+
+The token dependency is declared through FastAPI's security classes (`BEARER`,
+`ACCESS_TOKEN_QUERY`, both `auto_error=False` so that the refusals stay ours), so the OpenAPI
+document names both ways of presenting a token on every route that needs one; `auth_responses`
+gives the 401/403 a route can answer with, and `ErrorDetail` is the body of every refusal.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from vigil.models.errors import VigilError
-from vigil.services.common.auth import Principal, Role, TokenAuthority
+from vigil.services.common.auth import ROLE_RANK, Principal, Role, TokenAuthority
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,61 @@ class HttpServer:
         self._socket.close()
 
 
+class ErrorDetail(BaseModel):
+    """The JSON body of a refusal (FastAPI's HTTPException): what was wrong."""
+
+    detail: str
+
+
+# How a token is presented, for the OpenAPI document (security schemes). auto_error=False: they
+# never refuse by themselves; `requires` does, with the 401/403 documented by `auth_responses`.
+BEARER = HTTPBearer(
+    scheme_name="bearerToken",
+    description="An API token (services/common/auth.py): `Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+ACCESS_TOKEN_QUERY = APIKeyQuery(
+    name="access_token",
+    scheme_name="accessTokenQuery",
+    description="The same API token as `?access_token=<token>`, for clients that cannot set headers "
+    "(a browser's EventSource). Ignored when an Authorization header is present.",
+    auto_error=False,
+)
+WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}
+}
+
+
+def auth_responses(role: Role) -> dict[int | str, dict[str, Any]]:
+    """The refusals of a route that `requires(authority, role)`: 401 always, 403 when some valid
+    token can hold a role below `role`."""
+    responses: dict[int | str, dict[str, Any]] = {
+        401: {
+            "model": ErrorDetail,
+            "description": "No bearer token, or an unknown one",
+            "headers": WWW_AUTHENTICATE,
+        }
+    }
+    if ROLE_RANK[role] > min(ROLE_RANK.values()):
+        responses[403] = {"model": ErrorDetail, "description": f"The token's role is below {role}"}
+    return responses
+
+
+def json_refusals(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses` for a route whose own media type is not JSON (an event stream): FastAPI files
+    a response's `model` under the route's media type, but refusals are JSON (HTTPException)."""
+    converted: dict[int | str, dict[str, Any]] = {}
+    for status, response in responses.items():
+        response = dict(response)
+        model = response.pop("model", None)
+        if model is not None:
+            content = dict(response.get("content", {}))
+            content["application/json"] = {"schema": model.model_json_schema()}
+            response["content"] = content
+        converted[status] = response
+    return converted
+
+
 def bearer_token(request: Request) -> str | None:
     """The token of `Authorization: Bearer <token>`, else of `?access_token=` (for clients
     such as a browser's EventSource, which cannot set headers)."""
@@ -128,16 +191,25 @@ def bearer_token(request: Request) -> str | None:
     return request.query_params.get("access_token") or None
 
 
+def presented_token(
+    request: Request,
+    _header: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+    _query: Annotated[str | None, Depends(ACCESS_TOKEN_QUERY)],
+) -> str | None:
+    """A FastAPI dependency: `bearer_token(request)`, declared as the two security schemes above
+    (which only document it: the rules are bearer_token's)."""
+    return bearer_token(request)
+
+
 def authenticate(authority: TokenAuthority, request: Request) -> Principal | None:
     return authority.identify(bearer_token(request))
 
 
-def requires(authority: TokenAuthority, role: Role) -> Callable[[Request], Principal]:
+def requires(authority: TokenAuthority, role: Role) -> Callable[..., Principal]:
     """A FastAPI dependency: the caller's principal, or 401 (no or unknown token) / 403 (a role
-    below `role`)."""
+    below `role`). Document them on the route with `responses=auth_responses(role)`."""
 
-    def dependency(request: Request) -> Principal:
-        token = bearer_token(request)
+    def dependency(token: Annotated[str | None, Depends(presented_token)]) -> Principal:
         principal = authority.identify(token)
         if principal is None:
             detail = (

@@ -54,6 +54,8 @@ from pydantic import ValidationError
 from vigil.models.encoder import Encoder
 from vigil.models.errors import VigilError
 from vigil.models.registry import create_encoder, resolve_kind
+from vigil.models.text_cache import embed_texts_cached
+from vigil.paths import models_dir
 from vigil.pipelines.admission import capture_time_problem, snapshot_time_problem
 from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
@@ -63,6 +65,7 @@ from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_languag
 from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, PlannedFrame, shed_to_budget
 from vigil.pipelines.views import FULL_FRAME, View
+from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.contract import (
     MAX_FRAME_PIXELS,
     BadMessageError,
@@ -160,6 +163,8 @@ class DetectorService:
         self._closers.push(self.store.close)
         try:
             ensure_topics(kafka_settings)
+            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
+            self._closers.push(self.broker_monitor.stop)
             self.producer = ResilientProducer(kafka_settings)
             self._closers.push(self.producer.close)
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
@@ -192,7 +197,7 @@ class DetectorService:
         # seconds at start): a query added later embeds its own ensemble only.
         shared = shared_prompts(negatives=self.discrimination.enabled and self.discrimination.negatives)
         self._prompt_vectors.update(
-            zip(shared, np.asarray(encoder.embed_texts(shared), np.float32), strict=True)
+            zip(shared, embed_texts_cached(encoder, shared, models_dir() / "text-cache"), strict=True)
         )
         self._queries_version = -1
         self._dirty: set[str] = set()

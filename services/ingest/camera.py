@@ -12,6 +12,8 @@ A camera being retried stays down (its reason updated) until it streams again, s
 A lost camera is retried with exponential backoff and jitter (tenacity), capped at
 reconnect.max_delay_s, forever: cameras come back. A connection that streamed for a while
 before it dropped is retried at once, and its backoff starts again from the beginning.
+A camera that sends frames over the size bound or bytes that do not decode (reader.py) is
+lost like any other, its reason saying so, and retried the same way: it may be fixed.
 """
 
 from __future__ import annotations
@@ -167,19 +169,27 @@ class CameraWorker:
         started = time.monotonic()
         try:
             container = open_source(self.camera)
-        except (av.error.FFmpegError, OSError, CameraSourceError) as error:
+        except CameraSourceError as error:  # it answered, with something unusable: says what
+            raise CameraLost(self.camera.redact(str(error))) from None
+        except (av.error.FFmpegError, OSError) as error:
             waited = time.monotonic() - started
             if waited >= self.camera.open_timeout_s * 0.9:
                 # FFmpeg reports a camera that never answered as whatever it failed to parse last.
                 raise CameraLost(f"no answer within {waited:.0f} s") from None
-            raise CameraLost(self._describe(error, "cannot open")) from None
+            # Bytes FFmpeg cannot make sense of (random data, not a video at all).
+            garbage = isinstance(error, av.error.InvalidDataError)
+            what = "undecodable stream: cannot open" if garbage else "cannot open"
+            raise CameraLost(self._describe(error, what)) from None
         try:
             ended_cleanly = self._stream(container)
         except (av.error.ExitError, TimeoutError):
             # PyAV's read timeout interrupts FFmpeg, which then says "Immediate exit requested".
             raise CameraLost(f"lost: no data for {self.camera.read_timeout_s:g} s") from None
+        except CameraSourceError as error:  # frames over the size bound, bytes that never decode
+            raise CameraLost(self.camera.redact(str(error))) from None
         except (av.error.FFmpegError, OSError) as error:
-            raise CameraLost(self._describe(error, "lost")) from None
+            garbage = isinstance(error, av.error.InvalidDataError)  # the demuxer could not read it
+            raise CameraLost(self._describe(error, "undecodable stream" if garbage else "lost")) from None
         except Exception as error:  # a bug (or a frame PIL cannot take) must not end the camera
             details = self.camera.redact("".join(traceback.format_exception(error)))
             logger.error("camera %s: reader failed:\n%s", self.camera.id, details, extra=self._log_fields())

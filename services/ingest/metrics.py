@@ -49,6 +49,13 @@ class IngestMetrics:
             ["camera", "reason"],
             registry=r,
         )
+        self.packets_undecodable = Counter(
+            "vigil_ingest_packets_undecodable",
+            "Packets that failed to decode (corrupt, or a frame over the size bound); the decoder "
+            "resumes at the next keyframe",
+            ["camera"],
+            registry=r,
+        )
         self.reconnects = Counter(
             "vigil_ingest_reconnects", "Attempts to reconnect after a camera was lost", ["camera"], registry=r
         )
@@ -86,7 +93,14 @@ class IngestMetrics:
     def register_camera(self, camera_id: str, redacted_url: str) -> None:
         """Create the camera's series at zero so that dashboards see it before its first frame."""
         self.camera_info.labels(camera_id, redacted_url).set(1)
-        for counter in (self.frames_decoded, self.frames_sampled, self.frames_published, self.reconnects):
+        counters = (
+            self.frames_decoded,
+            self.frames_sampled,
+            self.frames_published,
+            self.packets_undecodable,
+            self.reconnects,
+        )
+        for counter in counters:
             counter.labels(camera_id)
         for reason in DROP_REASONS:
             self.frames_dropped.labels(camera_id, reason)

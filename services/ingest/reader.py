@@ -7,6 +7,28 @@ the moment the file started (paced in real time when `realtime`).
 Every network wait is bounded: FFmpeg's socket `timeout` and PyAV's open/read timeouts (an
 interrupt callback) together make a camera that accepts a connection and never sends fail
 with an error instead of hanging the thread for good (PyAV #584).
+
+What a camera sends is bounded before it costs memory or CPU:
+
+- **Frame size.** FFmpeg's own decoders refuse to allocate a frame over MAX_FRAME_PIXELS (the
+  contract's 8K bound, via `max_pixels`, on the probe's decoders and the reader's alike, whatever
+  the camera's options), and a stream that declares a larger size (container header, RTSP SDP) is
+  refused at open, before a single frame is decoded: `FrameTooLarge`, "frame 8660x5774 is over
+  the 33.2 MP limit". Refusing, not decoding and scaling down: decoding a 50 MP stream costs
+  ~75 MB per frame held (times the decoder's reference frames and threads) and a core or more,
+  for an encoder that looks at a few hundred pixels a side, and nothing would bound a larger
+  one. Cameras offer lower-resolution streams; the camera is retried (with the worker's
+  backoff), so one switched to such a stream streams again.
+- **Garbage.** A corrupt packet is skipped (the decoder resumes at the next keyframe) and counted
+  (`vigil_ingest_packets_undecodable`). A stream whose packets keep failing (at least
+  _MIN_FAILED_PACKETS in a row, over read_timeout_s: bytes that never decode are as good as no
+  bytes) or that ends with none decoded (or no keyframe) is `UndecodableStream`, "undecodable
+  stream: ...", and so is a source FFmpeg cannot even open as a stream (camera.py): the
+  camera goes down with that reason and is retried, instead of sitting in "connecting" with a
+  busy thread, or, for a looping file, re-reading it without pause.
+- **CPU.** One decoding thread per camera by default (FFmpeg's probe decodes on one thread too),
+  so whatever it sends a camera costs about one core; `decoder_threads` is the operator's
+  choice to spend more on large frames.
 """
 
 from __future__ import annotations
@@ -35,10 +57,44 @@ _PACING_SLICE_S = 0.25
 # A stream that never flags a keyframe (some cameras' recovery-point streams) is decoded from
 # wherever it is after this many packets rather than never: a few grey frames beat none.
 _PACKETS_BEFORE_GIVING_UP_ON_KEYFRAMES = 250
+# Set on every decoder, after the camera's own options so that no configuration lifts the bound.
+_DECODER_BOUNDS = {"max_pixels": str(MAX_FRAME_PIXELS)}
+_LIMIT_TEXT = f"{MAX_FRAME_PIXELS / 1e6:.1f} MP limit (7680x4320)"
+# A stream is undecodable once this many packets in a row (and read_timeout_s) failed: one lost
+# RTP packet costs the rest of its GOP, never the connection.
+_MIN_FAILED_PACKETS = 3
 
 
 class CameraSourceError(Exception):
-    """The source opened but cannot be used (e.g. it has no video stream)."""
+    """The source opened but cannot be used (e.g. it has no video stream); the message says why."""
+
+
+class FrameTooLarge(CameraSourceError):
+    """The stream's frames are over MAX_FRAME_PIXELS."""
+
+    def __init__(self, width: int, height: int) -> None:
+        super().__init__(
+            f"frame {width}x{height} is over the {_LIMIT_TEXT}: use a lower-resolution stream of the camera"
+        )
+
+
+class UndecodableStream(CameraSourceError):
+    """Packets arrive but do not decode (garbage, or a codec's data this FFmpeg cannot read)."""
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """Raise FrameTooLarge when a width x height frame is over MAX_FRAME_PIXELS (0: unknown)."""
+    if width * height > MAX_FRAME_PIXELS:
+        raise FrameTooLarge(width, height)
+
+
+def _decode_error_text(error: av.error.FFmpegError) -> str:
+    text = f"{type(error).__name__}: {error.strerror}"
+    if isinstance(error, av.error.ArgumentError):
+        # What FFmpeg's decoders answer to a frame over max_pixels when the stream did not
+        # declare its size beforehand (and to an impossible size).
+        text += f" (a frame over the {_LIMIT_TEXT}, or of an invalid size)"
+    return text
 
 
 @dataclass(frozen=True)
@@ -77,15 +133,23 @@ def ffmpeg_options(camera: CameraConfig) -> dict[str, str]:
 
 
 def open_source(camera: CameraConfig) -> av.container.InputContainer:
-    """Open the camera's URL or file; raises av.error.FFmpegError / OSError on failure."""
+    """Open the camera's URL or file; raises av.error.FFmpegError / OSError on failure, and
+    CameraSourceError when it has no video or declares frames over MAX_FRAME_PIXELS (the
+    probe's decoders are bounded too, so a larger frame is never decoded to find that out)."""
     container = av.open(
         camera.url,
-        options=ffmpeg_options(camera),
+        options={**ffmpeg_options(camera), **_DECODER_BOUNDS},
         timeout=(camera.open_timeout_s, camera.read_timeout_s),
     )
-    if not container.streams.video:
+    try:
+        if not container.streams.video:
+            raise CameraSourceError("the source has no video stream")
+        context = container.streams.video[0].codec_context
+        if context is not None:
+            check_frame_size(context.width, context.height)
+    except CameraSourceError:
         container.close()
-        raise CameraSourceError("the source has no video stream")
+        raise
     return container
 
 
@@ -95,7 +159,8 @@ class FrameReader:
     wanted(capture_time) tells the reader, in keyframe-only mode, whether a keyframe is worth
     decoding at all (the sampler's peek); in full mode every frame is decoded, because later
     frames depend on it. `last_activity` (time.monotonic) is updated while the source
-    delivers, for stall detection by another thread.
+    delivers, for stall detection by another thread. `undecodable` counts the packets that
+    failed to decode.
     """
 
     def __init__(
@@ -123,6 +188,11 @@ class FrameReader:
         self.last_capture_time: float | None = None
         self.packets = 0
         self.decoded = 0
+        self.undecodable = 0
+        # The current run of packets that failed to decode: how many, since when, the last error.
+        self._failures = 0
+        self._failing_since = 0.0
+        self._last_failure = ""
         # Files: wall time at which stream time `_stream_anchor` is shown; `not_before` (the
         # last capture time of the previous pass) keeps a looped file's clock going forwards.
         self._not_before = not_before
@@ -135,12 +205,14 @@ class FrameReader:
         context.thread_count = camera.decoder_threads
         if camera.decoder_threads != 1:
             context.thread_type = "AUTO"
-        if camera.decoder_options:
-            context.options = dict(camera.decoder_options)  # applied when the decoder opens
+        # Applied when the decoder opens; the bound last, so that it wins.
+        context.options = {**camera.decoder_options, **_DECODER_BOUNDS}
 
     def frames(self) -> Iterator[DecodedFrame]:
-        """Frames until the source ends (returns) or fails (raises av.error.FFmpegError)."""
+        """Frames until the source ends (returns) or fails (raises av.error.FFmpegError, or
+        CameraSourceError: frames over the bound, an undecodable stream)."""
         time_base = self.stream.time_base
+        context = self.stream.codec_context
         for packet in self.container.demux(self.stream):
             if self.stop.is_set():
                 return
@@ -164,13 +236,19 @@ class FrameReader:
             started = time.perf_counter()
             try:
                 decoded = packet.decode()
-            except av.error.InvalidDataError:
+            except (av.error.InvalidDataError, av.error.ArgumentError) as error:
+                # A stream that switched to a size over the bound fails this way, the decoder
+                # having read the new size: say so at once rather than as garbage.
+                check_frame_size(context.width, context.height)
+                self._failed(error)
                 self._synced = False  # a corrupt packet: wait for the next keyframe
                 continue
             if self.metrics is not None:
                 self.metrics.decode_seconds.observe(time.perf_counter() - started)
             if packet.is_keyframe:
                 self._synced = True
+            if decoded:
+                self._failures = 0
             for frame in decoded:
                 self.decoded += 1
                 capture_time = received if self.live else self._file_capture_time(frame.time, received)
@@ -180,6 +258,30 @@ class FrameReader:
                         return
                 self.last_capture_time = capture_time
                 yield DecodedFrame(frame, capture_time)
+        if self.decoded == 0 and not self.stop.is_set():  # a file (or a stream that ended) of garbage
+            if self.undecodable:
+                raise UndecodableStream(
+                    f"undecodable stream: none of its {self.packets} packets decoded ({self._last_failure})"
+                )
+            if self.packets and not self._keyframe_seen:
+                raise UndecodableStream(f"undecodable stream: no keyframe in its {self.packets} packets")
+
+    def _failed(self, error: av.error.FFmpegError) -> None:
+        """Count a packet that failed to decode; raise UndecodableStream when they keep failing."""
+        now = time.monotonic()
+        self.undecodable += 1
+        if self.metrics is not None:
+            self.metrics.packets_undecodable.labels(self.camera.id).inc()
+        if self._failures == 0:
+            self._failing_since = now
+        self._failures += 1
+        self._last_failure = _decode_error_text(error)
+        failing_for = now - self._failing_since
+        if self._failures >= _MIN_FAILED_PACKETS and failing_for >= self.camera.read_timeout_s:
+            raise UndecodableStream(
+                f"undecodable stream: the last {self._failures} packets ({failing_for:.0f} s) failed "
+                f"to decode ({self._last_failure})"
+            )
 
     def _should_decode(self, is_keyframe: bool, received: float, stream_time: float | None) -> bool:
         if self.keyframes.keyframes_only:
@@ -211,8 +313,9 @@ class FrameReader:
 
 def encode_jpeg(frame: av.VideoFrame, resize: ResizeConfig | None, quality: int) -> tuple[bytes, int, int]:
     """Resize (never enlarge) then JPEG-encode; returns (jpeg, width, height). Whatever the
-    config, a frame over MAX_FRAME_PIXELS is scaled down to fit (aspect kept): a camera that
-    sends a 50 MP frame costs a bounded JPEG, and the detector would refuse a larger one."""
+    config, a frame over MAX_FRAME_PIXELS is scaled down to fit (aspect kept), since the
+    detector would refuse a larger JPEG: FrameReader never yields one, this bounds any other
+    caller's."""
     width, height = resize.target_size(frame.width, frame.height) if resize else (frame.width, frame.height)
     if width * height > MAX_FRAME_PIXELS:
         scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
     KafkaSettings,
@@ -68,6 +69,7 @@ class IngestService:
         self._stop = threading.Event()
         self._supervisor = threading.Thread(target=self._watch, name="ingest-supervisor", daemon=True)
         self._stop_metrics: Callable[[], None] | None = None
+        self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry)
         self._started = False
 
     def start(self) -> IngestService:
@@ -81,6 +83,7 @@ class IngestService:
             ensure_topics(self.kafka_settings, timeout_s=_STARTUP_TOPICS_TIMEOUT_S)
         except BrokerUnavailableError as error:
             logger.warning("starting without Kafka (frames are dropped until it answers): %s", error)
+        self.broker_monitor.start()
         self.publisher.start()
         for worker in self.workers.values():
             worker.start()
@@ -108,6 +111,7 @@ class IngestService:
         self._supervisor.join(timeout=1.0)
         self.publisher.stop(drain_timeout_s=self.config.publisher.drain_timeout_s)
         self.producer.close()
+        self.broker_monitor.stop()
         if self._stop_metrics is not None:
             self._stop_metrics()
         logger.info("ingest stopped")

@@ -1,4 +1,5 @@
-"""Helpers for the ingest tests: waiting on a condition, reading what ingest published.
+"""Helpers for the ingest tests: waiting on a condition, a camera worker without Kafka, reading
+what ingest published.
 
 A module of its own (not conftest) so that tests import it by a name no other conftest shares.
 """
@@ -10,9 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer
+from prometheus_client import CollectorRegistry
 
 from vigil.services.common.contract import CameraStatusMessage, FrameHeaders, decode_json
 from vigil.services.common.kafka import KafkaSettings, assign_all_partitions, make_consumer
+from vigil.services.ingest.buffers import DropOldestQueue
+from vigil.services.ingest.camera import CameraWorker
+from vigil.services.ingest.config import parse_config
+from vigil.services.ingest.metrics import IngestMetrics
 
 
 def wait_for(
@@ -26,6 +32,22 @@ def wait_for(
         if time.monotonic() - started > timeout_s:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
         time.sleep(interval_s)
+
+
+def make_worker(url: str, queue_size: int, **settings):
+    """(worker, queue, registry, statuses) for camera "cam" at `url`, not started; `statuses`
+    collects every status the worker reports (what ingest publishes on "camera-status")."""
+    camera = parse_config({"cameras": [{"id": "cam", "url": url, **settings}]}, environ={}).cameras[0]
+    registry = CollectorRegistry()
+    queue = DropOldestQueue(queue_size)
+    statuses = []
+    worker = CameraWorker(camera, queue, IngestMetrics(registry), on_status=statuses.append)
+    return worker, queue, registry, statuses
+
+
+def sample(registry: CollectorRegistry, name: str, **labels) -> float:
+    """The value of metric `name` for camera "cam" (0 when absent)."""
+    return registry.get_sample_value(name, {"camera": "cam", **labels}) or 0.0
 
 
 @dataclass

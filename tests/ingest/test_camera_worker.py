@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
-from vigil.services.ingest.buffers import DropOldestQueue
-from vigil.services.ingest.camera import CameraWorker
-from vigil.services.ingest.config import parse_config
-from vigil.services.ingest.metrics import IngestMetrics
-
-
-def make_worker(url: str, queue_size: int, **settings):
-    camera = parse_config({"cameras": [{"id": "cam", "url": url, **settings}]}, environ={}).cameras[0]
-    registry = CollectorRegistry()
-    queue = DropOldestQueue(queue_size)
-    statuses = []
-    worker = CameraWorker(camera, queue, IngestMetrics(registry), on_status=statuses.append)
-    return worker, queue, registry, statuses
-
-
-def sample(registry: CollectorRegistry, name: str, **labels) -> float:
-    return registry.get_sample_value(name, {"camera": "cam", **labels}) or 0.0
+from ingest_helpers import make_worker, sample
 
 
 def test_backpressure_drops_the_oldest_frames_and_counts_them(h264_gop1_clip):

@@ -57,6 +57,7 @@ def test_the_broker_command_serves_vigils_topics_until_sigterm_then_stops_tansu(
     port = free_loopback_port()
     command = f"from vigil.services.broker import broker_command; broker_command({port})"
     environment = {**os.environ, "VIGIL_HOME": str(tmp_path)}  # its log goes under var/broker
+    environment.pop("VIGIL_BROKER_DIR")
     process = subprocess.Popen(
         [sys.executable, "-c", command],
         stdout=subprocess.PIPE,
@@ -79,6 +80,9 @@ def test_the_broker_command_serves_vigils_topics_until_sigterm_then_stops_tansu(
     assert "stopped" in stdout
     assert not broker_reachable(f"127.0.0.1:{port}", timeout_s=0.2)  # tansu went with it
     assert (tmp_path / "broker" / f"tansu-{port}.log").is_file()
+    assert (
+        tmp_path / "broker" / "store" / "tansu" / "clusters" / "tansu_cluster" / "topics" / "frames"
+    ).is_dir()
 
 
 def test_a_configured_bootstrap_is_used_as_it_is_and_nothing_is_started():

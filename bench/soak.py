@@ -1,0 +1,200 @@
+"""Soak and disk (`make bench`, part "soak"): `vigil up` on 8 real RTSP cameras for `--minutes`,
+sampling every process's RSS, open files and threads, and the disk that var/ takes.
+
+The cameras loop the demo clip (a real hall with a cat and a motorcycle pasted in) at 2 frames/s
+each, with the demo's two standing queries. Every `--every-s` the bench reads, for `vigil up`,
+ingest, the detector, the alerter, the broker (tansu) and its object store (node):
+/proc/<pid>/status (VmRSS, Threads) and /proc/<pid>/fd; and the size of the run's folders: the
+broker's log (after its store keeper's retention), Milvus lite, thumbnails and the speech cache.
+
+Growth is the last sample against the median of those taken from `--warmup-min` to twice that
+(a process's first minutes load models and fill caches). Disk per camera-day extrapolates the
+growth of each folder after the warm-up to 24 h of one camera; the broker's log stops growing
+once its retention (frames: an hour) is reached, so over a short soak it is an upper bound.
+
+Usage: python bench/soak.py [--minutes 30] [--cameras 8] [--every-s 30] [--warmup-min 5]
+Prints one JSON line per sample, then one with the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FOLDERS = ("broker", "milvus", "thumbnails", "speech")
+
+
+def write_config(home: Path, urls: list[str], ports: dict[str, int]) -> Path:
+    from vigil.demo import DEMO_QUERIES
+
+    config = {
+        "defaults": {"fps": 2, "resize": {"max_width": 768, "max_height": 576}},
+        "cameras": [{"id": f"cam{i}", "url": url, "open_timeout_s": 30} for i, url in enumerate(urls)],
+        "detector": {"metrics_port": ports["detector"]},
+        "alerter": {
+            "speech": {"cache_dir": str(home / "speech"), "engines": ["espeak-ng"]},
+            "api": {"port": ports["api"]},
+        },
+        "queries": list(DEMO_QUERIES),
+    }
+    path = home / "vigil.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def processes(config: Path, broker_port: int, home: Path, up_pid: int) -> dict[str, int]:
+    def pgrep(pattern: str) -> int | None:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
+        pids = [int(pid) for pid in found.stdout.split()]
+        return pids[0] if pids else None
+
+    found = {
+        "vigil up": up_pid,
+        **{name: pgrep(f"vigil {name} --config {config}") for name in ("ingest", "detector", "alerter")},
+        "broker": pgrep(f"tansu broker --listener-url tcp://127.0.0.1:{broker_port}"),
+        "object store": pgrep(f"server.js {home / 'broker' / 'store'}"),
+    }
+    return {name: pid for name, pid in found.items() if pid is not None}
+
+
+def sample_process(pid: int) -> dict | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_mib": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+        "threads": int(fields["Threads"]),
+        "open_files": fds,
+    }
+
+
+def folder_mib(path: Path) -> float:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return round(total / 2**20, 2)
+
+
+def main() -> None:
+    from vigil.chaos import start_up, stop_up
+    from vigil.media import event_clip
+    from vigil.rtsp import RtspCamera
+    from vigil.services.broker.local import free_loopback_port
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--every-s", type=float, default=30.0)
+    parser.add_argument("--warmup-min", type=float, default=5.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vigil-soak-") as folder:
+        home = Path(folder)
+        ports = {name: free_loopback_port() for name in ("broker", "detector", "api")}
+        cameras = [
+            RtspCamera(
+                media=event_clip(), port=free_loopback_port(), mount=f"/cam{i}", width=768, height=576, loop=True
+            ).start()
+            for i in range(args.cameras)
+        ]
+        config = write_config(home, [camera.url for camera in cameras], ports)
+        up = start_up(home, config, ports)
+        started = time.monotonic()
+        samples = []
+        try:
+            while time.monotonic() - started < args.minutes * 60:
+                time.sleep(args.every_s)
+                if up.poll() is not None:
+                    raise SystemExit(f"vigil up exited with code {up.returncode}; see {home / 'up.log'}")
+                sample = {
+                    "minute": round((time.monotonic() - started) / 60, 2),
+                    "processes": {
+                        name: sample_process(pid)
+                        for name, pid in processes(config, ports["broker"], home, up.pid).items()
+                    },
+                    "disk_mib": {name: folder_mib(home / name) for name in FOLDERS},
+                }
+                samples.append(sample)
+                print(json.dumps(sample), flush=True)
+        finally:
+            stop_up(up)
+            for camera in cameras:
+                camera.stop()
+        print(json.dumps({"summary": summarize(samples, args)}), flush=True)
+
+
+def summarize(samples: list[dict], args: argparse.Namespace) -> dict:
+    warm = [s for s in samples if args.warmup_min <= s["minute"] <= 2 * args.warmup_min] or samples[:1]
+    last = samples[-1]
+    growth = {}
+    for name in last["processes"]:
+        for measure in ("rss_mib", "open_files", "threads"):
+            before = [s["processes"][name][measure] for s in warm if (s["processes"].get(name) or {}).get(measure)]
+            now = (last["processes"].get(name) or {}).get(measure)
+            if before and now is not None:
+                reference = statistics.median(before)
+                growth.setdefault(name, {})[measure] = {
+                    "warm": reference,
+                    "last": now,
+                    "growth_pct": round(100 * (now - reference) / reference, 1),
+                }
+    elapsed_days = (last["minute"] - warm[0]["minute"]) / 1440
+    disk = {}
+    for name in FOLDERS:
+        grown = last["disk_mib"][name] - warm[0]["disk_mib"][name]
+        disk[name] = {
+            "last_mib": last["disk_mib"][name],
+            "per_camera_day_mib": round(grown / (args.cameras * elapsed_days), 1) if elapsed_days > 0 else None,
+        }
+    return {
+        "minutes": last["minute"],
+        "cameras": args.cameras,
+        "warmup_min": args.warmup_min,
+        "growth": growth,
+        "disk": disk,
+    }
+
+
+def table(result: dict) -> str:
+    summary = result["summary"]
+    lines = [
+        f"{summary['cameras']} cameras for {summary['minutes']:.0f} minutes; growth is the last sample "
+        f"against the median of minutes {summary['warmup_min']:g}-{2 * summary['warmup_min']:g}.",
+        "",
+        "| process | RSS warm | RSS last | growth | open files warm / last | threads warm / last |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, figures in summary["growth"].items():
+        rss = figures.get("rss_mib", {})
+        files = figures.get("open_files", {})
+        threads = figures.get("threads", {})
+        lines.append(
+            f"| {name} | {rss.get('warm')} MiB | {rss.get('last')} MiB | {rss.get('growth_pct')} % | "
+            f"{files.get('warm')} / {files.get('last')} | {threads.get('warm')} / {threads.get('last')} |"
+        )
+    lines += ["", "| folder | size at the end | per camera-day |", "|---|---|---|"]
+    for name, figures in summary["disk"].items():
+        lines.append(f"| {name} | {figures['last_mib']} MiB | {figures['per_camera_day_mib']} MiB |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

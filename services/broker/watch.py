@@ -1,0 +1,117 @@
+"""`vigil up`'s watch over Kafka: revive the local broker, notice an outage, re-assert queries.
+
+Called from `vigil up`'s loop (check() at most every `interval_s`), it
+
+- restarts the local broker `vigil up` started when tansu or its object store died, like any
+  other child, with the same doubling backoff while it keeps dying;
+- notices when Kafka (local or a cluster) stops answering, and logs the outage and its end;
+- whenever Kafka answers again after an outage or a restart, re-creates missing topics and
+  re-publishes the config's standing queries that the "queries" table lacks (a broker that
+  came back empty, as an in-memory one does). A query the table has is left as it is: an
+  operator may have changed it since start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from vigil.models.errors import VigilError
+from vigil.services.broker.local import KafkaEndpoint
+from vigil.services.common.contract import QueryMessage
+from vigil.services.common.kafka import (
+    KafkaSettings,
+    QueryTableReader,
+    ResilientProducer,
+    broker_reachable,
+    ensure_topics,
+    publish_query,
+)
+
+log = logging.getLogger("vigil.up")
+
+_REVIVE_DELAY_S = (0.5, 30.0)
+
+
+class BrokerWatch:
+    def __init__(
+        self,
+        endpoint: KafkaEndpoint,
+        settings: KafkaSettings,
+        standing_queries: list[QueryMessage],
+        *,
+        interval_s: float = 0.5,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.standing_queries = standing_queries
+        self.interval_s = interval_s
+        self.up = True
+        self.revivals = 0
+        self.reasserted = 0
+        self._down_since = 0.0
+        self._next_check = 0.0
+        self._next_revive = 0.0
+        self._revive_delay_s = _REVIVE_DELAY_S[0]
+        self._pending_reassert = False
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.interval_s
+        if self.endpoint.broker is not None and not self.endpoint.broker.running and now >= self._next_revive:
+            self._revive(now)
+        reachable = broker_reachable(self.endpoint.bootstrap, timeout_s=0.3)
+        if not reachable and self.up:
+            self.up, self._down_since = False, now
+            log.error("Kafka at %s is unreachable", self.endpoint.bootstrap)
+        elif reachable and not self.up:
+            self.up = True
+            self._pending_reassert = True
+            log.warning(
+                "Kafka at %s answers again after %.1f s", self.endpoint.bootstrap, now - self._down_since
+            )
+        if self._pending_reassert and self.up:
+            try:
+                self.reassert_queries()
+                self._pending_reassert = False
+            except VigilError as error:  # still coming up: next check
+                log.warning("could not re-assert the standing queries yet: %s", error)
+
+    def reassert_queries(self) -> list[str]:
+        """Topics ensured, and every standing query of the config that "queries" lacks published
+        again; returns their ids."""
+        ensure_topics(self.settings, timeout_s=5)
+        if not self.standing_queries:
+            return []
+        with QueryTableReader(self.settings) as reader:
+            table = reader.load(timeout_s=10)
+        missing = [query for query in self.standing_queries if query.query_id not in table]
+        if missing:
+            with ResilientProducer(self.settings) as producer:
+                for query in missing:
+                    publish_query(producer, self.settings.topics, query)
+            self.reasserted += len(missing)
+            log.warning(
+                "Kafka had lost %d standing queries of the config; registered again: %s",
+                len(missing),
+                ", ".join(query.query_id for query in missing),
+            )
+        return [query.query_id for query in missing]
+
+    def _revive(self, now: float) -> None:
+        try:
+            if self.endpoint.revive():
+                self.revivals += 1
+                self._pending_reassert = True
+                self._revive_delay_s = _REVIVE_DELAY_S[0]
+                log.warning("restarted the local Kafka broker (restart %d)", self.revivals)
+        except VigilError as error:
+            log.error(
+                "could not restart the local Kafka broker (next try in %.0f s): %s",
+                self._revive_delay_s,
+                error,
+            )
+            self._next_revive = now + self._revive_delay_s
+            self._revive_delay_s = min(self._revive_delay_s * 2, _REVIVE_DELAY_S[1])

@@ -1,0 +1,266 @@
+"""The alerter's HTTP API against its own OpenAPI document, with schemathesis, on a real alerter
+(real broker, real uvicorn, real espeak-ng audio and a real thumbnail).
+
+Every operation is fuzzed (positive and negative data: the examples, coverage and fuzzing phases)
+twice: without credentials (schemathesis makes up tokens; every answer must be a documented
+refusal) and with an operator's bearer token (the routes past their 401). Then the answers that
+need a known alert (200, 206, 409, 416, a viewer's 403, signed links, the live stream's events)
+are asked for by hand and held to the same checks. Each response must pass:
+
+- status_code_conformance: its status is documented for the operation;
+- content_type_conformance: its Content-Type is documented for that status;
+- response_schema_conformance: its body (JSON, or each event of the stream) fits the schema;
+- response_headers_conformance: the headers documented as required are there and fit;
+- not_a_server_error: no 5xx.
+
+The runs are bounded and reproducible (`MAX_EXAMPLES` per operation and phase, schemathesis's
+deterministic mode, no example database, the stateful phase off): about a minute for the module.
+The event stream never ends by itself: its responses are read until one event or `STREAM_READ_S`
+of silence, and what came is validated (each event against the document's itemSchema).
+
+The fuzzing runs go through `schemathesis run` (the CLI, on a config file written per run), not
+the pytest plugin: `schemathesis.pytest.from_fixture` (needed for a server started by a fixture)
+fails on pytest 9.2 (`'Function' object has no attribute '_nodeid'`). The hand-made cases use the
+Python API. They run first: the fuzzer finds the alert through GET /api/v1/alerts and
+acknowledges it too (then 409s).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import schemathesis
+from alerter_support import Running, make_hit, standing_query
+from PIL import Image
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.service import alert_id_for
+from vigil.services.alerter.speech import SpeechSettings
+from vigil.services.broker.local import free_loopback_port
+from vigil.services.common.auth import ApiToken
+from vigil.services.common.contract import encode_json
+from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query
+from vigil.services.detector.store import ThumbnailStore
+
+CAMERA, QUERY = "gate-7", "climber"
+VIEWER, OPERATOR = "viewer-token-conformance-0123", "operator-token-conformance-0123"
+SIGNING_KEY = "link-signing-key-conformance-0123456789"
+MAX_EXAMPLES = 20
+STREAM_READ_S = 0.5
+CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    not_a_server_error,
+]
+STREAM = "/api/v1/alerts/stream"
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    alert_id: str
+    audio: str
+    thumbnail: str
+    thumbnail_url: str
+    thumbnail_bytes: bytes
+
+
+@pytest.fixture(scope="module")
+def alerter_api(kafka_broker, tmp_path_factory) -> Iterator[Api]:
+    """A real alerter with viewer and operator tokens and one open alert (audio, thumbnail)."""
+    tmp = tmp_path_factory.mktemp("conformance")
+    settings = KafkaSettings(
+        bootstrap=kafka_broker.bootstrap,
+        topic_prefix=f"test-{uuid.uuid4().hex[:10]}-",
+        frame_partitions=2,
+        event_partitions=1,
+        connect_timeout_s=10,
+    )
+    ensure_topics(settings)
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (30, 200, 30)).save(buffer, format="JPEG")
+    start_ms = int(time.time() * 1000) - 5_000
+    reference = ThumbnailStore(tmp / "thumbnails").save(CAMERA, start_ms + 500, buffer.getvalue())
+    hit = make_hit(CAMERA, QUERY, start_ms, peak_after_ms=500, thumbnail=reference)
+    with ResilientProducer(settings) as producer:
+        publish_query(producer, settings.topics, standing_query(QUERY, "a person climbing the fence"))
+        producer.send(settings.topics.hits, encode_json(hit), key=CAMERA)
+        producer.flush()
+    config = AlerterConfig(
+        group_id=f"alerter-conformance-{uuid.uuid4().hex[:8]}",
+        metrics_port=0,
+        speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"]),
+        cameras={CAMERA: "gate 7"},
+        api=AlertApiSettings(
+            port=free_loopback_port(),
+            thumbnails_dir=tmp / "thumbnails",
+            signing_key=SIGNING_KEY,
+            tokens=[
+                ApiToken(name="vera", role="viewer", token=VIEWER),
+                ApiToken(name="olga", role="operator", token=OPERATOR),
+            ],
+        ),
+    )
+    running = Running(config, settings)
+    try:
+        alert_id = alert_id_for(hit.hit_id)
+        deadline = time.monotonic() + 30
+        while alert_id not in running.service.book:
+            assert time.monotonic() < deadline, f"no alert {alert_id} within 30 s"
+            time.sleep(0.1)
+        record = running.service.alert_record(alert_id)
+        assert record.alert.audio, "the alert has no spoken audio"
+        view = running.service.links.view(record)
+        yield Api(
+            url=running.service.http.url,
+            alert_id=alert_id,
+            audio=record.alert.audio,
+            thumbnail=reference,
+            thumbnail_url=view.thumbnail_url,
+            thumbnail_bytes=buffer.getvalue(),
+        )
+    finally:
+        running.stop()
+
+
+def run_schemathesis(api: Api, tmp_path, token: str | None) -> None:
+    """`schemathesis run` (its CLI, the stable interface) against the running API's own
+    /openapi.json; fails the test with schemathesis's report (each failure with a curl line)."""
+    auth = f'\n[auth.openapi.bearerToken]\nbearer = "{token}"\n' if token else ""
+    checks = "\n".join(f"{check.__name__}.enabled = true" for check in CHECKS)
+    (tmp_path / "schemathesis.toml").write_text(
+        f"""
+workers = 1
+request-timeout = 10
+color = false
+
+[cache]
+enabled = false
+
+[generation]
+mode = "all"
+max-examples = {MAX_EXAMPLES}
+deterministic = true
+database = "none"
+
+[phases]
+examples.enabled = true
+coverage.enabled = true
+fuzzing.enabled = true
+stateful.enabled = false
+
+[checks]
+enabled = false
+{checks}
+
+# An open stream never ends: read it until one event or STREAM_READ_S of silence.
+[[operations]]
+include-path = "{STREAM}"
+request-timeout = {STREAM_READ_S}
+max-stream-events = 1
+{auth}"""
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "--config-file",
+            "schemathesis.toml",
+            "run",
+            f"{api.url}/openapi.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report
+    assert " passed" in report, report
+
+
+def load_schema(api: Api) -> schemathesis.BaseSchema:
+    """The running API's document, for hand-made cases (the same checks, `CHECKS`)."""
+    config = {
+        "checks": {"enabled": False, **{check.__name__: {"enabled": True} for check in CHECKS}},
+        # The stream cases here end at their first event; the timeout only bounds a failure.
+        "operations": [{"include-path": STREAM, "request-timeout": 5, "max-stream-events": 1}],
+    }
+    return schemathesis.openapi.from_url(
+        f"{api.url}/openapi.json", config=schemathesis.Config.from_dict(config), timeout=10
+    )
+
+
+def test_answers_about_a_known_alert_are_documented(alerter_api: Api):
+    api = alerter_api
+    schema = load_schema(api)
+
+    def check(method: str, template: str, expected: int, token: str | None = OPERATOR, **case):
+        """One hand-made request, held to CHECKS; its status must be `expected`."""
+        headers = dict(case.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = schema[template][method].Case(headers=headers, **case).call_and_validate(checks=CHECKS)
+        assert response.status_code == expected, (method, template, case, response.text[:300])
+        return response
+
+    listed = check("GET", "/api/v1/alerts", 200, query={"status": "all"})
+    assert [a["alert_id"] for a in listed.json()["alerts"]] == [api.alert_id]
+    assert check("GET", "/api/v1/me", 200).json() == {"name": "olga", "role": "operator"}
+    by_id = {"path_parameters": {"alert_id": api.alert_id}}
+    check("GET", "/api/v1/alerts/{alert_id}", 200, **by_id)
+    # A viewer may read but not acknowledge; an operator acknowledges once, then 409 says who.
+    acknowledge = "/api/v1/alerts/{alert_id}/acknowledge"
+    check("POST", acknowledge, 403, VIEWER, **by_id)
+    check("POST", acknowledge, 200, **by_id)
+    assert check("POST", acknowledge, 409, **by_id).json()["acknowledged_by"] == "olga"
+
+    # Media: a token or a signed link (for that path only), whole or in ranges.
+    thumbnail = {"path_parameters": {"reference": api.thumbnail}}
+    link = dict(parse_qsl(urlsplit(api.thumbnail_url).query))
+    assert check("GET", "/media/thumbnails/{reference}", 200, **thumbnail).content == api.thumbnail_bytes
+    linked = check("GET", "/media/thumbnails/{reference}", 200, None, query=link, **thumbnail)
+    assert linked.content == api.thumbnail_bytes
+    forged = {**link, "signature": "0" * 64}
+    check("GET", "/media/thumbnails/{reference}", 403, None, query=forged, **thumbnail)
+    audio = {"path_parameters": {"name": api.audio}}
+    check("GET", "/media/audio/{name}", 200, **audio)
+    part = check("GET", "/media/audio/{name}", 206, headers={"Range": "bytes=0-3"}, **audio)
+    assert part.content == b"RIFF"
+    check("GET", "/media/audio/{name}", 206, headers={"Range": "bytes=0-1,8-11"}, **audio)
+    check("GET", "/media/audio/{name}", 416, headers={"Range": "bytes=99999999-"}, **audio)
+    check("GET", "/media/audio/{name}", 400, headers={"Range": "pages=1-2"}, **audio)
+
+    # The live stream: a client from another alerter process is told to reload (one event).
+    resync = check("GET", STREAM, 200, VIEWER, headers={"Last-Event-ID": "0badc0de-7"})
+    assert b"event: resync" in resync.content
+    # An id that is not one of ours, whatever its characters (a latin-1 "²" is a digit to
+    # str.isdigit but not to int()), is the same: resync, not a broken stream.
+    odd = check("GET", STREAM, 200, VIEWER, headers={"Last-Event-ID": "0badc0de-\u00b2"})
+    assert b"event: resync" in odd.content
+
+
+def test_without_credentials_every_answer_is_documented(alerter_api: Api, tmp_path):
+    run_schemathesis(alerter_api, tmp_path, None)
+
+
+def test_with_an_operator_token_every_answer_is_documented(alerter_api: Api, tmp_path):
+    run_schemathesis(alerter_api, tmp_path, OPERATOR)
