@@ -306,7 +306,7 @@ def run_embedded(
     `on_status` gets every camera status ingest publishes from then on."""
     config_path = Path(config_path).resolve()
     load_config(config_path)  # every section is checked before anything starts
-    load_detector_config(config_path)
+    detector_config = load_detector_config(config_path)
     alerter_config = load_alerter_config(config_path)
     queries = load_standing_queries(config_path)
     kafka_settings = load_kafka_settings()
@@ -318,9 +318,18 @@ def run_embedded(
     settings = kafka_settings.model_copy(update={"bootstrap": endpoint.bootstrap})
     environment = {**os.environ, "VIGIL_KAFKA_BOOTSTRAP": endpoint.bootstrap}
     vigil = [str(Path(sys.executable).with_name("vigil"))]  # the console script of this environment
+    # One detector here: it takes every partition itself, so a restart resumes without a group
+    # join (services/detector/config.py, `assignment`), unless the file or the shell says otherwise.
+    detector_environment = dict(environment)
+    if "assignment" not in detector_config.model_fields_set:
+        detector_environment["VIGIL_DETECTOR_ASSIGNMENT"] = "all"
     ingest, detector, alerter = (
-        _Child(name, [*vigil, name, "--config", str(config_path)], environment)
-        for name in ("ingest", "detector", "alerter")
+        _Child(name, [*vigil, name, "--config", str(config_path)], child_environment)
+        for name, child_environment in (
+            ("ingest", environment),
+            ("detector", detector_environment),
+            ("alerter", environment),
+        )
     )
     children = [ingest, detector, alerter]
     follower = None

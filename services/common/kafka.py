@@ -59,7 +59,8 @@ _admin_log = logging.getLogger("kafka.admin.client")
 if not any(getattr(existing, "hides_kafka_secrets", False) for existing in _admin_log.filters):
     _admin_log.addFilter(_HideClientConfiguration())
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+DEFAULT_LOCAL_PORT = 19092
+DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_LOCAL_PORT}"
 MIB = 1024 * 1024
 # Room for a record's key, headers and batch framing on top of its value.
 RECORD_OVERHEAD_BYTES = 64 * 1024
@@ -127,6 +128,12 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIGIL_KAFKA_", extra="forbid", validate_default=True)
 
     bootstrap: str = Field(DEFAULT_BOOTSTRAP, description="host:port[,host:port...]")
+    local_port: int = Field(
+        DEFAULT_LOCAL_PORT,
+        ge=1,
+        le=65_535,
+        description="the embedded default's port on 127.0.0.1, when bootstrap is not set",
+    )
     client_id: str = Field("vigil", min_length=1, max_length=200)
     topic_prefix: str = Field("", max_length=100, pattern=r"^[A-Za-z0-9._-]*$")
 
@@ -177,6 +184,13 @@ class KafkaSettings(BaseSettings):
         for address in addresses:
             split_host_port(address)
         return ",".join(addresses)
+
+    @model_validator(mode="after")
+    def _embedded_default_address(self) -> KafkaSettings:
+        if "bootstrap" not in self.model_fields_set:
+            # Not recorded as set: resolve_bootstrap still sees the embedded default.
+            object.__setattr__(self, "bootstrap", f"127.0.0.1:{self.local_port}")
+        return self
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaSettings:

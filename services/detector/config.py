@@ -60,6 +60,12 @@ class DetectorConfig(EnvOverFileSettings):
     )
 
     group_id: str = Field("vigil-detector", pattern=r"^[A-Za-z0-9._-]+$", description="Kafka consumer group")
+    # "group": detectors share the cameras' partitions through the consumer group protocol
+    # (several replicas). "all": this detector takes every partition itself, still committing
+    # under group_id: no group join, so a restarted detector resumes at once instead of after
+    # the dead member's session and a rebalance (6-12 s on the local broker). For a single
+    # detector only, as `vigil up` runs it; two would both score every frame.
+    assignment: Literal["group", "all"] = "group"
     encoder: EncoderSettings = Field(default_factory=lambda: EncoderSettings(kind="auto"))
     # Off by default: over the offline encoder the GRU (retrained with the gate margin as a
     # feature) is level with the per-frame threshold on the evaluation's tune split, the same

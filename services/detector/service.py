@@ -81,6 +81,7 @@ from vigil.services.common.kafka import (
     KafkaSettings,
     QueryTableReader,
     ResilientProducer,
+    assign_all_partitions,
     ensure_topics,
     load_kafka_settings,
     make_consumer,
@@ -181,7 +182,12 @@ class DetectorService:
                 kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
             )
             self._closers.push(lambda: self.consumer.close(autocommit=False))
-            self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
+            if config.assignment == "all":
+                # Resumes from the group's committed offsets; snapshots load on the first poll
+                # (_states_stale), as after a group assignment.
+                assign_all_partitions(self.consumer, self.topics.frames)
+            else:
+                self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
         except BaseException:
             self.close()
             raise
