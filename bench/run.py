@@ -285,6 +285,34 @@ def chaos_table(result: dict) -> str:
     return chaos.table(result)
 
 
+def bench_soak(quick: bool, rounds: int) -> dict:
+    """bench/soak.py: `vigil up` on 8 real RTSP cameras for 30 minutes (2 in --quick), every
+    process's RSS, open files and threads, and the disk var/ takes; `rounds` is not used."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    command = [sys.executable, str(ROOT / "bench" / "soak.py")]
+    if quick:
+        command += ["--minutes=2", "--every-s=10", "--warmup-min=0.5", "--cameras=2"]
+    samples, summary = [], None
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT) as process:
+        for line in process.stdout:
+            row = json.loads(line)
+            if "summary" in row:
+                summary = row["summary"]
+            else:
+                samples.append(row)
+                print(f"  minute {row['minute']}: {json.dumps(row['processes'])}", flush=True)
+    if process.returncode or summary is None:
+        raise SystemExit(f"bench/soak.py failed with exit code {process.returncode}")
+    return {"summary": summary, "samples": samples}
+
+
+def soak_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import soak
+
+    return soak.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -294,6 +322,7 @@ PARTS = {
     "openvino": (bench_openvino, openvino_table),
     "regions": (bench_regions, regions_table),
     "chaos": (bench_chaos, chaos_table),
+    "soak": (bench_soak, soak_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -306,6 +335,7 @@ HEADINGS = {
     "openvino": "OpenVINO against onnxruntime on CPU (same ONNX files: CLIP image tower, offline encoder)",
     "regions": "Change detection: encoder work on a still hall and a busy one (one camera, 2 frames/s)",
     "chaos": "Chaos: kill -9 of every service at random points of a `vigil up` run, against a clean run",
+    "soak": "Soak and disk: `vigil up` on 8 real RTSP cameras for 30 minutes",
 }
 
 

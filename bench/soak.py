@@ -111,7 +111,12 @@ def main() -> None:
         ports = {name: free_loopback_port() for name in ("broker", "detector", "api")}
         cameras = [
             RtspCamera(
-                media=event_clip(), port=free_loopback_port(), mount=f"/cam{i}", width=768, height=576, loop=True
+                media=event_clip(),
+                port=free_loopback_port(),
+                mount=f"/cam{i}",
+                width=768,
+                height=576,
+                loop=True,
             ).start()
             for i in range(args.cameras)
         ]
@@ -147,7 +152,9 @@ def summarize(samples: list[dict], args: argparse.Namespace) -> dict:
     growth = {}
     for name in last["processes"]:
         for measure in ("rss_mib", "open_files", "threads"):
-            before = [s["processes"][name][measure] for s in warm if (s["processes"].get(name) or {}).get(measure)]
+            before = [
+                s["processes"][name][measure] for s in warm if (s["processes"].get(name) or {}).get(measure)
+            ]
             now = (last["processes"].get(name) or {}).get(measure)
             if before and now is not None:
                 reference = statistics.median(before)
@@ -162,7 +169,9 @@ def summarize(samples: list[dict], args: argparse.Namespace) -> dict:
         grown = last["disk_mib"][name] - warm[0]["disk_mib"][name]
         disk[name] = {
             "last_mib": last["disk_mib"][name],
-            "per_camera_day_mib": round(grown / (args.cameras * elapsed_days), 1) if elapsed_days > 0 else None,
+            "per_camera_day_mib": round(grown / (args.cameras * elapsed_days), 1)
+            if elapsed_days > 0
+            else None,
         }
     return {
         "minutes": last["minute"],
