@@ -48,8 +48,10 @@ from kafka import KafkaAdminClient, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.models.errors import VigilError
+from vigil.paths import var_dir
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
-from vigil.services.broker.local import resolve_bootstrap
+from vigil.services.broker.endpoint import resolve_bootstrap
+from vigil.services.broker.local import durable_broker_dir
 from vigil.services.broker.watch import BrokerWatch
 from vigil.services.common.contract import (
     AlertMessage,
@@ -60,6 +62,7 @@ from vigil.services.common.contract import (
     Severity,
     describe_validation_error,
 )
+from vigil.services.common.disk import check_free_disk
 from vigil.services.common.kafka import (
     KafkaSettings,
     ResilientProducer,
@@ -70,6 +73,7 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.lifecycle import die_with_parent
 from vigil.services.detector.config import load_detector_config
+from vigil.services.detector.store import StoreSettings
 from vigil.services.ingest.config import load_config
 
 log = logging.getLogger(__name__)
@@ -287,6 +291,21 @@ def _wait_for_alerter(
         admin.close()
 
 
+def _folders_written(alerter_config: AlerterConfig) -> list[Path]:
+    """Where `vigil up` and its children write: var/, the broker's log, Milvus lite,
+    thumbnails and the speech cache."""
+    store = StoreSettings()
+    folders = [
+        var_dir(),
+        durable_broker_dir(),
+        Path(store.thumbnails_dir),
+        Path(alerter_config.speech.cache_dir),
+    ]
+    if store.is_lite:
+        folders.append(Path(store.uri))
+    return folders
+
+
 def alert_audio_path(alert: AlertMessage, config: AlerterConfig) -> Path | None:
     """The spoken alert's file (in the alerter's speech cache); None when it went out without."""
     return None if alert.audio is None else Path(config.speech.cache_dir).resolve() / alert.audio
@@ -310,6 +329,7 @@ def run_embedded(
     alerter_config = load_alerter_config(config_path)
     queries = load_standing_queries(config_path)
     kafka_settings = load_kafka_settings()
+    check_free_disk(_folders_written(alerter_config))  # before anything starts, not mid-write later
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

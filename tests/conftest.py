@@ -29,18 +29,29 @@ def kafka_broker(tmp_path_factory):
         yield broker
 
 
+@pytest.fixture(scope="session")
+def new_kafka_settings(kafka_broker):
+    """Makes settings with a topic prefix of their own on the session's broker (topics created,
+    2 frame partitions): for a fixture wider than one test; a test takes `kafka_settings`."""
+
+    def make() -> KafkaSettings:
+        settings = KafkaSettings(
+            bootstrap=kafka_broker.bootstrap,
+            topic_prefix=f"test-{uuid.uuid4().hex[:10]}-",
+            frame_partitions=2,
+            event_partitions=1,
+            connect_timeout_s=10,
+        )
+        ensure_topics(settings)
+        return settings
+
+    return make
+
+
 @pytest.fixture
-def kafka_settings(kafka_broker) -> KafkaSettings:
+def kafka_settings(new_kafka_settings) -> KafkaSettings:
     """Settings for this test alone: its own topic prefix (topics created, 2 frame partitions).
 
     The fixture's topics cannot meet another test's records, so tests need no cleanup.
     """
-    settings = KafkaSettings(
-        bootstrap=kafka_broker.bootstrap,
-        topic_prefix=f"test-{uuid.uuid4().hex[:10]}-",
-        frame_partitions=2,
-        event_partitions=1,
-        connect_timeout_s=10,
-    )
-    ensure_topics(settings)
-    return settings
+    return new_kafka_settings()

@@ -1,14 +1,13 @@
 """The local Kafka-protocol broker (tansu) of the embedded default, and where Kafka is."""
 
-from vigil.services.broker.local import (
+from vigil.services.broker.endpoint import (
     KafkaEndpoint,
-    LocalBroker,
-    LocalBrokerError,
     broker_command,
-    free_loopback_port,
     resolve_bootstrap,
     run_broker,
+    start_local_broker,
 )
+from vigil.services.broker.local import LocalBroker, LocalBrokerError, free_loopback_port
 
 __all__ = [
     "KafkaEndpoint",
@@ -18,4 +17,5 @@ __all__ = [
     "free_loopback_port",
     "resolve_bootstrap",
     "run_broker",
+    "start_local_broker",
 ]

@@ -16,7 +16,17 @@ topic) or the records within retention (a deleted one). Without it, frames (an h
 configured) and state snapshots (one per camera per second) would fill the disk, and a
 restarted service would replay every snapshot ever written.
 
-Settings come from the same topic_specs that create the topics: there is no second copy.
+Settings come from the same topic_specs that create the topics: there is no second copy, with
+one bound of the local broker's own: tansu's `s3://` engine lists a partition's stored batches
+on every fetch (one ListObjectsV2 of the whole partition), so a fetch costs in proportion to
+what the partition holds: reading 100 records took 0.46 s from a 100-batch partition, 11 s from
+a 1,000-batch one, and did not finish in 60 s from a 3,000-batch one. At 8 cameras the
+detector fell to one frame a second after three minutes of an hour's retention. So the local
+log keeps at most LOCAL_FRAMES_RETENTION_MS of frames (the detector skips frames older than
+its `max_lag_s`, 10 s, anyway) and LOCAL_EVENTS_RETENTION_MS of the other deleted topics
+(hits are kept in Milvus, alerts and acknowledgements on the compacted "alert-state"; the
+topics only carry them to their consumers, which are seconds behind). A Kafka cluster applies
+the configured retention itself.
 """
 
 from __future__ import annotations
@@ -40,8 +50,11 @@ log = logging.getLogger("vigil.broker")
 
 DAY_MS = 86_400_000
 DELETE_RETENTION_MS = DAY_MS
+LOCAL_FRAMES_RETENTION_MS = 120_000
+LOCAL_EVENTS_RETENTION_MS = 3_600_000
 _S3_NAMESPACE = "{http://doc.s3.amazonaws.com/2006-03-01/}"
 _BATCH_SUFFIX = ".batch"
+LIST_PAGE_KEYS = 100
 
 BATCHES_REMOVED = Counter(
     "vigil_broker_store_batches_removed_total",
@@ -124,7 +137,7 @@ class StoreKeeper:
         store_endpoint: str,
         *,
         cluster_id: str = "tansu_cluster",
-        interval_s: float = 60.0,
+        interval_s: float = 20.0,
     ) -> None:
         self.settings = settings
         self.store_endpoint = store_endpoint
@@ -146,13 +159,18 @@ class StoreKeeper:
         for topic, spec in self._specs.items():
             configs = spec["configs"]
             for partition in range(spec["num_partitions"]):
-                batches = self._list_batches(topic, partition)
                 if configs.get("cleanup.policy") == "compact":
+                    batches = self._list_batches(topic, partition)
                     index = self._indexes.get(TopicPartition(topic, partition), CompactionIndex())
                     doomed = superseded_batches(batches, index.live_offsets(now_ms), index.read_up_to)
                     reason = "compacted"
                 else:
-                    doomed = expired_batches(batches, int(configs["retention.ms"]), now_ms)
+                    retention_ms = self.retention_ms(topic, int(configs["retention.ms"]))
+                    cutoff = now_ms - retention_ms
+                    # Oldest first, stopping at the first page that reaches the cutoff: an hour
+                    # of frames is thousands of batches a partition, and only the oldest go.
+                    batches = self._list_batches(topic, partition, stop_at_ms=cutoff)
+                    doomed = expired_batches(batches, retention_ms, now_ms)
                     reason = "expired"
                 for batch in doomed:
                     self._delete(batch)
@@ -165,6 +183,11 @@ class StoreKeeper:
                 "store keeper removed batches: %s", ", ".join(f"{t} {n}" for t, n in sorted(removed.items()))
             )
         return removed
+
+    def retention_ms(self, topic: str, configured_ms: int) -> int:
+        """The topic's retention on the local log: the configured one, capped (module docstring)."""
+        cap = LOCAL_FRAMES_RETENTION_MS if topic == self.settings.topics.frames else LOCAL_EVENTS_RETENTION_MS
+        return min(configured_ms, cap)
 
     def _read_compacted_topics(self, budget_s: float = 20.0) -> None:
         """Read what the compacted topics gained since the last pass (all of it, the first time)."""
@@ -199,14 +222,19 @@ class StoreKeeper:
     def _prefix(self, topic: str, partition: int) -> str:
         return f"clusters/{self.cluster_id}/topics/{topic}/partitions/{partition:010d}/records/"
 
-    def _list_batches(self, topic: str, partition: int) -> list[StoredBatch]:
+    def _list_batches(self, topic: str, partition: int, stop_at_ms: int | None = None) -> list[StoredBatch]:
+        """The partition's stored batches in offset order; with `stop_at_ms`, only the pages up
+        to the first that holds a batch stored at or after it (batches are stored in offset
+        order, so the rest are newer)."""
         prefix = self._prefix(topic, partition)
         batches: list[StoredBatch] = []
         marker = ""
         while True:
             response = requests.get(
                 f"{self.store_endpoint}/{BUCKET}",
-                params={"prefix": prefix, "marker": marker, "max-keys": "1000"},
+                # s3rver opens every listed object's metadata file at once: a page of 1000 held
+                # 2000 file descriptors for a moment. 100 keeps it well under any limit.
+                params={"prefix": prefix, "marker": marker, "max-keys": str(LIST_PAGE_KEYS)},
                 timeout=10,
             )
             response.raise_for_status()
@@ -230,6 +258,8 @@ class StoreKeeper:
                     )
                 )
             if root.findtext(f"{_S3_NAMESPACE}IsTruncated") != "true" or not keys:
+                break
+            if stop_at_ms is not None and batches and max(b.stored_ms for b in batches) >= stop_at_ms:
                 break
             marker = keys[-1]
         batches.sort(key=lambda batch: batch.base_offset)

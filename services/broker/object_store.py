@@ -22,7 +22,7 @@ import requests
 
 from vigil.models.errors import VigilError
 from vigil.paths import REPO_ROOT
-from vigil.services.common.lifecycle import die_with_parent
+from vigil.services.common.lifecycle import start_logged_child
 
 log = logging.getLogger("vigil.broker")
 
@@ -91,24 +91,11 @@ class ObjectStore:
         if self.running:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # The bucket is created on the first start; an existing one keeps its objects.
         command = [*s3rver_command(), str(self.directory), "127.0.0.1", str(self.port), BUCKET]
         environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
-        with open(self.log_path, "ab") as log_file:
-            log_file.write(
-                f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode()
-            )
-            log_file.flush()
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,  # as the broker: Vigil stops it after the services
-                preexec_fn=die_with_parent,
-            )
+        # As the broker: Vigil stops it after the services have flushed.
+        self._process = start_logged_child(command, self.log_path, environment)
         try:
             self._wait_until_ready()
         except BaseException:

@@ -17,7 +17,7 @@ import logging
 import time
 
 from vigil.models.errors import VigilError
-from vigil.services.broker.local import KafkaEndpoint
+from vigil.services.broker.endpoint import KafkaEndpoint
 from vigil.services.common.contract import QueryMessage
 from vigil.services.common.kafka import (
     KafkaSettings,

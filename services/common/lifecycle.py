@@ -5,10 +5,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -27,6 +30,28 @@ def die_with_parent() -> None:
     *thread* that started it exits: start such children from the main thread."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_logged_child(command: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen:
+    """Start a helper process (the local broker, its object store) in a session of its own,
+    appending its output to `log_path` after a line naming the command.
+
+    Own session: a Ctrl-C in the terminal reaches Vigil, which stops the helper after the
+    services have flushed, not before; and die_with_parent takes it down when Vigil dies, even
+    by SIGKILL."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        log_file.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
+        log_file.flush()
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
 
 
 class Closers:

@@ -27,6 +27,7 @@ from vigil.pipelines.regions import RegionSettings
 from vigil.pipelines.views import ViewSettings
 from vigil.services.common.contract import ID_PATTERN, describe_validation_error
 from vigil.services.common.settings import EnvOverFileSettings, load_section
+from vigil.services.detector.retention import RetentionSettings
 
 
 class DetectorConfigError(VigilError):
@@ -71,6 +72,7 @@ class DetectorConfig(EnvOverFileSettings):
     # feature) is level with the per-frame threshold on the evaluation's tune split, the same
     # events found at about the same F1 (docs/EVALUATION.md, models/temporal/TRAINING.md), so the
     # simpler decision stays. With CLIP, re-measure.
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     temporal: Literal["gru", "off"] = Field(
         "off", description="gru: threshold the GRU's probability over each query's window; off: the score"
     )

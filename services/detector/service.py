@@ -92,6 +92,7 @@ from vigil.services.common.state_log import GroupStateLog
 from vigil.services.common.thumbnails import thumbnail_with_boxes
 from vigil.services.detector.config import DetectorConfig, load_detector_config
 from vigil.services.detector.metrics import DetectorMetrics
+from vigil.services.detector.retention import Retention
 from vigil.services.detector.store import (
     FrameRecord,
     HitRecord,
@@ -160,6 +161,7 @@ class DetectorService:
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
         self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
+        self.retention = Retention(config.retention, self.store, self.thumbnails)
         self._closers = Closers("detector")
         self._closers.push(self.store.close)
         try:
@@ -239,7 +241,14 @@ class DetectorService:
             self._process(records)
         self._expire_silent_cameras()
         self._checkpoint()
+        self._forget_old()
         return len(records)
+
+    def _forget_old(self) -> None:
+        try:
+            self.retention.maybe_apply()
+        except Exception as error:  # a full store must not stop scoring: next pass, next hour
+            log.warning("retention pass failed: %s", error)
 
     def _poll_batch(self) -> list[KafkaRecord]:
         c = self.config

@@ -13,6 +13,7 @@ the detector commits its Kafka offsets right after it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -623,6 +624,46 @@ class HitStore:
             for row in rows
         ]
 
+    # --- forgetting (services/detector/retention.py) -------------------------------------
+
+    def forget_hits_before(self, peak_before_ms: int, limit: int) -> list[str]:
+        """Delete up to `limit` hits whose peak is before `peak_before_ms`; their thumbnails."""
+        _check_ts_ms("peak_before_ms", peak_before_ms)
+        return self._forget(self.settings.hits_collection, "hit_id", f"peak_ts_ms < {peak_before_ms}", limit)
+
+    def forget_frames_before(self, before_ms: int, limit: int) -> list[str]:
+        """Delete up to `limit` frame index rows captured before `before_ms`; their thumbnails."""
+        _check_ts_ms("before_ms", before_ms)
+        return self._forget(self.settings.frames_collection, "frame_id", f"ts_ms < {before_ms}", limit)
+
+    def hit_thumbnails(self, references: Sequence[str]) -> set[str]:
+        """Those of `references` that a stored hit shows (a peak frame is indexed too)."""
+        for reference in references:
+            if not _REFERENCE_RE.fullmatch(reference):
+                raise InvalidThumbnailReferenceError(f"thumbnail reference {reference!r} is malformed")
+        rows = self._client.query(
+            self.settings.hits_collection,
+            filter=f"thumbnail in {json.dumps(list(references))}",
+            output_fields=["thumbnail"],
+            limit=MAX_QUERY_ROWS,
+            timeout=self.settings.timeout_s,
+        )
+        return {row["thumbnail"] for row in rows}
+
+    def _forget(self, collection: str, key: str, condition: str, limit: int) -> list[str]:
+        timeout = self.settings.timeout_s
+        rows = self._client.query(
+            collection,
+            filter=condition,
+            output_fields=[key, "thumbnail"],
+            limit=min(limit, MAX_QUERY_ROWS),
+            timeout=timeout,
+        )
+        if rows:
+            self._client.delete(collection, ids=[row[key] for row in rows], timeout=timeout)
+            self._client.flush(collection, timeout=timeout)
+        return [row["thumbnail"] for row in rows if row.get("thumbnail")]
+
     def count_hits(self) -> int:
         return self._count(self.settings.hits_collection)
 
@@ -752,3 +793,18 @@ class ThumbnailStore:
 
     def read(self, reference: str) -> bytes:
         return self.path_for(reference).read_bytes()
+
+    def delete(self, references: Sequence[str]) -> int:
+        """Delete these thumbnails (a missing one is not an error) and day folders left empty;
+        returns how many files went."""
+        deleted = 0
+        for reference in references:
+            try:
+                path = self.path_for(reference)
+            except ThumbnailNotFoundError:
+                continue
+            path.unlink(missing_ok=True)
+            deleted += 1
+            with contextlib.suppress(OSError):  # not empty yet: other thumbnails of that day
+                path.parent.rmdir()
+        return deleted

@@ -54,7 +54,7 @@ from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.contract import encode_json
-from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query
+from vigil.services.common.kafka import ResilientProducer, publish_query
 from vigil.services.detector.store import ThumbnailStore
 
 CAMERA, QUERY = "gate-7", "climber"
@@ -83,17 +83,10 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def alerter_api(kafka_broker, tmp_path_factory) -> Iterator[Api]:
+def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
     """A real alerter with viewer and operator tokens and one open alert (audio, thumbnail)."""
     tmp = tmp_path_factory.mktemp("conformance")
-    settings = KafkaSettings(
-        bootstrap=kafka_broker.bootstrap,
-        topic_prefix=f"test-{uuid.uuid4().hex[:10]}-",
-        frame_partitions=2,
-        event_partitions=1,
-        connect_timeout_s=10,
-    )
-    ensure_topics(settings)
+    settings = new_kafka_settings()
     buffer = io.BytesIO()
     Image.new("RGB", (32, 24), (30, 200, 30)).save(buffer, format="JPEG")
     start_ms = int(time.time() * 1000) - 5_000

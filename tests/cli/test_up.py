@@ -283,3 +283,28 @@ def test_the_demo_tells_inserted_events_from_false_ones(capsys, monkeypatch, tmp
     found, false_hits = summarise({h.hit_id: h for h in (cat, bike_on_the_cat)}, start_s)
     assert found == {"cat"} and false_hits == [bike_on_the_cat.hit_id]
     assert "NOT an inserted event" in capsys.readouterr().out
+
+
+def test_vigil_up_refuses_to_start_on_a_nearly_full_disk_and_starts_nothing(tmp_path):
+    from vigil.services.common.kafka import broker_reachable
+
+    port = free_loopback_port()
+    environment = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("VIGIL_KAFKA_")},
+        "VIGIL_HOME": str(tmp_path),
+        "VIGIL_KAFKA_LOCAL_PORT": str(port),
+        "VIGIL_MIN_FREE_DISK_MIB": str(2**40),  # more than any disk has free
+    }
+    repo = Path(__file__).resolve().parents[2]
+    finished = subprocess.run(
+        [VIGIL, "up", "--config", str(repo / "examples" / "vigil.yaml")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode != 0
+    assert "nearly full" in finished.stderr and str(tmp_path) in finished.stderr, finished.stderr
+    assert "VIGIL_MIN_FREE_DISK_MIB" in finished.stderr
+    assert not broker_reachable(f"127.0.0.1:{port}", timeout_s=0.5)  # no broker was started
+    assert not (tmp_path / "broker").exists()

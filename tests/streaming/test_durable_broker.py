@@ -13,13 +13,16 @@ import pytest
 from kafka import KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from vigil.services.broker.endpoint import start_local_broker
 from vigil.services.broker.keeper import (
     DELETE_RETENTION_MS,
+    LIST_PAGE_KEYS,
+    LOCAL_FRAMES_RETENTION_MS,
     StoredBatch,
     expired_batches,
     superseded_batches,
 )
-from vigil.services.broker.local import LocalBroker, free_loopback_port, start_local_broker
+from vigil.services.broker.local import LocalBroker, free_loopback_port
 from vigil.services.broker.watch import BrokerWatch
 from vigil.services.common.contract import QueryMessage
 from vigil.services.common.kafka import (
@@ -299,3 +302,22 @@ def test_the_object_store_keeps_its_open_files_bounded_under_a_camera_and_a_dete
         finally:
             consumer.close(autocommit=False)
     assert open_files() - before < 8, (before, open_files())
+
+
+def test_retention_pages_through_a_long_partition_oldest_first(tmp_path):
+    settings = settings_at(f"127.0.0.1:{free_loopback_port()}")
+    endpoint = start_local_broker(settings, log_dir=tmp_path, data_dir=tmp_path / "data")
+    try:
+        endpoint.keeper.stop()
+        keeper = endpoint.keeper
+        frames = settings.topics.frames
+        total = LIST_PAGE_KEYS * 2 + 30  # three pages of the store's listing
+        produce_one_batch_each(settings, frames, [(b"cam", b"jpeg-%d" % i) for i in range(total)])
+        assert keeper.run_once(int(time.time() * 1000)).get(frames) is None  # all young
+        # An hour is configured, but the local log keeps two minutes of frames (fetches list a
+        # partition's every batch): three minutes on, all but the newest are gone.
+        assert settings.frames_retention_ms > LOCAL_FRAMES_RETENTION_MS
+        assert keeper.run_once(int(time.time() * 1000) + 3 * 60_000)[frames] == total - 1
+        assert read_all(settings, frames) == [(total - 1, b"cam", b"jpeg-%d" % (total - 1))]
+    finally:
+        endpoint.close()

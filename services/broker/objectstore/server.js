@@ -97,6 +97,78 @@ server.middleware.unshift(async (ctx, next) => {
   });
 });
 
+// A listing of one folder of objects (a partition's batches, which tansu lists on every fetch),
+// answered from the folder itself: s3rver walks the bucket and reads three files per object
+// listed, so a fetch from a partition of a few hundred batches cost thousands of file
+// operations and 8 cameras' frames starved the detector. Here: one readdir, and a stat for
+// each object not seen before (its size and time never change: objects are written once).
+const fs = require('fs');
+const nodePath = require('path');
+const OBJECT_SUFFIX = '._S3rver_object';
+const seen = new Map(); // object file path -> {size, modified}
+
+function escapeXml(text) {
+  return text.replace(/[<>&'"]/g, ch => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[ch]);
+}
+
+server.middleware.unshift(async (ctx, next) => {
+  const query = ctx.query;
+  if (ctx.method !== 'GET' || query['list-type'] !== '2' || query.delimiter || !query.prefix) return next();
+  const bucketName = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  const prefix = query.prefix;
+  if (!bucketName || bucketName.includes('/') || !prefix.endsWith('/') || process.platform === 'win32') return next();
+  const folder = nodePath.join(directory, bucketName, ...prefix.split('/').filter(Boolean));
+  let names;
+  try {
+    names = fs.readdirSync(folder).filter(name => name.endsWith(OBJECT_SUFFIX)).sort();
+  } catch (error) {
+    if (error.code === 'ENOENT') names = [];
+    else return next();
+  }
+  const after = query['continuation-token'] || query['start-after'] || '';
+  const maxKeys = Math.min(Number(query['max-keys'] || 1000), 1000);
+  const contents = [];
+  let truncated = false;
+  for (const name of names) {
+    const key = prefix + name.slice(0, -OBJECT_SUFFIX.length);
+    if (key <= after) continue;
+    if (contents.length >= maxKeys) {
+      truncated = true;
+      break;
+    }
+    const file = nodePath.join(folder, name);
+    let known = seen.get(file);
+    if (!known) {
+      try {
+        const stat = fs.statSync(file);
+        known = { size: stat.size, modified: stat.mtime.toISOString() };
+        seen.set(file, known);
+      } catch (error) {
+        continue; // deleted meanwhile
+      }
+    }
+    contents.push({ key, ...known });
+  }
+  // Forget what is no longer in the folder (deleted batches), so the map stays bounded.
+  if (seen.size > 4 * names.length + 10000) seen.clear();
+  const last = contents.length ? contents[contents.length - 1].key : '';
+  ctx.status = 200;
+  ctx.type = 'application/xml';
+  ctx.body =
+    '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' +
+    `<Name>${escapeXml(bucketName)}</Name><Prefix>${escapeXml(prefix)}</Prefix><KeyCount>${contents.length}</KeyCount>` +
+    `<MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${truncated}</IsTruncated>` +
+    (truncated ? `<NextContinuationToken>${escapeXml(last)}</NextContinuationToken>` : '') +
+    contents
+      .map(
+        item =>
+          `<Contents><Key>${escapeXml(item.key)}</Key><LastModified>${item.modified}</LastModified>` +
+          `<Size>${item.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+      )
+      .join('') +
+    '</ListBucketResult>';
+});
+
 server.run().then(
   () => console.log(`object store listening on ${address}:${port}, bucket ${bucket}, in ${directory}`),
   error => {

@@ -1,0 +1,68 @@
+"""The detector's retention on a real Milvus lite and thumbnail folder: hits and frame index rows
+past their days are forgotten with their thumbnails; what is younger stays, and a frame's
+picture that a kept hit shows stays too."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.detector.retention import DAY_MS, Retention, RetentionSettings
+from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings, ThumbnailStore
+
+DIM = 8
+JPEG = b"\xff\xd8\xff\xe0" + b"a thumbnail" + b"\xff\xd9"
+NOW_MS = 1_800_000_000_000
+CAMERA = "gate"
+
+
+def vector() -> np.ndarray:
+    return np.ones(DIM, np.float32) / np.sqrt(DIM)
+
+
+def hit_at(peak_ms: int, thumbnails: ThumbnailStore) -> HitRecord:
+    reference = thumbnails.save(CAMERA, peak_ms, JPEG)
+    hit = HitMessage(
+        hit_id=derive_hit_id(CAMERA, "fence", peak_ms - 1_000),
+        camera_id=CAMERA,
+        query_id="fence",
+        event_start_ts_ms=peak_ms - 1_000,
+        peak_ts_ms=peak_ms,
+        end_ts_ms=peak_ms + 1_000,
+        peak_score=0.9,
+        thumbnail=reference,
+        encoder="test",
+    )
+    return HitRecord(hit, vector())
+
+
+def frame_at(ts_ms: int, thumbnails: ThumbnailStore) -> FrameRecord:
+    return FrameRecord(CAMERA, ts_ms, vector(), thumbnails.save(CAMERA, ts_ms, JPEG))
+
+
+def test_hits_and_frames_past_their_days_go_with_their_thumbnails_the_rest_stays(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    settings = StoreSettings(uri=str(tmp_path / "milvus"), dim=DIM, thumbnails_dir=tmp_path / "thumbnails")
+    with HitStore(settings) as store:
+        old_hit = hit_at(NOW_MS - 31 * DAY_MS, thumbnails)
+        kept_hit = hit_at(NOW_MS - 8 * DAY_MS, thumbnails)  # over the frames' 7 days, under 30
+        store.upsert_hits([old_hit, kept_hit])
+        old_frame = frame_at(NOW_MS - 8 * DAY_MS - 5_000, thumbnails)
+        shared_frame = frame_at(kept_hit.hit.peak_ts_ms, thumbnails)  # the kept hit's own picture
+        new_frame = frame_at(NOW_MS - DAY_MS, thumbnails)
+        store.add_frames([old_frame, shared_frame, new_frame])
+        store.flush_frames()
+
+        retention = Retention(RetentionSettings(), store, thumbnails)
+        assert retention.apply(NOW_MS) == (1, 2)
+
+        assert [hit.hit_id for hit in store.hits(limit=10)] == [kept_hit.hit.hit_id]
+        assert store.count_frames() == 1
+        root = tmp_path / "thumbnails"
+        assert not (root / old_hit.hit.thumbnail).exists()
+        assert not (root / old_frame.thumbnail).exists()
+        assert (root / kept_hit.hit.thumbnail).exists()  # shown by a kept hit, though its frame row went
+        assert (root / new_frame.thumbnail).exists()
+        assert not (root / old_hit.hit.thumbnail).parent.exists()  # its day folder was left empty
+
+        assert retention.apply(NOW_MS) == (0, 0)  # nothing more to forget
