@@ -96,8 +96,11 @@ def table(result: dict) -> str:
     ]
     for action, figures in result["recovery"].items():
         what = "poison frames (detection stalled)" if action == "poison" else f"kill -9 of the {action[5:]}"
-        median, longest, never = figures["median_s"], figures["max_s"], figures["not_back"]
-        lines.append(f"| {what} | {figures['n']} | {median} s | {longest} s | {never} |")
+        median, longest = (
+            f"{value:.2f} s" if value is not None else "-"
+            for value in (figures["median_s"], figures["max_s"])
+        )
+        lines.append(f"| {what} | {figures['n']} | {median} | {longest} | {figures['not_back']} |")
     lines += [
         "",
         f"Runs held against the clean run: {len(result['runs'])}; differences found "
