@@ -23,7 +23,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import weakref
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from vigil.services.common.kafka import (
     broker_reachable,
     split_host_port,
 )
-from vigil.services.common.lifecycle import start_logged_child
+from vigil.services.common.lifecycle import start_logged_child, wait_until_ready
 
 log = logging.getLogger("vigil.broker")
 
@@ -247,21 +246,22 @@ class LocalBroker:
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            exit_code = self._process.poll()
-            if exit_code is not None:
-                raise LocalBrokerError(
-                    f"tansu exited with code {exit_code} while starting on {self.bootstrap}; "
-                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
-                )
-            if broker_reachable(self.bootstrap, timeout_s=0.2) and self._answers_kafka():
-                return
-            time.sleep(0.05)
-        raise LocalBrokerError(
-            f"tansu did not answer Kafka requests on {self.bootstrap} within {self.startup_timeout_s:.0f} s; "
-            f"see {self.log_path}"
-        )
+        try:
+            exit_code = wait_until_ready(
+                self._process,
+                lambda: broker_reachable(self.bootstrap, timeout_s=0.2) and self._answers_kafka(),
+                self.startup_timeout_s,
+            )
+        except TimeoutError:
+            raise LocalBrokerError(
+                f"tansu did not answer Kafka requests on {self.bootstrap} within "
+                f"{self.startup_timeout_s:.0f} s; see {self.log_path}"
+            ) from None
+        if exit_code is not None:
+            raise LocalBrokerError(
+                f"tansu exited with code {exit_code} while starting on {self.bootstrap}; "
+                f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+            )
 
     def _answers_kafka(self) -> bool:
         """A listening socket is not enough: a metadata request must get an answer."""

@@ -15,14 +15,13 @@ import logging
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
 from vigil.models.errors import VigilError
 from vigil.paths import REPO_ROOT
-from vigil.services.common.lifecycle import start_logged_child
+from vigil.services.common.lifecycle import start_logged_child, wait_until_ready
 
 log = logging.getLogger("vigil.broker")
 
@@ -121,21 +120,21 @@ class ObjectStore:
 
     def _wait_until_ready(self) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        while time.monotonic() < deadline:
-            exit_code = self._process.poll()
-            if exit_code is not None:
-                raise ObjectStoreError(
-                    f"s3rver exited with code {exit_code} while starting on {self.endpoint}; "
-                    f"its log is {self.log_path}"
-                )
-            try:
-                if requests.head(f"{self.endpoint}/{BUCKET}", timeout=0.5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise ObjectStoreError(
-            f"s3rver did not answer on {self.endpoint} within {self.startup_timeout_s:.0f} s; "
-            f"see {self.log_path}"
-        )
+        try:
+            exit_code = wait_until_ready(self._process, self._answers, self.startup_timeout_s)
+        except TimeoutError:
+            raise ObjectStoreError(
+                f"s3rver did not answer on {self.endpoint} within {self.startup_timeout_s:.0f} s; "
+                f"see {self.log_path}"
+            ) from None
+        if exit_code is not None:
+            raise ObjectStoreError(
+                f"s3rver exited with code {exit_code} while starting on {self.endpoint}; "
+                f"its log is {self.log_path}"
+            )
+
+    def _answers(self) -> bool:
+        try:
+            return requests.head(f"{self.endpoint}/{BUCKET}", timeout=0.5).status_code == 200
+        except requests.RequestException:
+            return False

@@ -54,6 +54,20 @@ def start_logged_child(command: list[str], log_path: Path, environment: dict[str
         )
 
 
+def wait_until_ready(process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float) -> int | None:
+    """Poll `ready()` until it holds (None) or `process` exits (its exit code); TimeoutError
+    after `timeout_s`. For a helper process that must answer before it is used."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        exit_code = process.poll()
+        if exit_code is not None:
+            return exit_code
+        if ready():
+            return None
+        time.sleep(0.05)
+    raise TimeoutError(f"not ready within {timeout_s:.0f} s")
+
+
 class Closers:
     """What a service has opened so far, closed newest first; one failure does not stop the rest
     (closing the others matters more), and closing twice closes nothing twice."""
