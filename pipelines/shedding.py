@@ -17,6 +17,15 @@ capture, work is shed, cheapest loss first:
 Whatever is still over budget after that is the newest frame of each camera: kept, since
 dropping it would blind the camera rather than make it late. The decision is a value
 (`ShedPlan`) the caller applies and counts.
+
+A replayed frame (`replay`: one a previous owner of its partition may already have scored, re-read
+after a crash or a rebalance) is never shed, nor its whole frame deferred. The state it resumes
+from was saved before the crash; the frames after it decide how an event open at the crash
+ends, and whether one that the dead detector already confirmed starts at the same frame (its hit
+id). Shedding them moved an event's end 3 s earlier after a detector kill (the chaos bench): the
+catch-up batch was over budget, all but its newest frame went, and the state machine saw a gap.
+The replay is bounded (frames older than the detector's `max_lag_s` are skipped before this),
+and the frames after it are shed as usual until the detector has caught up.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ class PlannedFrame:
     # The frame's work is one whole-frame embedding (a detector embedding whole frames): not a
     # refresh that can be deferred, so it is shed only with the frame.
     whole: bool = False
+    # A previous owner of the partition may have scored it: replayed exactly, never shed.
+    replay: bool = False
 
 
 @dataclass
@@ -89,7 +100,7 @@ def shed_to_budget(
     for i, frame in enumerate(frames):
         if frame.camera_id not in newest or frame.ts_ms >= frames[newest[frame.camera_id]].ts_ms:
             newest[frame.camera_id] = i
-    protected = set(newest.values())
+    protected = set(newest.values()) | {i for i, frame in enumerate(frames) if frame.replay}
 
     def over_budget() -> bool:
         kept = [i for i in range(len(frames)) if keep[i]]
@@ -110,7 +121,7 @@ def shed_to_budget(
     for i in by_age:  # 2. whole-frame refreshes
         if not over_budget():
             break
-        if keep[i] and frames[i].full and not frames[i].global_change:
+        if keep[i] and frames[i].full and not frames[i].global_change and not frames[i].replay:
             drop_full[i] = True
             shed["full_frame"] = shed.get("full_frame", 0) + 1
     for i in by_age:  # 3. older frames

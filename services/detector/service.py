@@ -17,7 +17,8 @@ One loop, one thread (onnxruntime uses the cores itself):
 3. each camera's change detector plans its frames (what moved; a still frame costs no model:
    its camera's last embeddings stand); when the batch would come out later than
    `latency_budget_s` after capture, work is shed (older still frames, then whole-frame
-   refreshes, then older frames; never a camera's newest: pipelines/shedding.py), counted;
+   refreshes, then older frames; never a camera's newest, nor a frame a previous owner of
+   its partition may have scored, which is replayed exactly: pipelines/shedding.py), counted;
    then one batched encoder pass over every camera's regions and due whole frames
    (services/common/framing.py), and each camera's `CameraPipeline` frame by frame (each
    query judged on its best region, against its competitors: pipelines/discrimination.py);
@@ -31,8 +32,10 @@ One loop, one thread (onnxruntime uses the cores itself):
 
 So a crash loses nothing (uncommitted frames are redelivered) and duplicates nothing in Milvus
 (the restored state refuses frames it has seen; a frame it has not seen yields the same hit id
-it would have yielded before the crash). "hits" itself is at-least-once: a hit sent between the
-last commit and a crash is sent again, with the same hit_id, for consumers to de-duplicate.
+it would have yielded before the crash, and the frames published before a restart are all
+scored, so an event open at the crash ends where its frames say). "hits" itself is
+at-least-once: a hit sent between the last commit and a crash is sent again, with the same
+hit_id, for consumers to de-duplicate.
 """
 
 from __future__ import annotations
@@ -197,6 +200,7 @@ class DetectorService:
         self._partition_of: dict[str, int] = {}
         self._saved_states: dict[str, dict] = {}
         self._states_stale = True
+        self._replay_until: dict[TopicPartition, int] = {}
         self._vectors: dict[tuple[str, str], QueryVectors] = {}
         # Every prompt embedded so far (query ensembles, background prompts, negatives), so that a
         # new query embeds its own prompts only: its language's 140 negative prompts once.
@@ -236,6 +240,7 @@ class DetectorService:
         records = self._poll_batch()
         if self._states_stale:
             self._saved_states = self.state_log.load()
+            self._replay_until = self._replay_marks()
             self._states_stale = False
         if records:
             self._process(records)
@@ -243,6 +248,28 @@ class DetectorService:
         self._checkpoint()
         self._forget_old()
         return len(records)
+
+    def _replay_marks(self) -> dict[TopicPartition, int]:
+        """For each assigned partition the group had committed on, its end offset now: every
+        frame below it may have been scored by a previous owner (a detector that crashed after
+        its last commit), so it is replayed exactly, never shed (pipelines/shedding.py). A
+        partition the group never committed on has no history to repeat."""
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return {}
+        ends = self.consumer.end_offsets(assigned)
+        marks = {tp: ends[tp] for tp in assigned if self.consumer.committed(tp) is not None and tp in ends}
+        if marks:
+            log.info(
+                "resuming: frames below offsets %s were published before this start and are scored "
+                "in full, whatever the latency budget",
+                {tp.partition: offset for tp, offset in sorted(marks.items())},
+            )
+        return marks
+
+    def _is_replay(self, record: KafkaRecord) -> bool:
+        until = self._replay_until.get(TopicPartition(record.topic, record.partition))
+        return until is not None and record.offset < until
 
     def _forget_old(self) -> None:
         try:
@@ -367,6 +394,9 @@ class DetectorService:
             self.pipelines.pop(camera_id, None)
             self._partition_of.pop(camera_id, None)
         self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
+        self._replay_until = {
+            tp: end for tp, end in self._replay_until.items() if tp.partition not in partitions
+        }
 
     def _process(self, records: list[KafkaRecord]) -> None:
         frames = self._in_camera_order(self._decode(records))
@@ -419,6 +449,7 @@ class DetectorService:
                 plan.global_change,
                 0 if whole else min(len(plan.motion), max_regions),
                 whole=whole and not plan.still,
+                replay=self._is_replay(frame.record),
             )
             for frame, plan in zip(frames, plans, strict=True)
         ]

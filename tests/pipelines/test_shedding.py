@@ -1,6 +1,6 @@
 """Load shedding, batch by batch: nothing is shed in time, and when behind the cheapest loss goes
 first (older still frames, then whole-frame refreshes, then older region frames), never a
-camera's newest frame."""
+camera's newest frame, nor a frame replayed after a restart."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ COST = CostModel(seconds_per_crop=0.1, seconds_per_full=0.2)
 
 
 def frame(
-    camera: str, ts_ms: int, *, still=False, full=False, global_change=False, crops=0, whole=False
+    camera: str,
+    ts_ms: int,
+    *,
+    still=False,
+    full=False,
+    global_change=False,
+    crops=0,
+    whole=False,
+    replay=False,
 ) -> PlannedFrame:
-    return PlannedFrame(camera, ts_ms, still, full, global_change, crops, whole)
+    return PlannedFrame(camera, ts_ms, still, full, global_change, crops, whole, replay)
 
 
 def test_a_batch_that_fits_its_budget_keeps_everything():
@@ -83,3 +91,20 @@ def test_one_slow_batch_moves_the_estimates_by_at_most_four_times():
     model = CostModel(seconds_per_crop=0.02, seconds_per_full=0.06, alpha=1.0)
     model.observe(crops=0, full=1, seconds=30.0)  # the first call, loading the sessions
     assert model.seconds_per_full == 0.24
+
+
+def test_replayed_frames_are_never_shed_nor_their_whole_frames_deferred_and_the_rest_is():
+    # A restarted detector's catch-up batch: three frames a crashed one may have scored (far
+    # over budget), then two newer live frames of the same camera and one of another camera.
+    frames = [
+        frame("a", 1_000, crops=2, full=True, replay=True),
+        frame("a", 1_500, still=True, replay=True),
+        frame("a", 2_000, crops=2, replay=True),
+        frame("a", 4_000, crops=2),
+        frame("a", 4_500, crops=2),
+        frame("b", 4_200, still=True),
+    ]
+    plan = shed_to_budget(frames, now_ms=5_000, budget_ms=1_000, cost=COST)
+    assert plan.keep == [True, True, True, False, True, True]
+    assert plan.drop_full == [False] * 6
+    assert plan.shed == {"frame": 1}
