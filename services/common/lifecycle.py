@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,19 +17,22 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-try:  # resolved here, not in the forked child (no dynamic loading between fork and exec)
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-except (OSError, AttributeError):
-    _prctl = None
+# util-linux's setpriv sets the parent-death signal in the child itself, between fork and exec,
+# with no Python running there. A `preexec_fn` did it before, and made Python fork() rather than
+# vfork(), which runs every library's fork handlers in the child: gRPC's (Milvus lite's, in the
+# same process) aborted 5 children in 300, and the local broker "exited with code -6 while
+# starting". Python's own docs warn that preexec_fn is unsafe with threads.
+_SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 
 
-def die_with_parent() -> None:
-    """`preexec_fn` for a child in a session of its own (out of reach of the terminal's signals):
-    it gets SIGTERM when its parent dies, SIGKILL included (Linux). Strictly, when the parent
-    *thread* that started it exits: start such children from the main thread."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def dying_with_parent(command: list[str]) -> list[str]:
+    """`command` made to get SIGTERM when its parent dies, SIGKILL included (Linux, through
+    `setpriv --pdeathsig`; where setpriv is missing, the command as it is). Strictly, when the
+    parent *thread* that started it exits: start such children from the main thread. The child
+    keeps the pid Popen reports (setpriv execs the command)."""
+    if _SETPRIV is None:
+        return command
+    return [_SETPRIV, "--pdeathsig", "TERM", "--", *command]
 
 
 def start_logged_child(command: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen:
@@ -37,20 +40,19 @@ def start_logged_child(command: list[str], log_path: Path, environment: dict[str
     appending its output to `log_path` after a line naming the command.
 
     Own session: a Ctrl-C in the terminal reaches Vigil, which stops the helper after the
-    services have flushed, not before; and die_with_parent takes it down when Vigil dies, even
-    by SIGKILL."""
+    services have flushed, not before; and it dies with Vigil, even when Vigil is killed by
+    SIGKILL (dying_with_parent)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         log_file.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log_file.flush()
         return subprocess.Popen(
-            command,
+            dying_with_parent(command),
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env=environment,
             start_new_session=True,
-            preexec_fn=die_with_parent,
         )
 
 
