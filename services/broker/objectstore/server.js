@@ -8,6 +8,9 @@
 // answers those two preconditions as S3 does, one write at a time per object. It also answers
 // conditional GETs itself, which s3rver leaks a file descriptor on, and listings of one folder
 // of objects, which s3rver makes cost three file reads per object listed (see each below).
+// And it stores an object only once its whole body has arrived, as S3 does: s3rver stored the
+// part of a PUT cut off by a kill -9 of tansu (an empty batch that tansu then failed to read on
+// every fetch, so consumers stalled at it for good).
 //
 // Usage: node server.js <directory> <address> <port> <bucket>
 'use strict';
@@ -19,6 +22,11 @@ if (!directory || !address || !port || !bucket) {
   console.error('usage: node server.js <directory> <address> <port> <bucket>');
   process.exit(2);
 }
+
+const crypto = require('crypto');
+const fs = require('fs');
+const nodePath = require('path');
+const FilesystemStore = require('s3rver/lib/stores/filesystem');
 
 const server = new S3rver({
   directory,
@@ -103,9 +111,8 @@ server.middleware.unshift(async (ctx, next) => {
 // listed, so a fetch from a partition of a few hundred batches cost thousands of file
 // operations and 8 cameras' frames starved the detector. Here: one readdir, and a stat for
 // each object not seen before (its size and time never change: objects are written once).
-const fs = require('fs');
-const nodePath = require('path');
 const OBJECT_SUFFIX = '._S3rver_object';
+const METADATA_SUFFIX = '._S3rver_metadata.json';
 const seen = new Map(); // object file path -> {size, modified}
 
 function escapeXml(text) {
@@ -140,6 +147,10 @@ server.middleware.unshift(async (ctx, next) => {
     const file = nodePath.join(folder, name);
     let known = seen.get(file);
     if (!known) {
+      // Its metadata is written last: without it the object is being written, or its writer
+      // was killed, and it is not an object yet.
+      const metadata = file.slice(0, -OBJECT_SUFFIX.length) + METADATA_SUFFIX;
+      if (!fs.existsSync(metadata)) continue;
       try {
         const stat = fs.statSync(file);
         known = { size: stat.size, modified: stat.mtime.toISOString() };
@@ -169,6 +180,58 @@ server.middleware.unshift(async (ctx, next) => {
       .join('') +
     '</ListBucketResult>';
 });
+
+// A PUT of an object is stored only when its whole body arrived (Content-Length bytes), and then
+// in one rename, so that no reader ever sees a part of it. S3 does the same; s3rver streamed the
+// body into the object's file as it came, and kept what it had when the writer died.
+function wholeBody(request, expected) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let received = 0;
+    const incomplete = () => new Error(`${received} of the ${expected} bytes of the body arrived`);
+    request.on('data', chunk => {
+      chunks.push(chunk);
+      received += chunk.length;
+    });
+    request.on('end', () => (received === expected ? resolve(Buffer.concat(chunks, received)) : reject(incomplete())));
+    request.on('error', reject);
+    request.on('close', () => reject(incomplete())); // after 'end' this changes nothing
+  });
+}
+
+server.middleware.unshift(async (ctx, next) => {
+  const length = ctx.get('content-length');
+  const path = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  // Uploads of parts and sub-resources (?uploadId, ?tagging...) and bodies without a length
+  // stay s3rver's own.
+  if (ctx.method !== 'PUT' || !length || Object.keys(ctx.query).length || path.indexOf('/') < 0) return next();
+  try {
+    ctx.req = await wholeBody(ctx.req, Number(length)); // s3rver's putObject takes a Buffer as is
+  } catch (error) {
+    ctx.status = 400;
+    ctx.type = 'application/xml';
+    ctx.body =
+      '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>IncompleteBody</Code>' +
+      `<Message>${escapeXml(error.message)}</Message></Error>`;
+    return;
+  }
+  return next();
+});
+
+let partials = 0;
+const streamedPutObject = FilesystemStore.prototype.putObject;
+FilesystemStore.prototype.putObject = async function putObject(object) {
+  if (!Buffer.isBuffer(object.content)) return streamedPutObject.call(this, object);
+  const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
+  // Not named ..._S3rver_object: listings never show it; left behind only by a kill -9 here.
+  const partial = `${objectPath}.${process.pid}-${partials++}.partial`;
+  await fs.promises.mkdir(nodePath.dirname(objectPath), { recursive: true });
+  await fs.promises.writeFile(partial, object.content);
+  await fs.promises.rename(partial, objectPath);
+  const md5 = crypto.createHash('md5').update(object.content).digest('hex');
+  await this.putMetadata(object.bucket, object.key, object.metadata, md5);
+  return { size: object.content.length, md5 };
+};
 
 server.run().then(
   () => console.log(`object store listening on ${address}:${port}, bucket ${bucket}, in ${directory}`),
