@@ -4,7 +4,8 @@
 broker log, the poison frames left out) and puts them through the live detector's decisions
 (services/detector/replay.py) in one go, with no fault in between: what an uninterrupted
 detector makes of exactly those frames. Its hit ids embed the same capture times as the run's,
-so they compare exactly.
+so they compare exactly. An event the replay closed only because its frames ran out was still
+open when the run stopped: its end is None, as the live detector's is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from vigil.chaos.model import POISON_SEQ_FROM, ChaosRun, Event
 
 @dataclass(frozen=True)
 class Reference:
-    events: list[Event]  # in seconds into the run's stream
+    events: list[Event]  # in seconds into the run's stream; end None: open when the frames ran out
     hit_ids: set[str]
     frames: int  # how many frames were replayed
 
@@ -35,12 +36,13 @@ def clean_reference(run: ChaosRun, camera_id: str = "hall") -> Reference:
     queries = [ReplayQuery(query["id"], query["text"]) for query in DEMO_QUERIES]
     hits = replay_camera(run_encoder(run.home), frames, queries, config, camera_id=camera_id)
     origin = run.stream_start_s or 0.0
+    last_frame_ms = frames[-1][0] if frames else None
     events = sorted(
         (
             Event(
                 hit.query_id,
                 round(hit.event_start_ts_ms / 1000 - origin, 1),
-                round(hit.end_ts_ms / 1000 - origin, 1),
+                None if hit.end_ts_ms == last_frame_ms else round(hit.end_ts_ms / 1000 - origin, 1),
             )
             for hit in hits
         ),
@@ -86,7 +88,8 @@ def _published_frames(home: Path, camera_id: str) -> list:
 def compare(reference: Reference, run: ChaosRun, tolerance_s: float = 2.0) -> list[str]:
     """What the faults changed, as sentences; empty when nothing:
     - the hit ids in Milvus differ from the reference's;
-    - an event's start or end is over `tolerance_s` from the reference's (or one is missing);
+    - an event's start or end is over `tolerance_s` from the reference's, one is missing, or one
+      is open (no end) where the other is closed;
     - a hit on "hits" is not in Milvus, or one in Milvus never was on "hits";
     - an alert was raised twice, or a reference event raised no alert."""
     problems = []
@@ -104,8 +107,7 @@ def compare(reference: Reference, run: ChaosRun, tolerance_s: float = 2.0) -> li
                 for other in unmatched
                 if other.query_id == event.query_id
                 and abs(other.start_s - event.start_s) <= tolerance_s
-                and other.end_s is not None
-                and abs(other.end_s - event.end_s) <= tolerance_s
+                and _ends_match(event.end_s, other.end_s, tolerance_s)
             ),
             None,
         )
@@ -128,3 +130,9 @@ def compare(reference: Reference, run: ChaosRun, tolerance_s: float = 2.0) -> li
         f"no alert for the clean run's hit {hit_id}" for hit_id in sorted(reference.hit_ids - alerted)
     ]
     return problems
+
+
+def _ends_match(reference_end_s: float | None, run_end_s: float | None, tolerance_s: float) -> bool:
+    if reference_end_s is None or run_end_s is None:
+        return reference_end_s is run_end_s  # both still open when the frames ran out
+    return abs(run_end_s - reference_end_s) <= tolerance_s
