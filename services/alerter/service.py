@@ -71,6 +71,7 @@ from vigil.services.common.contract import (
     decode_json,
     encode_json,
 )
+from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.http import HttpServer
 from vigil.services.common.kafka import (
     KafkaRecord,
@@ -243,7 +244,7 @@ class AlerterService:
         """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
         self._refresh_queries()
         self._forget_old_alerts()
-        polled = self.consumer.poll(timeout_ms=_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
+        polled = poll_through_outage(self.consumer, _IDLE_POLL_MS, max_records=self.config.batch_max_hits)
         records = [record for batch in polled.values() for record in batch]
         if not records:
             self._checkpoint(force=False)  # commit what came before, once the interval is up

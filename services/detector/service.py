@@ -79,6 +79,7 @@ from vigil.services.common.contract import (
     encode_json,
 )
 from vigil.services.common.framing import FrameWork, embed_frames, plan_frames
+from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.kafka import (
     KafkaRecord,
     KafkaSettings,
@@ -288,7 +289,8 @@ class DetectorService:
                 timeout_ms = int((deadline - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=c.batch_max_frames - len(batch))
+            room = c.batch_max_frames - len(batch)
+            polled = poll_through_outage(self.consumer, timeout_ms, max_records=room)
             got = [record for records in polled.values() for record in records]
             if not got:
                 break
