@@ -71,7 +71,7 @@ from vigil.services.common.kafka import (
     make_consumer,
     publish_query,
 )
-from vigil.services.common.lifecycle import dying_with_parent
+from vigil.services.common.lifecycle import popen_dying_with_parent
 from vigil.services.detector.config import load_detector_config
 from vigil.services.detector.store import StoreSettings
 from vigil.services.ingest.config import load_config
@@ -149,9 +149,7 @@ class _Child:
     def start(self) -> None:
         # Own session: a Ctrl-C in the terminal reaches `vigil up` only, which stops the
         # children in pipeline order (run_embedded) instead of all of them at once.
-        self.process = subprocess.Popen(
-            dying_with_parent(self.command), env=self.environment, start_new_session=True
-        )
+        self.process = popen_dying_with_parent(self.command, env=self.environment, start_new_session=True)
         self.started_at = time.monotonic()
 
     @property

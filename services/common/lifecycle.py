@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,11 +30,42 @@ _SETPRIV = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 def dying_with_parent(command: list[str]) -> list[str]:
     """`command` made to get SIGTERM when its parent dies, SIGKILL included (Linux, through
     `setpriv --pdeathsig`; where setpriv is missing, the command as it is). Strictly, when the
-    parent *thread* that started it exits: start such children from the main thread. The child
+    parent *thread* that started it exits: start it with `popen_dying_with_parent`. The child
     keeps the pid Popen reports (setpriv execs the command)."""
     if _SETPRIV is None:
         return command
     return [_SETPRIV, "--pdeathsig", "TERM", "--", *command]
+
+
+# The parent-death signal fires when the thread that forked the child ends, not the process: a
+# broker restarted from a thread that then returned was SIGTERMed at once. So every helper is
+# forked by one daemon thread that lives as long as the process.
+_spawn_requests: queue.SimpleQueue = queue.SimpleQueue()
+_spawner_lock = threading.Lock()
+_spawner: threading.Thread | None = None
+
+
+def _serve_spawns() -> None:
+    while True:
+        future, command, options = _spawn_requests.get()
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(subprocess.Popen(dying_with_parent(command), **options))
+            except BaseException as error:  # the caller's to handle, as Popen's own
+                future.set_exception(error)
+
+
+def popen_dying_with_parent(command: list[str], **options: object) -> subprocess.Popen:
+    """subprocess.Popen(dying_with_parent(command), **options), forked by the spawner thread so
+    that the child dies with this process, whichever thread asked."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or not _spawner.is_alive():
+            _spawner = threading.Thread(target=_serve_spawns, name="helper-spawner", daemon=True)
+            _spawner.start()
+    future: Future[subprocess.Popen] = Future()
+    _spawn_requests.put((future, command, options))
+    return future.result()
 
 
 def start_logged_child(command: list[str], log_path: Path, environment: dict[str, str]) -> subprocess.Popen:
@@ -46,8 +79,8 @@ def start_logged_child(command: list[str], log_path: Path, environment: dict[str
     with open(log_path, "ab") as log_file:
         log_file.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
         log_file.flush()
-        return subprocess.Popen(
-            dying_with_parent(command),
+        return popen_dying_with_parent(
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 
@@ -89,6 +90,27 @@ def test_a_helper_dies_with_its_parent_even_when_the_parent_is_killed(tmp_path):
     while process_alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not process_alive(child_pid), "the helper outlived its killed parent"
+
+
+def test_a_helper_started_from_a_thread_outlives_that_thread(tmp_path):
+    """The parent-death signal follows the thread that forked the child: a broker a supervisor
+    thread restarted was SIGTERMed as soon as that thread returned."""
+    started: list[subprocess.Popen] = []
+
+    def start_then_return() -> None:
+        started.append(start_logged_child(["sleep", "120"], tmp_path / "child.log", {}))
+        time.sleep(0.5)  # the child has set its parent-death signal by then
+
+    starter = threading.Thread(target=start_then_return)
+    starter.start()
+    starter.join()
+    child = started[0]
+    try:
+        time.sleep(1.0)
+        assert child.poll() is None, f"the helper ended with its starting thread (code {child.returncode})"
+    finally:
+        child.kill()
+        child.wait()
 
 
 def process_alive(pid: int) -> bool:
