@@ -289,7 +289,9 @@ def bench_soak(quick: bool, rounds: int) -> dict:
     """bench/soak.py: `vigil up` on 8 real RTSP cameras for 30 minutes (2 in --quick), every
     process's RSS, open files and threads, and the disk var/ takes; `rounds` is not used."""
     sys.path.insert(0, str(ROOT / "bench"))
-    command = [sys.executable, str(ROOT / "bench" / "soak.py")]
+    # A frame index budget the 8 cameras fill within the warm-up, so that the soak shows the
+    # detector's memory at its bound (the default's is bench part frame_index).
+    command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--frames-max-rows=1500"]
     if quick:
         command += ["--minutes=2", "--every-s=10", "--warmup-min=0.5", "--cameras=2"]
     samples, summary = [], None
@@ -313,6 +315,27 @@ def soak_table(result: dict) -> str:
     return soak.table(result)
 
 
+def bench_frame_index(quick: bool, rounds: int) -> dict:
+    """bench/frame_index.py: the detector's RSS per frame index row in Milvus lite, without a
+    row cap and with one (fewer rows in --quick); `rounds` is not used."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import frame_index
+
+    command = [sys.executable, str(ROOT / "bench" / "frame_index.py")]
+    if quick:
+        command += ["--rows=12000", "--capped-rows=16000", "--cap=4000"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return {"summary": frame_index.summarize(rows)}
+
+
+def frame_index_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import frame_index
+
+    return frame_index.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -323,6 +346,7 @@ PARTS = {
     "regions": (bench_regions, regions_table),
     "chaos": (bench_chaos, chaos_table),
     "soak": (bench_soak, soak_table),
+    "frame_index": (bench_frame_index, frame_index_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -336,6 +360,7 @@ HEADINGS = {
     "regions": "Change detection: encoder work on a still hall and a busy one (one camera, 2 frames/s)",
     "chaos": "Chaos: kill -9 of every service at random points of a `vigil up` run, against a clean run",
     "soak": "Soak and disk: `vigil up` on 8 real RTSP cameras for 30 minutes",
+    "frame_index": "Frame index memory: Milvus lite's RSS per row, without and with `frames_max_rows`",
 }
 
 

@@ -5,9 +5,17 @@ bench measures how fast: BENCHMARKS.md). Once every `check_every_s` the detector
 - hits whose peak is older than `hits_days` (30, as alerts and the "hits" topic), with their
   thumbnails: nothing an operator can still open in the console points at them;
 - frame index rows older than `frames_days` (7: the index answers "when did it last look like
-  this?" over recent footage), with their small JPEGs.
-Each pass deletes at most `batch_rows` rows of each kind, so a backlog is worked off over
-several passes instead of blocking the scoring loop.
+  this?" over recent footage), with their small JPEGs;
+- and sooner when the cameras being indexed would fill more than `frames_max_rows`: Milvus
+  lite, the embedded default, holds its whole index in the detector's memory (bench/
+  frame_index.py measures how much a row costs). At one row a second per camera, 7 days of 8
+  cameras is 4.8 million rows, tens of GiB: the row budget is what bounds the detector's
+  memory. It is kept as an age, `frames_max_rows` / (rows written per second), because Milvus
+  queries have no ORDER BY and a filtered count costs ~50 us a row on lite (a search for the
+  cutoff row took 17 s at 8,000 rows), while forgetting by age is one filtered query per batch.
+  A Milvus server keeps the index out of the detector: raise the budget there.
+Each pass deletes at most `batch_rows` rows of each kind (frames: up to 4 batches while there
+are more), so a backlog is worked off over several passes instead of blocking the scoring loop.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from vigil.services.detector.store import HitStore, ThumbnailStore
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+_FRAME_BATCHES_PER_PASS = 4
 
 
 class RetentionSettings(BaseModel):
@@ -29,7 +38,13 @@ class RetentionSettings(BaseModel):
 
     hits_days: float = Field(30.0, gt=0, description="hits (and their thumbnails) kept this long")
     frames_days: float = Field(7.0, gt=0, description="frame index rows (and their JPEGs) kept this long")
-    check_every_s: float = Field(3600.0, ge=1, description="how often old rows are looked for")
+    frames_max_rows: int = Field(
+        100_000,
+        ge=1,
+        description="frame index rows kept at most, the oldest going first (the detector's memory "
+        "budget with Milvus lite, kept as an age: this many rows over the rate they are written at)",
+    )
+    check_every_s: float = Field(600.0, ge=1, description="how often old rows are looked for")
     batch_rows: int = Field(5_000, ge=1, le=16_384, description="rows of each kind deleted per pass, at most")
 
 
@@ -42,23 +57,37 @@ class Retention:
         self.thumbnails = thumbnails
         self._next_pass = 0.0
 
-    def maybe_apply(self, now_ms: int | None = None) -> tuple[int, int] | None:
+    def maybe_apply(self, frame_rows_per_s: float = 0.0) -> tuple[int, int] | None:
         """A pass when one is due (see apply); None otherwise."""
         if time.monotonic() < self._next_pass:
             return None
         self._next_pass = time.monotonic() + self.settings.check_every_s
-        return self.apply(now_ms)
+        return self.apply(frame_rows_per_s=frame_rows_per_s)
 
-    def apply(self, now_ms: int | None = None) -> tuple[int, int]:
-        """Forget hits and frame rows past their retention; returns (hits, frames) forgotten."""
+    def frames_kept_ms(self, frame_rows_per_s: float) -> int:
+        """How long frame index rows are kept when `frame_rows_per_s` are written."""
+        days_ms = int(self.settings.frames_days * DAY_MS)
+        if frame_rows_per_s <= 0:
+            return days_ms
+        return min(days_ms, int(self.settings.frames_max_rows / frame_rows_per_s * 1000))
+
+    def apply(self, now_ms: int | None = None, frame_rows_per_s: float = 0.0) -> tuple[int, int]:
+        """Forget hits and frame rows past their retention; returns (hits, frames) forgotten.
+        `frame_rows_per_s`: the rate the frame index is written at now (0: unknown)."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         limit = self.settings.batch_rows
         hit_thumbnails = self.store.forget_hits_before(now_ms - int(self.settings.hits_days * DAY_MS), limit)
-        frame_thumbnails = self.store.forget_frames_before(
-            now_ms - int(self.settings.frames_days * DAY_MS), limit
-        )
+        frames_before_ms = now_ms - self.frames_kept_ms(frame_rows_per_s)
+        frame_thumbnails: list[str] = []
+        for _ in range(_FRAME_BATCHES_PER_PASS):
+            batch = self.store.forget_frames_before(frames_before_ms, limit)
+            frame_thumbnails += batch
+            if len(batch) < limit:
+                break
         # A frame's small JPEG may be the thumbnail of a hit that is kept: only unshared ones go.
-        kept = self.store.hit_thumbnails(frame_thumbnails) if frame_thumbnails else set()
+        kept: set[str] = set()
+        for first in range(0, len(frame_thumbnails), limit):  # a filter of `limit` names at most
+            kept |= self.store.hit_thumbnails(frame_thumbnails[first : first + limit])
         removed = self.thumbnails.delete([*hit_thumbnails, *(t for t in frame_thumbnails if t not in kept)])
         if hit_thumbnails or frame_thumbnails:
             log.info(

@@ -268,14 +268,23 @@ class DetectorService:
             )
         return marks
 
+    def _frame_rows_per_s(self) -> float:
+        """The frame index's write rate now: one row per `index_interval_s` from each camera
+        indexed in the last ten minutes."""
+        interval_s = self.config.index_interval_s
+        if not interval_s:
+            return 0.0
+        recent_ms = time.time() * 1000 - 600_000
+        return sum(1 for ts_ms in self._last_indexed.values() if ts_ms >= recent_ms) / interval_s
+
     def _is_replay(self, record: KafkaRecord) -> bool:
         until = self._replay_until.get(TopicPartition(record.topic, record.partition))
         return until is not None and record.offset < until
 
     def _forget_old(self) -> None:
         try:
-            self.retention.maybe_apply()
-        except Exception as error:  # a full store must not stop scoring: next pass, next hour
+            self.retention.maybe_apply(frame_rows_per_s=self._frame_rows_per_s())
+        except Exception as error:  # a full store must not stop scoring: next pass, 10 min on
             log.warning("retention pass failed: %s", error)
 
     def _poll_batch(self) -> list[KafkaRecord]:

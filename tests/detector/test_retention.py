@@ -66,3 +66,31 @@ def test_hits_and_frames_past_their_days_go_with_their_thumbnails_the_rest_stays
         assert not (root / old_hit.hit.thumbnail).parent.exists()  # its day folder was left empty
 
         assert retention.apply(NOW_MS) == (0, 0)  # nothing more to forget
+
+
+def test_frame_rows_beyond_the_row_budget_at_the_current_rate_go_oldest_first(tmp_path):
+    """The budget is kept as an age: `frames_max_rows` rows at the rate the index is written."""
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    settings = StoreSettings(uri=str(tmp_path / "milvus"), dim=DIM, thumbnails_dir=tmp_path / "thumbnails")
+    with HitStore(settings) as store:
+        frames = [frame_at(NOW_MS - 11_000 + second * 1_000, thumbnails) for second in range(12)]
+        store.add_frames(frames)
+        store.flush_frames()
+        retention = Retention(RetentionSettings(frames_max_rows=5, batch_rows=2), store, thumbnails)
+
+        assert retention.apply(NOW_MS) == (0, 0)  # the rate unknown: only the days count
+        # One row a second: 5 rows are the last 5 s (and the row at the limit itself stays).
+        assert retention.apply(NOW_MS, frame_rows_per_s=1.0) == (0, 6)  # 3 batches of 2, one pass
+
+        [kept] = store.search_frames([vector()], top_k=20)
+        assert sorted(match.ts_ms for match in kept) == [frame.ts_ms for frame in frames[6:]]
+        root = tmp_path / "thumbnails"
+        assert [(root / frame.thumbnail).exists() for frame in frames] == [False] * 6 + [True] * 6
+        assert retention.apply(NOW_MS, frame_rows_per_s=1.0) == (0, 0)
+
+
+def test_the_frame_rows_age_is_the_budget_over_the_rate_within_the_days():
+    retention = Retention(RetentionSettings(frames_days=7, frames_max_rows=100_000), None, None)
+    assert retention.frames_kept_ms(0.0) == 7 * DAY_MS
+    assert retention.frames_kept_ms(8.0) == 12_500_000  # 8 cameras at 1 row/s: 3.5 h
+    assert retention.frames_kept_ms(0.1) == 7 * DAY_MS  # 1,000,000 s would be over 7 days
