@@ -289,9 +289,7 @@ def bench_soak(quick: bool, rounds: int) -> dict:
     """bench/soak.py: `vigil up` on 8 real RTSP cameras for 30 minutes (2 in --quick), every
     process's RSS, open files and threads, and the disk var/ takes; `rounds` is not used."""
     sys.path.insert(0, str(ROOT / "bench"))
-    # A frame index budget the 8 cameras fill within the warm-up, so that the soak shows the
-    # detector's memory at its bound (the default's is bench part frame_index).
-    command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--frames-max-rows=1500"]
+    command = [sys.executable, str(ROOT / "bench" / "soak.py")]
     if quick:
         command += ["--minutes=2", "--every-s=10", "--warmup-min=0.5", "--cameras=2"]
     samples, summary = [], None

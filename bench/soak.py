@@ -115,7 +115,7 @@ def main() -> None:
         "--frames-max-rows",
         type=int,
         help="the detector's frame index row budget, checked every minute (default: the product's, "
-        "100,000, which 8 cameras reach after 3.5 h: a smaller one shows the bound within the soak)",
+        "100,000, which 8 cameras reach after 3.5 h: a smaller one is reached within the soak)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-soak-") as folder:

@@ -7,13 +7,15 @@ bench measures how fast: BENCHMARKS.md). Once every `check_every_s` the detector
 - frame index rows older than `frames_days` (7: the index answers "when did it last look like
   this?" over recent footage), with their small JPEGs;
 - and sooner when the cameras being indexed would fill more than `frames_max_rows`: Milvus
-  lite, the embedded default, holds its whole index in the detector's memory (bench/
-  frame_index.py measures how much a row costs). At one row a second per camera, 7 days of 8
-  cameras is 4.8 million rows, tens of GiB: the row budget is what bounds the detector's
-  memory. It is kept as an age, `frames_max_rows` / (rows written per second), because Milvus
-  queries have no ORDER BY and a filtered count costs ~50 us a row on lite (a search for the
-  cutoff row took 17 s at 8,000 rows), while forgetting by age is one filtered query per batch.
-  A Milvus server keeps the index out of the detector: raise the budget there.
+  lite, the embedded default, holds its whole index in the detector's memory (bench part
+  frame_index: ~5 KiB a row at 384 dimensions). At one row a second per camera, 7 days of 8
+  cameras is 4.8 million rows, over 20 GiB. The budget bounds the rows kept; the memory of rows
+  deleted stays with Milvus lite until it compacts their data file (the same bench: RSS still
+  grew 34 % while 150,000 rows went through a 100,000-row budget), so it is not yet a bound
+  on memory. It is kept as an age, `frames_max_rows` / (rows written per second), because
+  Milvus queries have no ORDER BY and a filtered count costs ~50 us a row on lite (a search
+  for the cutoff row took 17 s at 8,000 rows), while forgetting by age is one filtered query
+  per batch. A Milvus server keeps the index out of the detector: raise the budget there.
 Each pass deletes at most `batch_rows` rows of each kind (frames: up to 4 batches while there
 are more), so a backlog is worked off over several passes instead of blocking the scoring loop.
 """
@@ -41,8 +43,8 @@ class RetentionSettings(BaseModel):
     frames_max_rows: int = Field(
         100_000,
         ge=1,
-        description="frame index rows kept at most, the oldest going first (the detector's memory "
-        "budget with Milvus lite, kept as an age: this many rows over the rate they are written at)",
+        description="frame index rows kept at most, the oldest going first (kept as an age: this "
+        "many rows over the rate they are written at)",
     )
     check_every_s: float = Field(600.0, ge=1, description="how often old rows are looked for")
     batch_rows: int = Field(5_000, ge=1, le=16_384, description="rows of each kind deleted per pass, at most")
