@@ -8,9 +8,11 @@
 // answers those two preconditions as S3 does, one write at a time per object. It also answers
 // conditional GETs itself, which s3rver leaks a file descriptor on, and listings of one folder
 // of objects, which s3rver makes cost three file reads per object listed (see each below).
-// And it stores an object only once its whole body has arrived, as S3 does: s3rver stored the
-// part of a PUT cut off by a kill -9 of tansu (an empty batch that tansu then failed to read on
-// every fetch, so consumers stalled at it for good).
+// And it stores an object only once its whole body has arrived, in one rename, as S3 does:
+// s3rver stored the part of a PUT cut off by a kill -9 of tansu (an empty batch, or an empty
+// offsets file, that tansu then failed to read on every fetch: consumers stalled for good). A
+// PUT in progress is listed all the same, and a GET of it waits for it: tansu writes batches of
+// a partition concurrently (two producers), and one it cannot see yet would be skipped.
 //
 // Usage: node server.js <directory> <address> <port> <bucket>
 'use strict';
@@ -114,6 +116,7 @@ server.middleware.unshift(async (ctx, next) => {
 const OBJECT_SUFFIX = '._S3rver_object';
 const METADATA_SUFFIX = '._S3rver_metadata.json';
 const seen = new Map(); // object file path -> {size, modified}
+const inProgress = new Map(); // 'bucket/key' of a PUT being received -> {size, modified, done}
 
 function escapeXml(text) {
   return text.replace(/[<>&'"]/g, ch => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[ch]);
@@ -135,31 +138,45 @@ server.middleware.unshift(async (ctx, next) => {
   }
   const after = query['continuation-token'] || query['start-after'] || '';
   const maxKeys = Math.min(Number(query['max-keys'] || 1000), 1000);
+  const stored = new Map(names.map(name => [prefix + name.slice(0, -OBJECT_SUFFIX.length), name]));
+  const receiving = new Map();
+  for (const [path, upload] of inProgress) {
+    const key = path.slice(bucketName.length + 1);
+    if (path.startsWith(bucketName + '/') && key.startsWith(prefix) && !key.slice(prefix.length).includes('/')) {
+      receiving.set(key, upload);
+    }
+  }
+  const keys = [...new Set([...stored.keys(), ...receiving.keys()])].sort();
   const contents = [];
   let truncated = false;
-  for (const name of names) {
-    const key = prefix + name.slice(0, -OBJECT_SUFFIX.length);
+  for (const key of keys) {
     if (key <= after) continue;
     if (contents.length >= maxKeys) {
       truncated = true;
       break;
     }
-    const file = nodePath.join(folder, name);
-    let known = seen.get(file);
-    if (!known) {
-      // Its metadata is written last: without it the object is being written, or its writer
-      // was killed, and it is not an object yet.
+    const name = stored.get(key);
+    const file = name && nodePath.join(folder, name);
+    let known = file && seen.get(file);
+    if (!known && file) {
+      // Its metadata is written last: without it the object's write is under way (listed
+      // below if so), or its writer was killed, and it is not an object.
       const metadata = file.slice(0, -OBJECT_SUFFIX.length) + METADATA_SUFFIX;
-      if (!fs.existsSync(metadata)) continue;
       try {
-        const stat = fs.statSync(file);
-        known = { size: stat.size, modified: stat.mtime.toISOString() };
-        seen.set(file, known);
+        if (fs.existsSync(metadata)) {
+          const stat = fs.statSync(file);
+          known = { size: stat.size, modified: stat.mtime.toISOString() };
+          seen.set(file, known);
+        }
       } catch (error) {
-        continue; // deleted meanwhile
+        // deleted meanwhile
       }
     }
-    contents.push({ key, ...known });
+    if (!known && receiving.has(key)) {
+      const upload = receiving.get(key);
+      known = { size: upload.size, modified: upload.modified };
+    }
+    if (known) contents.push({ key, ...known });
   }
   // Forget what is no longer in the folder (deleted batches), so the map stays bounded.
   if (seen.size > 4 * names.length + 10000) seen.clear();
@@ -205,15 +222,33 @@ server.middleware.unshift(async (ctx, next) => {
   // Uploads of parts and sub-resources (?uploadId, ?tagging...) and bodies without a length
   // stay s3rver's own.
   if (ctx.method !== 'PUT' || !length || Object.keys(ctx.query).length || path.indexOf('/') < 0) return next();
+  let finished;
+  const upload = { size: Number(length), modified: new Date().toISOString() };
+  upload.done = new Promise(resolve => (finished = resolve));
+  inProgress.set(path, upload);
   try {
-    ctx.req = await wholeBody(ctx.req, Number(length)); // s3rver's putObject takes a Buffer as is
-  } catch (error) {
-    ctx.status = 400;
-    ctx.type = 'application/xml';
-    ctx.body =
-      '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>IncompleteBody</Code>' +
-      `<Message>${escapeXml(error.message)}</Message></Error>`;
-    return;
+    try {
+      ctx.req = await wholeBody(ctx.req, Number(length)); // s3rver's putObject takes a Buffer as is
+    } catch (error) {
+      ctx.status = 400;
+      ctx.type = 'application/xml';
+      ctx.body =
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>IncompleteBody</Code>' +
+        `<Message>${escapeXml(error.message)}</Message></Error>`;
+      return;
+    }
+    return await next();
+  } finally {
+    if (inProgress.get(path) === upload) inProgress.delete(path);
+    finished();
+  }
+});
+
+// A GET (or HEAD) of an object being received waits until it is stored (or its PUT failed).
+server.middleware.unshift(async (ctx, next) => {
+  if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+    const upload = inProgress.get(decodeURIComponent(ctx.path.replace(/^\//, '')));
+    if (upload && !Object.keys(ctx.query).length) await upload.done;
   }
   return next();
 });
