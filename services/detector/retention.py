@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,12 +60,13 @@ class Retention:
         self.thumbnails = thumbnails
         self._next_pass = 0.0
 
-    def maybe_apply(self, frame_rows_per_s: float = 0.0) -> tuple[int, int] | None:
-        """A pass when one is due (see apply); None otherwise."""
+    def maybe_apply(self, frame_rows_per_s: Callable[[], float] = lambda: 0.0) -> tuple[int, int] | None:
+        """A pass when one is due (see apply; the write rate is asked for only then); None
+        otherwise."""
         if time.monotonic() < self._next_pass:
             return None
         self._next_pass = time.monotonic() + self.settings.check_every_s
-        return self.apply(frame_rows_per_s=frame_rows_per_s)
+        return self.apply(frame_rows_per_s=frame_rows_per_s())
 
     def frames_kept_ms(self, frame_rows_per_s: float) -> int:
         """How long frame index rows are kept when `frame_rows_per_s` are written."""

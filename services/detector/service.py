@@ -1,5 +1,9 @@
 """The detector service: frames from Kafka in, hits to Kafka "hits" and Milvus out.
 
+Over 400 lines: the one loop below and the I/O around it (consumer, state log, store, metrics)
+are still one class; splitting its stages (admission, scoring, persistence) into processor
+classes of their own is issue 13's work.
+
     run_detector(Path("detector.yaml"))     # `vigil detector`; until SIGINT / SIGTERM
 
 One loop, one thread (onnxruntime uses the cores itself):
@@ -283,7 +287,7 @@ class DetectorService:
 
     def _forget_old(self) -> None:
         try:
-            self.retention.maybe_apply(frame_rows_per_s=self._frame_rows_per_s())
+            self.retention.maybe_apply(frame_rows_per_s=self._frame_rows_per_s)
         except Exception as error:  # a full store must not stop scoring: next pass, 10 min on
             log.warning("retention pass failed: %s", error)
 

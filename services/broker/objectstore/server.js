@@ -38,6 +38,11 @@ const server = new S3rver({
   configureBuckets: [{ name: bucket, configs: [] }],
 });
 
+// 'bucket/key' (or 'bucket' alone) of a path-style request, as tansu addresses objects.
+function requestPath(ctx) {
+  return decodeURIComponent(ctx.path.replace(/^\//, ''));
+}
+
 // Per object: the promise of the last conditional write queued for it.
 const queues = new Map();
 
@@ -77,7 +82,7 @@ function preconditionFailed(ctx) {
 server.middleware.unshift(async (ctx, next) => {
   const ifNoneMatch = ctx.get('if-none-match');
   if (ctx.method !== 'GET' || !ifNoneMatch) return next();
-  const path = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  const path = requestPath(ctx);
   const slash = path.indexOf('/');
   if (slash < 0 || Object.keys(ctx.query).length) return next(); // a bucket listing, not an object
   const etag = await currentEtag(ctx.store, path.slice(0, slash), path.slice(slash + 1));
@@ -94,7 +99,7 @@ server.middleware.unshift(async (ctx, next) => {
   const ifMatch = ctx.get('if-match');
   if (ctx.method !== 'PUT' || (!ifNoneMatch && !ifMatch)) return next();
   // Path-style addressing, as tansu uses: /<bucket>/<key>
-  const path = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  const path = requestPath(ctx);
   const slash = path.indexOf('/');
   if (slash < 0) return next();
   const bucketName = path.slice(0, slash);
@@ -125,7 +130,7 @@ function escapeXml(text) {
 server.middleware.unshift(async (ctx, next) => {
   const query = ctx.query;
   if (ctx.method !== 'GET' || query['list-type'] !== '2' || query.delimiter || !query.prefix) return next();
-  const bucketName = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  const bucketName = requestPath(ctx);
   const prefix = query.prefix;
   if (!bucketName || bucketName.includes('/') || !prefix.endsWith('/') || process.platform === 'win32') return next();
   const folder = nodePath.join(directory, bucketName, ...prefix.split('/').filter(Boolean));
@@ -218,7 +223,7 @@ function wholeBody(request, expected) {
 
 server.middleware.unshift(async (ctx, next) => {
   const length = ctx.get('content-length');
-  const path = decodeURIComponent(ctx.path.replace(/^\//, ''));
+  const path = requestPath(ctx);
   // Uploads of parts and sub-resources (?uploadId, ?tagging...) and bodies without a length
   // stay s3rver's own.
   if (ctx.method !== 'PUT' || !length || Object.keys(ctx.query).length || path.indexOf('/') < 0) return next();
@@ -247,7 +252,7 @@ server.middleware.unshift(async (ctx, next) => {
 // A GET (or HEAD) of an object being received waits until it is stored (or its PUT failed).
 server.middleware.unshift(async (ctx, next) => {
   if (ctx.method === 'GET' || ctx.method === 'HEAD') {
-    const upload = inProgress.get(decodeURIComponent(ctx.path.replace(/^\//, '')));
+    const upload = inProgress.get(requestPath(ctx));
     if (upload && !Object.keys(ctx.query).length) await upload.done;
   }
   return next();
