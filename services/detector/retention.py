@@ -9,15 +9,16 @@ bench measures how fast: BENCHMARKS.md). Once every `check_every_s` the detector
 - and sooner when the cameras being indexed would fill more than `frames_max_rows`: Milvus
   lite, the embedded default, holds its whole index in the detector's memory (bench part
   frame_index: ~5 KiB a row at 384 dimensions). At one row a second per camera, 7 days of 8
-  cameras is 4.8 million rows, over 20 GiB. The budget bounds the rows kept; the memory of rows
-  deleted stays with Milvus lite until it compacts their data file (the same bench: RSS still
-  grew 34 % while 150,000 rows went through a 100,000-row budget), so it is not yet a bound
-  on memory. It is kept as an age, `frames_max_rows` / (rows written per second), because
-  Milvus queries have no ORDER BY and a filtered count costs ~50 us a row on lite (a search
-  for the cutoff row took 17 s at 8,000 rows), while forgetting by age is one filtered query
-  per batch. A Milvus server keeps the index out of the detector: raise the budget there.
-Each pass deletes at most `batch_rows` rows of each kind (frames: up to 4 batches while there
-are more), so a backlog is worked off over several passes instead of blocking the scoring loop.
+  cameras is 4.8 million rows, over 20 GiB. The budget is kept as an age, `frames_max_rows` /
+  (rows written per second), because Milvus queries have no ORDER BY and a filtered count costs
+  ~50 us a row on lite, while an age is known without asking.
+Frames are forgotten by whole time slices (services/detector/frame_slices.py): deleted rows
+keep their memory in Milvus lite until it compacts them (RSS grew 34 % under a row budget
+enforced by deletes), a dropped slice frees it at once. Each pass sets the length of the slices
+opened next to an eighth of the age kept, so the rows held stay within an eighth (one slice)
+over the budget. Rows written before the index was sliced are deleted row by row.
+Each pass deletes at most `batch_rows` hits, and frame rows up to 4 batches' worth (at least one
+slice), so a backlog is worked off over several passes instead of blocking the scoring loop.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.services.detector.frame_slices import slice_minutes_for, slices_ended_by
 from vigil.services.detector.store import HitStore, ThumbnailStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ class RetentionSettings(BaseModel):
         100_000,
         ge=1,
         description="frame index rows kept at most, the oldest going first (kept as an age: this "
-        "many rows over the rate they are written at)",
+        "many rows over the rate they are written at; forgotten by time slices of an eighth of "
+        "that age, so up to an eighth more are held)",
     )
     check_every_s: float = Field(600.0, ge=1, description="how often old rows are looked for")
     batch_rows: int = Field(5_000, ge=1, le=16_384, description="rows of each kind deleted per pass, at most")
@@ -81,23 +84,38 @@ class Retention:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         limit = self.settings.batch_rows
         hit_thumbnails = self.store.forget_hits_before(now_ms - int(self.settings.hits_days * DAY_MS), limit)
-        frames_before_ms = now_ms - self.frames_kept_ms(frame_rows_per_s)
-        frame_thumbnails: list[str] = []
-        for _ in range(_FRAME_BATCHES_PER_PASS):
-            batch = self.store.forget_frames_before(frames_before_ms, limit)
-            frame_thumbnails += batch
-            if len(batch) < limit:
-                break
+        frames_kept_ms = self.frames_kept_ms(frame_rows_per_s)
+        if frame_rows_per_s > 0:  # unknown (no camera indexed lately): keep the slices' length
+            self.store.frames_slice_minutes = slice_minutes_for(frames_kept_ms)
+        frames_forgotten, frame_thumbnails = self._forget_frames(now_ms - frames_kept_ms)
         # A frame's small JPEG may be the thumbnail of a hit that is kept: only unshared ones go.
         kept: set[str] = set()
         for first in range(0, len(frame_thumbnails), limit):  # a filter of `limit` names at most
             kept |= self.store.hit_thumbnails(frame_thumbnails[first : first + limit])
         removed = self.thumbnails.delete([*hit_thumbnails, *(t for t in frame_thumbnails if t not in kept)])
-        if hit_thumbnails or frame_thumbnails:
+        self.store.release_freed_memory()
+        if hit_thumbnails or frames_forgotten:
             log.info(
                 "retention: forgot %d hits and %d frame index rows, %d thumbnails deleted",
                 len(hit_thumbnails),
-                len(frame_thumbnails),
+                frames_forgotten,
                 removed,
             )
-        return len(hit_thumbnails), len(frame_thumbnails)
+        return len(hit_thumbnails), frames_forgotten
+
+    def _forget_frames(self, before_ms: int) -> tuple[int, list[str]]:
+        """Frame index rows captured before `before_ms`, oldest first, up to the pass's share:
+        (how many, their thumbnails)."""
+        share = _FRAME_BATCHES_PER_PASS * self.settings.batch_rows
+        forgotten, thumbnails = 0, []
+        for frame_slice in slices_ended_by(before_ms, self.store.frame_slices()):
+            if forgotten >= share:
+                break
+            rows, slice_thumbnails = self.store.drop_frame_slice(frame_slice)
+            forgotten, thumbnails = forgotten + rows, thumbnails + slice_thumbnails
+        while forgotten < share:
+            batch = self.store.forget_unsliced_frames_before(before_ms, self.settings.batch_rows)
+            forgotten, thumbnails = forgotten + len(batch), thumbnails + batch
+            if len(batch) < self.settings.batch_rows:
+                break
+        return forgotten, thumbnails

@@ -3,16 +3,22 @@
 Milvus lite (a local directory, the embedded default) or a Milvus server (by URI) hold two
 collections: "hits" (one row per detected event, primary key = the contract's deterministic
 hit id, so a replay after a crash overwrites instead of duplicating; with the peak region's
-box, if any) and "frames" (about one frame per camera per second, for retrospective search).
+box, if any) and "frames" (about one frame per camera per second, for retrospective search),
+cut into one partition per time slice so that retention frees memory by dropping old slices
+whole (frame_slices.py).
 Thumbnails are JPEG files beside them, referenced from both collections by a relative path
 that `ThumbnailStore.path_for` resolves without ever leaving its root.
 
 Durability: `HitStore.upsert_hits` returns only once the rows would survive a crash, because
 the detector commits its Kafka offsets right after it.
+
+Over 400 lines: the hits collection, the frame index and the thumbnail folder are still one
+module (one Milvus connection serves both collections); issue 13 splits them.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
@@ -36,6 +42,7 @@ from vigil.models.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.common.contract import ID_PATTERN, Box, HitMessage, derive_hit_id
 from vigil.services.common.thumbnails import JPEG_MAGIC
+from vigil.services.detector.frame_slices import DEFAULT_SLICE_MINUTES, FrameSlice, slice_for
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,9 @@ COLLECTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 MAX_QUERY_ROWS = 16_384
 # end_ts_ms of an event that is still on: Milvus INT64 fields are not nullable here.
 OPEN_EVENT_END = -1
+# The partition every Milvus collection has: frame rows written before the index was cut into
+# time slices (services/detector/frame_slices.py) are there, and are forgotten row by row.
+DEFAULT_PARTITION = "_default"
 # The hit's peak region (HitMessage.box): ARRAY<FLOAT> of capacity 4, nullable (NULL = the
 # whole frame, and what hits written before boxes existed read as).
 BOX_FIELD = "box"
@@ -240,10 +250,13 @@ class HitStore:
         self._lite_server: Any = None
         self._lite_db: Any = None
         self._frames_since_flush = 0
+        # How long a new frame slice is; retention sets it from how long frames are kept.
+        self.frames_slice_minutes = DEFAULT_SLICE_MINUTES
         self._client = self._connect()
         try:
             self._open_collection(settings.hits_collection, self._hits_schema(), role="hits")
             self._open_collection(settings.frames_collection, self._frames_schema(), role="frames")
+            self._frame_slices = self._list_frame_slices()
         except BaseException:
             self.close()
             raise
@@ -474,7 +487,7 @@ class HitStore:
             self._client.flush(name, timeout=self.settings.timeout_s)
 
     def add_frames(self, records: Sequence[FrameRecord]) -> None:
-        """Index sampled frames (idempotent by camera and timestamp).
+        """Index sampled frames (idempotent by camera and timestamp), each in its time slice.
 
         Flushed every `frames_flush_rows` rows rather than per call: the frame index is a
         search aid, so losing its last seconds to a power cut is cheaper than an fsync per
@@ -483,23 +496,48 @@ class HitStore:
         """
         if not records:
             return
-        rows = []
+        rows_by_slice: dict[FrameSlice, list[dict[str, Any]]] = {}
         for record in records:
             _check_id("camera_id", record.camera_id)
             _check_ts_ms("ts_ms", record.ts_ms)
-            rows.append(
-                {
-                    "frame_id": record.frame_id,
-                    "embedding": self._vector(record.embedding, f"frame {record.frame_id}"),
-                    "camera_id": record.camera_id,
-                    "ts_ms": record.ts_ms,
-                    "thumbnail": record.thumbnail,
-                }
-            )
-        self._client.upsert(self.settings.frames_collection, rows, timeout=self.settings.timeout_s)
-        self._frames_since_flush += len(rows)
+            row = {
+                "frame_id": record.frame_id,
+                "embedding": self._vector(record.embedding, f"frame {record.frame_id}"),
+                "camera_id": record.camera_id,
+                "ts_ms": record.ts_ms,
+                "thumbnail": record.thumbnail,
+            }
+            rows_by_slice.setdefault(self._frame_slice_for(record.ts_ms), []).append(row)
+        name, timeout = self.settings.frames_collection, self.settings.timeout_s
+        for frame_slice, rows in rows_by_slice.items():
+            self._client.upsert(name, rows, partition_name=frame_slice.name, timeout=timeout)
+            self._frames_since_flush += len(rows)
         if self._frames_since_flush >= self.settings.frames_flush_rows:
             self.flush_frames()
+
+    def _frame_slice_for(self, ts_ms: int) -> FrameSlice:
+        """The slice a frame goes to, opening it (a Milvus partition) when it is new."""
+        frame_slice = slice_for(ts_ms, self._frame_slices, self.frames_slice_minutes)
+        if frame_slice in self._frame_slices:
+            return frame_slice
+        name, timeout = self.settings.frames_collection, self.settings.timeout_s
+        if not self.settings.is_lite:
+            # Another detector on the same server may have opened slices since: follow them.
+            self._frame_slices = self._list_frame_slices()
+            frame_slice = slice_for(ts_ms, self._frame_slices, self.frames_slice_minutes)
+            if frame_slice in self._frame_slices:
+                return frame_slice
+        if not self._client.has_partition(name, frame_slice.name, timeout=timeout):
+            self._client.create_partition(name, frame_slice.name, timeout=timeout)
+            if not self.settings.is_lite:  # a server loads a new partition of a loaded collection
+                self._client.load_partitions(name, [frame_slice.name], timeout=timeout)
+            logger.info("opened frame index slice %s", frame_slice.name)
+        bisect.insort(self._frame_slices, frame_slice)
+        return frame_slice
+
+    def _list_frame_slices(self) -> list[FrameSlice]:
+        names = self._client.list_partitions(self.settings.frames_collection, timeout=self.settings.timeout_s)
+        return sorted(s for s in map(FrameSlice.parse, names) if s is not None)
 
     def flush_frames(self) -> None:
         """Seal the frame rows written so far into indexed, fsynced segments."""
@@ -631,10 +669,58 @@ class HitStore:
         _check_ts_ms("peak_before_ms", peak_before_ms)
         return self._forget(self.settings.hits_collection, "hit_id", f"peak_ts_ms < {peak_before_ms}", limit)
 
-    def forget_frames_before(self, before_ms: int, limit: int) -> list[str]:
-        """Delete up to `limit` frame index rows captured before `before_ms`; their thumbnails."""
+    def frame_slices(self) -> list[FrameSlice]:
+        """The frame index's time slices, oldest first, as Milvus lists them now (with a server,
+        another detector may have opened or dropped some)."""
+        self._frame_slices = self._list_frame_slices()
+        return list(self._frame_slices)
+
+    def drop_frame_slice(self, frame_slice: FrameSlice) -> tuple[int, list[str]]:
+        """Forget a whole time slice of the frame index: (its rows, their thumbnails). Its
+        memory is freed at once, unlike that of deleted rows (see frame_slices.py)."""
+        name, timeout = self.settings.frames_collection, self.settings.timeout_s
+        rows, thumbnails = 0, []
+        iterator = self._client.query_iterator(
+            name,
+            batch_size=MAX_QUERY_ROWS,
+            filter="",
+            output_fields=["thumbnail"],
+            partition_names=[frame_slice.name],
+            timeout=timeout,
+        )
+        try:
+            while batch := iterator.next():
+                rows += len(batch)
+                thumbnails += [row["thumbnail"] for row in batch if row.get("thumbnail")]
+        finally:
+            iterator.close()
+        if not self.settings.is_lite:  # a server drops only a released partition
+            self._client.release_partitions(name, [frame_slice.name], timeout=timeout)
+        self._client.drop_partition(name, frame_slice.name, timeout=timeout)
+        self._frame_slices = [s for s in self._frame_slices if s != frame_slice]
+        logger.info("dropped frame index slice %s (%d rows)", frame_slice.name, rows)
+        return rows, thumbnails
+
+    def release_freed_memory(self) -> None:
+        """Hand the memory Milvus lite's Arrow buffers freed back to the OS. pyarrow's pool
+        (mimalloc) keeps freed pages for reuse, so without this the detector's RSS keeps the
+        peak of every compaction and query that ran in it (bench part soak)."""
+        if self.settings.is_lite:
+            import pyarrow  # Milvus lite's own dependency
+
+            pyarrow.default_memory_pool().release_unused()
+
+    def forget_unsliced_frames_before(self, before_ms: int, limit: int) -> list[str]:
+        """Delete up to `limit` frame index rows captured before `before_ms` that were written
+        before the index was sliced (the default partition); their thumbnails."""
         _check_ts_ms("before_ms", before_ms)
-        return self._forget(self.settings.frames_collection, "frame_id", f"ts_ms < {before_ms}", limit)
+        return self._forget(
+            self.settings.frames_collection,
+            "frame_id",
+            f"ts_ms < {before_ms}",
+            limit,
+            partition_names=[DEFAULT_PARTITION],
+        )
 
     def hit_thumbnails(self, references: Sequence[str]) -> set[str]:
         """Those of `references` that a stored hit shows (a peak frame is indexed too)."""
@@ -650,13 +736,16 @@ class HitStore:
         )
         return {row["thumbnail"] for row in rows}
 
-    def _forget(self, collection: str, key: str, condition: str, limit: int) -> list[str]:
+    def _forget(
+        self, collection: str, key: str, condition: str, limit: int, partition_names: list[str] | None = None
+    ) -> list[str]:
         timeout = self.settings.timeout_s
         rows = self._client.query(
             collection,
             filter=condition,
             output_fields=[key, "thumbnail"],
             limit=min(limit, MAX_QUERY_ROWS),
+            partition_names=partition_names,
             timeout=timeout,
         )
         if rows:
@@ -796,15 +885,28 @@ class ThumbnailStore:
 
     def delete(self, references: Sequence[str]) -> int:
         """Delete these thumbnails (a missing one is not an error) and day folders left empty;
-        returns how many files went."""
+        returns how many files went. Checked as `path_for` checks, each day folder resolved
+        once: retention deletes tens of thousands at a time (frames of one time slice)."""
+        root = self.root.resolve()
+        folders: dict[Path, Path] = {}  # day folder as referenced -> as resolved
         deleted = 0
         for reference in references:
-            try:
-                path = self.path_for(reference)
-            except ThumbnailNotFoundError:
-                continue
-            path.unlink(missing_ok=True)
-            deleted += 1
+            match = _REFERENCE_RE.fullmatch(reference) if isinstance(reference, str) else None
+            ts_ms = int(match["ts_ms"]) if match else None
+            if ts_ms is None or ts_ms > _MAX_TS_MS or _utc_day(ts_ms) != match["day"]:
+                raise InvalidThumbnailReferenceError(f"thumbnail reference {reference!r} is malformed")
+            referenced = root / match["camera_id"] / match["day"]
+            if referenced not in folders:
+                folders[referenced] = referenced.resolve()
+            folder = folders[referenced]
+            if not folder.is_relative_to(root):
+                raise InvalidThumbnailReferenceError(
+                    f"thumbnail reference {reference!r} leads outside the thumbnail directory"
+                )
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                (folder / reference.rsplit("/", 1)[1]).unlink()
+                deleted += 1
+        for folder in folders.values():
             with contextlib.suppress(OSError):  # not empty yet: other thumbnails of that day
-                path.parent.rmdir()
+                folder.rmdir()
         return deleted

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.detector.frame_slices import MINUTE_MS
 from vigil.services.detector.retention import DAY_MS, Retention, RetentionSettings
 from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings, ThumbnailStore
 
@@ -14,6 +15,7 @@ DIM = 8
 JPEG = b"\xff\xd8\xff\xe0" + b"a thumbnail" + b"\xff\xd9"
 NOW_MS = 1_800_000_000_000
 CAMERA = "gate"
+HOUR_MS = 60 * MINUTE_MS
 
 
 def vector() -> np.ndarray:
@@ -68,25 +70,55 @@ def test_hits_and_frames_past_their_days_go_with_their_thumbnails_the_rest_stays
         assert retention.apply(NOW_MS) == (0, 0)  # nothing more to forget
 
 
-def test_frame_rows_beyond_the_row_budget_at_the_current_rate_go_oldest_first(tmp_path):
-    """The budget is kept as an age: `frames_max_rows` rows at the rate the index is written."""
+def test_frame_rows_beyond_the_row_budget_at_the_current_rate_go_by_whole_oldest_slices(tmp_path):
+    """The budget is kept as an age, `frames_max_rows` rows at the rate the index is written,
+    and forgotten by whole time slices of an eighth of that age: at most one slice more stays."""
     thumbnails = ThumbnailStore(tmp_path / "thumbnails")
     settings = StoreSettings(uri=str(tmp_path / "milvus"), dim=DIM, thumbnails_dir=tmp_path / "thumbnails")
     with HitStore(settings) as store:
-        frames = [frame_at(NOW_MS - 11_000 + second * 1_000, thumbnails) for second in range(12)]
+        retention = Retention(RetentionSettings(frames_max_rows=40, batch_rows=2), store, thumbnails)
+        per_minute = 1 / 60  # one camera indexed once a minute: 40 rows are the last 40 minutes
+        assert retention.apply(NOW_MS - HOUR_MS, frame_rows_per_s=per_minute) == (0, 0)
+        assert store.frames_slice_minutes == 5  # an eighth of 40 minutes
+
+        frames = [frame_at(NOW_MS - minute * MINUTE_MS, thumbnails) for minute in range(59, -1, -1)]
         store.add_frames(frames)
         store.flush_frames()
-        retention = Retention(RetentionSettings(frames_max_rows=5, batch_rows=2), store, thumbnails)
+        assert len(store.frame_slices()) == 12
 
-        assert retention.apply(NOW_MS) == (0, 0)  # the rate unknown: only the days count
-        # One row a second: 5 rows are the last 5 s (and the row at the limit itself stays).
-        assert retention.apply(NOW_MS, frame_rows_per_s=1.0) == (0, 6)  # 3 batches of 2, one pass
+        # Slices ending by NOW - 40 min go: those of minutes -59 to -45. A pass forgets 4
+        # batches of 2 rows at most, and whole slices: two slices (10 rows), then the third.
+        assert retention.apply(NOW_MS, frame_rows_per_s=per_minute) == (0, 10)
+        assert retention.apply(NOW_MS, frame_rows_per_s=per_minute) == (0, 5)
+        assert retention.apply(NOW_MS, frame_rows_per_s=per_minute) == (0, 0)
 
-        [kept] = store.search_frames([vector()], top_k=20)
-        assert sorted(match.ts_ms for match in kept) == [frame.ts_ms for frame in frames[6:]]
+        [kept] = store.search_frames([vector()], top_k=100)
+        assert sorted(match.ts_ms for match in kept) == [frame.ts_ms for frame in frames[15:]]
+        assert len(kept) == 45  # the budget, and the slice straddling its age
+        assert len(store.frame_slices()) == 9
         root = tmp_path / "thumbnails"
-        assert [(root / frame.thumbnail).exists() for frame in frames] == [False] * 6 + [True] * 6
-        assert retention.apply(NOW_MS, frame_rows_per_s=1.0) == (0, 0)
+        assert [(root / frame.thumbnail).exists() for frame in frames] == [False] * 15 + [True] * 45
+
+
+def test_frame_rows_written_before_the_index_was_sliced_are_forgotten_row_by_row(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    settings = StoreSettings(uri=str(tmp_path / "milvus"), dim=DIM, thumbnails_dir=tmp_path / "thumbnails")
+    with HitStore(settings) as store:
+        old, young = frame_at(NOW_MS - 8 * DAY_MS, thumbnails), frame_at(NOW_MS - DAY_MS, thumbnails)
+        rows = [
+            {"frame_id": f.frame_id, "embedding": vector().tolist(), "camera_id": CAMERA, "ts_ms": f.ts_ms}
+            | {"thumbnail": f.thumbnail}
+            for f in (old, young)
+        ]
+        # As a Vigil before time slices wrote them: into the collection's default partition.
+        store._client.upsert(settings.frames_collection, rows)
+        store._client.flush(settings.frames_collection)
+        assert store.frame_slices() == []
+
+        assert Retention(RetentionSettings(), store, thumbnails).apply(NOW_MS) == (0, 1)
+        [kept] = store.search_frames([vector()], top_k=10)
+        assert [match.ts_ms for match in kept] == [young.ts_ms]
+        assert not (tmp_path / "thumbnails" / old.thumbnail).exists()
 
 
 def test_the_frame_rows_age_is_the_budget_over_the_rate_within_the_days():

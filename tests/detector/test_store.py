@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.detector.frame_slices import FrameSlice
 from vigil.services.detector.store import (
     EmbeddingDimensionError,
     FrameRecord,
@@ -169,6 +170,34 @@ def test_rows_survive_close_and_reopen_and_a_changed_dimension_is_refused(tmp_pa
     # The refusal released the directory: the right dimension still opens it.
     with HitStore(settings) as again:
         assert again.count_hits() == 1
+
+
+def test_frames_go_to_time_slices_that_a_reopened_store_finds_and_a_replay_keeps_to(tmp_path):
+    settings = settings_for(tmp_path / "milvus")
+    minute = 60_000
+    t0 = 1_800_000_000_000  # a whole minute
+    frames = [
+        FrameRecord("cam-1", ts_ms, unit(1, n), f"cam-1/2027-01-15/{ts_ms}.jpg")
+        for n, ts_ms in enumerate((t0, t0 + 4 * minute, t0 + 6 * minute, t0 + 61 * minute))
+    ]
+    with HitStore(settings) as first:
+        first.frames_slice_minutes = 5
+        first.add_frames(frames)
+        opened = [FrameSlice(t0, 5), FrameSlice(t0 + 5 * minute, 5), FrameSlice(t0 + 61 * minute, 5)]
+        assert first.frame_slices() == opened
+
+    with HitStore(settings) as reopened:
+        assert reopened.frame_slices() == opened
+        reopened.frames_slice_minutes = 60  # retention lengthened the slices to open
+        reopened.add_frames(frames[2:3])  # a replay: to its own slice, where it overwrites itself
+        assert reopened.frame_slices() == opened
+        assert reopened.count_frames() == 4
+
+        rows, thumbnails = reopened.drop_frame_slice(opened[0])
+        assert (rows, sorted(thumbnails)) == (2, [frames[0].thumbnail, frames[1].thumbnail])
+        assert reopened.frame_slices() == opened[1:]
+        (matches,) = reopened.search_frames([unit(1)], top_k=10)
+        assert sorted(match.ts_ms for match in matches) == [frames[2].ts_ms, frames[3].ts_ms]
 
 
 def test_an_upserted_hit_survives_a_process_crash_before_close(tmp_path):
@@ -434,6 +463,9 @@ def test_thumbnail_references_that_could_escape_the_root_are_refused(tmp_path, r
     thumbnails.save("cam-1", 1_700_000_000_123, JPEG)
     with pytest.raises(InvalidThumbnailReferenceError, match="thumbnail reference"):
         thumbnails.path_for(reference)
+    with pytest.raises(InvalidThumbnailReferenceError, match="thumbnail reference"):
+        thumbnails.delete([reference])
+    assert thumbnails.read("cam-1/2023-11-14/1700000000123.jpg") == JPEG
 
 
 def test_a_symlink_leading_out_of_the_thumbnail_root_is_refused(tmp_path):
@@ -446,6 +478,21 @@ def test_a_symlink_leading_out_of_the_thumbnail_root_is_refused(tmp_path):
     thumbnails = ThumbnailStore(root)
     with pytest.raises(InvalidThumbnailReferenceError, match="leads outside"):
         thumbnails.path_for("cam-1/2023-11-14/1700000000123.jpg")
+    with pytest.raises(InvalidThumbnailReferenceError, match="leads outside"):
+        thumbnails.delete(["cam-1/2023-11-14/1700000000123.jpg"])
+    assert (outside / "2023-11-14" / "1700000000123.jpg").read_bytes() == b"secret"
+
+
+def test_deleting_thumbnails_removes_their_files_and_the_day_folders_left_empty(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path)
+    day_one = [thumbnails.save("cam-1", 1_700_000_000_000 + n, JPEG) for n in range(3)]
+    next_day = thumbnails.save("cam-1", 1_700_000_000_000 + 86_400_000, JPEG)
+    missing = "cam-2/2023-11-14/1700000000000.jpg"
+    assert thumbnails.delete([*day_one[:2], missing]) == 2
+    assert [path.name for path in (tmp_path / "cam-1" / "2023-11-14").iterdir()] == ["1700000000002.jpg"]
+    assert thumbnails.delete([day_one[2], next_day]) == 2
+    assert not (tmp_path / "cam-1" / "2023-11-14").exists()
+    assert not (tmp_path / "cam-1" / "2023-11-15").exists()
 
 
 def test_a_missing_thumbnail_is_reported_as_not_found(tmp_path):
