@@ -2,7 +2,8 @@
 off by its writer's death (a kill -9 of tansu) leaves nothing a reader can see. s3rver alone
 kept the part that had arrived, an empty batch that tansu failed to read on every fetch, and
 consumers stalled at its offset for good. A PUT still in progress is listed (tansu then retries
-the batch rather than skipping it); a partial file a killed store left is not."""
+the batch rather than skipping it); a partial file a killed store left is not, and goes at its
+next start."""
 
 from __future__ import annotations
 
@@ -87,6 +88,23 @@ def test_an_object_file_a_killed_store_left_without_its_metadata_is_not_listed(s
     whole = f"{FOLDER}/00000000000000000008.batch"
     requests.put(f"{store.endpoint}/{BUCKET}/{whole}", data=b"z" * 10, timeout=5).raise_for_status()
     assert listed(store) == {whole: 10}
+
+
+def test_the_partial_file_of_a_write_a_kill_cut_off_is_removed_when_the_store_starts_again(tmp_path):
+    folder = tmp_path / "store" / BUCKET / FOLDER
+    folder.mkdir(parents=True)
+    left = folder / "00000000000000000007.batch._S3rver_object.4242-0.partial"
+    left.write_bytes(b"half a batch")
+    kept = folder / "00000000000000000006.batch._S3rver_object"
+    kept.write_bytes(b"a whole batch")
+    store = ObjectStore(tmp_path / "store", free_loopback_port(), tmp_path / "s3rver.log")
+    store.start()
+    try:
+        assert not left.exists()
+        assert kept.read_bytes() == b"a whole batch"
+    finally:
+        store.stop()
+    assert "removed 1 partial object file" in (tmp_path / "s3rver.log").read_text()
 
 
 def test_a_put_in_progress_is_listed_and_a_get_of_it_waits_for_the_whole_object(store):

@@ -273,6 +273,18 @@ FilesystemStore.prototype.putObject = async function putObject(object) {
   return { size: object.content.length, md5 };
 };
 
+// A kill -9 of this store mid-write leaves that write's `.partial` file. At start no write is
+// in progress (one store owns the directory), so every one found is such a leftover.
+function removeLeftoverPartials(root) {
+  if (!fs.existsSync(root)) return 0;
+  const leftovers = fs.readdirSync(root, { recursive: true }).filter(name => name.endsWith('.partial'));
+  for (const name of leftovers) fs.rmSync(nodePath.join(root, name), { force: true });
+  return leftovers.length;
+}
+
+const removed = removeLeftoverPartials(directory);
+if (removed) console.log(`removed ${removed} partial object file(s) a killed store left in ${directory}`);
+
 server.run().then(
   () => console.log(`object store listening on ${address}:${port}, bucket ${bucket}, in ${directory}`),
   error => {
