@@ -1,7 +1,7 @@
 """How long the detector keeps what it stores: hits, the frame index and their thumbnails.
 
 Without a bound, Milvus lite and the thumbnail folder grow with every camera-second (the soak
-bench measures how fast: BENCHMARKS.md). Once every `check_every_s` the detector forgets:
+bench measures how fast: BENCHMARKS.md). At least once every `check_every_s` the detector forgets:
 - hits whose peak is older than `hits_days` (30, as alerts and the "hits" topic), with their
   thumbnails: nothing an operator can still open in the console points at them;
 - frame index rows older than `frames_days` (7: the index answers "when did it last look like
@@ -15,8 +15,9 @@ bench measures how fast: BENCHMARKS.md). Once every `check_every_s` the detector
 Frames are forgotten by whole time slices (services/detector/frame_slices.py): deleted rows
 keep their memory in Milvus lite until it compacts them (RSS grew 34 % under a row budget
 enforced by deletes), a dropped slice frees it at once. Each pass sets the length of the slices
-opened next to an eighth of the age kept, so the rows held stay within an eighth (one slice)
-over the budget. Rows written before the index was sliced are deleted row by row.
+opened next to an eighth of the age kept, and passes come at least once per slice, so the rows
+held stay within an eighth (one slice) over the budget. Rows written before the index was
+sliced are deleted row by row.
 Each pass deletes at most `batch_rows` hits, and frame rows up to 4 batches' worth (at least one
 slice), so a backlog is worked off over several passes instead of blocking the scoring loop.
 """
@@ -57,19 +58,31 @@ class RetentionSettings(BaseModel):
 class Retention:
     """Applies RetentionSettings to a store; `maybe_apply` is cheap until a pass is due."""
 
-    def __init__(self, settings: RetentionSettings, store: HitStore, thumbnails: ThumbnailStore) -> None:
+    def __init__(
+        self,
+        settings: RetentionSettings,
+        store: HitStore,
+        thumbnails: ThumbnailStore,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.thumbnails = thumbnails
+        self._clock = clock
         self._next_pass = 0.0
 
     def maybe_apply(self, frame_rows_per_s: Callable[[], float] = lambda: 0.0) -> tuple[int, int] | None:
         """A pass when one is due (see apply; the write rate is asked for only then); None
         otherwise."""
-        if time.monotonic() < self._next_pass:
+        started = self._clock()
+        if started < self._next_pass:
             return None
-        self._next_pass = time.monotonic() + self.settings.check_every_s
-        return self.apply(frame_rows_per_s=frame_rows_per_s())
+        self._next_pass = started + self.settings.check_every_s  # a failed pass waits as long
+        forgotten = self.apply(frame_rows_per_s=frame_rows_per_s())
+        # At least one pass per frame slice, or the rows held would overshoot by a whole
+        # check interval where slices are shorter (many cameras: an eighth of a short age).
+        self._next_pass = started + min(self.settings.check_every_s, self.store.frames_slice_minutes * 60)
+        return forgotten
 
     def frames_kept_ms(self, frame_rows_per_s: float) -> int:
         """How long frame index rows are kept when `frame_rows_per_s` are written."""

@@ -5,6 +5,7 @@ picture that a kept hit shows stays too."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from vigil.services.common.contract import HitMessage, derive_hit_id
 from vigil.services.detector.frame_slices import MINUTE_MS
@@ -119,6 +120,29 @@ def test_frame_rows_written_before_the_index_was_sliced_are_forgotten_row_by_row
         [kept] = store.search_frames([vector()], top_k=10)
         assert [match.ts_ms for match in kept] == [young.ts_ms]
         assert not (tmp_path / "thumbnails" / old.thumbnail).exists()
+
+
+def test_a_pass_comes_at_least_once_per_frame_slice_and_a_failed_one_waits_a_whole_interval(tmp_path):
+    thumbnails = ThumbnailStore(tmp_path / "thumbnails")
+    settings = StoreSettings(uri=str(tmp_path / "milvus"), dim=DIM, thumbnails_dir=tmp_path / "thumbnails")
+    now = [1_000.0]
+    with HitStore(settings) as store:
+        retention = Retention(RetentionSettings(check_every_s=600), store, thumbnails, clock=lambda: now[0])
+        assert retention.maybe_apply() == (0, 0)
+        assert store.frames_slice_minutes == 5  # before any rate is known
+        now[0] += 299
+        assert retention.maybe_apply() is None
+        now[0] += 1
+        # Many cameras: 40 rows/s keep 100,000 rows for 41 minutes, in 5-minute slices.
+        assert retention.maybe_apply(lambda: 40.0) == (0, 0)
+        assert store.frames_slice_minutes == 5
+
+        store.close()  # a pass that fails (the store is gone) is not retried on every loop turn
+        now[0] += 300
+        with pytest.raises(AttributeError):  # a closed store has no client left
+            retention.maybe_apply()
+        now[0] += 599
+        assert retention.maybe_apply() is None
 
 
 def test_the_frame_rows_age_is_the_budget_over_the_rate_within_the_days():
