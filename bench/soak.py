@@ -7,8 +7,9 @@ ingest, the detector, the alerter, the broker (tansu) and its object store (node
 /proc/<pid>/status (VmRSS, Threads) and /proc/<pid>/fd; and the size of the run's folders: the
 broker's log (after its store keeper's retention), Milvus lite, thumbnails and the speech cache.
 
-Growth is the last sample against the median of those taken from `--warmup-min` to twice that
-(a process's first minutes load models and fill caches). Disk per camera-day extrapolates the
+Growth is the median of the samples of the last `--warmup-min` minutes against the median of
+those taken from `--warmup-min` to twice that (a process's first minutes load models and fill
+caches). Disk per camera-day extrapolates the
 growth of each folder after the warm-up to 24 h of one camera; the broker's log stops growing
 once its retention (frames: an hour) is reached, so over a short soak it is an upper bound.
 
@@ -161,18 +162,21 @@ def main() -> None:
 def summarize(samples: list[dict], args: argparse.Namespace) -> dict:
     warm = [s for s in samples if args.warmup_min <= s["minute"] <= 2 * args.warmup_min] or samples[:1]
     last = samples[-1]
+    # The end is the median of a window as wide as the warm one: a single sample swings by
+    # tens of MiB (a batch being decoded, a segment being indexed).
+    end = [s for s in samples if s["minute"] >= last["minute"] - args.warmup_min] or [last]
     growth = {}
     for name in last["processes"]:
         for measure in ("rss_mib", "open_files", "threads"):
-            before = [
-                s["processes"][name][measure] for s in warm if (s["processes"].get(name) or {}).get(measure)
-            ]
-            now = (last["processes"].get(name) or {}).get(measure)
-            if before and now is not None:
-                reference = statistics.median(before)
+            before, after = (
+                [s["processes"][name][measure] for s in window if s["processes"].get(name, {}).get(measure)]
+                for window in (warm, end)
+            )
+            if before and after:
+                reference, now = statistics.median(before), statistics.median(after)
                 growth.setdefault(name, {})[measure] = {
-                    "warm": reference,
-                    "last": now,
+                    "warm": round(reference, 1),
+                    "last": round(now, 1),
                     "growth_pct": round(100 * (now - reference) / reference, 1),
                 }
     elapsed_days = (last["minute"] - warm[0]["minute"]) / 1440
@@ -198,15 +202,16 @@ def summarize(samples: list[dict], args: argparse.Namespace) -> dict:
 def table(result: dict) -> str:
     summary = result["summary"]
     lines = [
-        f"{summary['cameras']} cameras for {summary['minutes']:.0f} minutes; growth is the last sample "
-        f"against the median of minutes {summary['warmup_min']:g}-{2 * summary['warmup_min']:g}"
+        f"{summary['cameras']} cameras for {summary['minutes']:.0f} minutes; growth is the median of the "
+        f"last {summary['warmup_min']:g} minutes' samples against that of minutes "
+        f"{summary['warmup_min']:g}-{2 * summary['warmup_min']:g}"
         + (
             f"; the detector's frame index budget: {summary['frames_max_rows']:,} rows."
             if summary.get("frames_max_rows")
             else "."
         ),
         "",
-        "| process | RSS warm | RSS last | growth | open files warm / last | threads warm / last |",
+        "| process | RSS warm | RSS at the end | growth | open files warm / end | threads warm / end |",
         "|---|---|---|---|---|---|",
     ]
     for name, figures in summary["growth"].items():
