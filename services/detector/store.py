@@ -858,24 +858,11 @@ class ThumbnailStore:
         outside the root (absolute paths, '..', symlinks pointing out), ThumbnailNotFoundError
         when the reference is well-formed but no file is there.
         """
-        match = _REFERENCE_RE.fullmatch(reference) if isinstance(reference, str) else None
-        if match is None:
-            raise InvalidThumbnailReferenceError(
-                f"thumbnail reference {reference!r} is not of the form <camera_id>/<yyyy-mm-dd>/<ts_ms>.jpg"
-            )
-        ts_ms = int(match["ts_ms"])
-        if ts_ms > _MAX_TS_MS or _utc_day(ts_ms) != match["day"]:
-            raise InvalidThumbnailReferenceError(
-                f"thumbnail reference {reference!r}: the day does not match the timestamp {ts_ms}"
-            )
+        _check_reference(reference)
         root = self.root.resolve()
-        path = (root / reference).resolve()
         # The pattern already excludes '..' and absolute paths; resolving catches symlinks
         # (a camera folder or file linked to somewhere else).
-        if not path.is_relative_to(root):
-            raise InvalidThumbnailReferenceError(
-                f"thumbnail reference {reference!r} leads outside the thumbnail directory"
-            )
+        path = _inside(root, (root / reference).resolve(), reference)
         if not path.is_file():
             raise ThumbnailNotFoundError(f"no thumbnail {reference!r} under {self.root}")
         return path
@@ -891,22 +878,40 @@ class ThumbnailStore:
         folders: dict[Path, Path] = {}  # day folder as referenced -> as resolved
         deleted = 0
         for reference in references:
-            match = _REFERENCE_RE.fullmatch(reference) if isinstance(reference, str) else None
-            ts_ms = int(match["ts_ms"]) if match else None
-            if ts_ms is None or ts_ms > _MAX_TS_MS or _utc_day(ts_ms) != match["day"]:
-                raise InvalidThumbnailReferenceError(f"thumbnail reference {reference!r} is malformed")
+            match = _check_reference(reference)
             referenced = root / match["camera_id"] / match["day"]
             if referenced not in folders:
                 folders[referenced] = referenced.resolve()
-            folder = folders[referenced]
-            if not folder.is_relative_to(root):
-                raise InvalidThumbnailReferenceError(
-                    f"thumbnail reference {reference!r} leads outside the thumbnail directory"
-                )
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            folder = _inside(root, folders[referenced], reference)
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 (folder / reference.rsplit("/", 1)[1]).unlink()
                 deleted += 1
         for folder in folders.values():
             with contextlib.suppress(OSError):  # not empty yet: other thumbnails of that day
                 folder.rmdir()
         return deleted
+
+
+def _check_reference(reference: str) -> re.Match[str]:
+    """The parts of a reference that `ThumbnailStore.save` could have returned;
+    InvalidThumbnailReferenceError for anything else."""
+    match = _REFERENCE_RE.fullmatch(reference) if isinstance(reference, str) else None
+    if match is None:
+        raise InvalidThumbnailReferenceError(
+            f"thumbnail reference {reference!r} is not of the form <camera_id>/<yyyy-mm-dd>/<ts_ms>.jpg"
+        )
+    ts_ms = int(match["ts_ms"])
+    if ts_ms > _MAX_TS_MS or _utc_day(ts_ms) != match["day"]:
+        raise InvalidThumbnailReferenceError(
+            f"thumbnail reference {reference!r}: the day does not match the timestamp {ts_ms}"
+        )
+    return match
+
+
+def _inside(root: Path, resolved: Path, reference: str) -> Path:
+    """`resolved` itself, when it lies under the (resolved) root."""
+    if not resolved.is_relative_to(root):
+        raise InvalidThumbnailReferenceError(
+            f"thumbnail reference {reference!r} leads outside the thumbnail directory"
+        )
+    return resolved
