@@ -342,6 +342,27 @@ def frame_index_table(result: dict) -> str:
     return frame_index.table(result)
 
 
+def bench_lite_pools(quick: bool, rounds: int) -> dict:
+    """bench/lite_pools.py: Milvus lite's RSS over hit writes under each pyarrow pool, each in a
+    fresh process (fewer events in --quick); `rounds` is not used."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import lite_pools
+
+    command = [sys.executable, str(ROOT / "bench" / "lite_pools.py")]
+    if quick:
+        command += ["--events=1000"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return {"summary": lite_pools.summarize(rows)}
+
+
+def lite_pools_table(result: dict) -> str:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import lite_pools
+
+    return lite_pools.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -353,6 +374,7 @@ PARTS = {
     "chaos": (bench_chaos, chaos_table),
     "soak": (bench_soak, soak_table),
     "frame_index": (bench_frame_index, frame_index_table),
+    "lite_pools": (bench_lite_pools, lite_pools_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -367,6 +389,7 @@ HEADINGS = {
     "chaos": "Chaos: kill -9 of every service at random points of a `vigil up` run, against a clean run",
     "soak": "Soak and disk: `vigil up` on 8 real RTSP cameras for 30 minutes",
     "frame_index": "Frame index memory: Milvus lite's RSS per row, without and with `frames_max_rows`",
+    "lite_pools": "Milvus lite's memory under each pyarrow pool (hit writes as the detector makes them)",
 }
 
 

@@ -237,6 +237,29 @@ def _load_index_file(path: Path) -> None:
     faiss.read_index(str(path))
 
 
+def use_arrow_pool_that_returns_memory() -> str:
+    """Make pyarrow's default pool, which Milvus lite allocates from in this process, one that
+    gives freed pages back to the OS; the name of the pool in use.
+
+    Lite writes a small Parquet segment on every flush and its compactions merge and free them
+    again, so it frees about as much as it allocates. pyarrow's default pool (mimalloc) keeps
+    those freed pages: with its rows bounded the detector still grew ~2 MiB a minute in the
+    soak, and each hit written and flushed alone added ~35 KiB. Arrow's jemalloc hands freed
+    pages back to the OS within a second (bench part lite_pools compares the pools). The
+    system allocator is the fallback where a pyarrow build has no jemalloc. An operator's
+    ARROW_DEFAULT_MEMORY_POOL is left as it is.
+    """
+    import pyarrow  # Milvus lite's own dependency
+
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        try:
+            pool = pyarrow.jemalloc_memory_pool()
+        except NotImplementedError:  # a pyarrow built without jemalloc
+            pool = pyarrow.system_memory_pool()
+        pyarrow.set_memory_pool(pool)
+    return pyarrow.default_memory_pool().backend_name
+
+
 class HitStore:
     """The hits and frames collections, created on first use and loaded on every open.
 
@@ -286,6 +309,7 @@ class HitStore:
                 "(an older milvus-lite single-file database cannot be opened by milvus-lite 3)"
             )
         directory.mkdir(parents=True, exist_ok=True)
+        use_arrow_pool_that_returns_memory()
         grpc_server_log = logging.getLogger("grpc._server")
         if not any(isinstance(f, _HideUnimplementedRpc) for f in grpc_server_log.filters):
             grpc_server_log.addFilter(_HideUnimplementedRpc())
@@ -702,9 +726,8 @@ class HitStore:
         return rows, thumbnails
 
     def release_freed_memory(self) -> None:
-        """Hand the memory Milvus lite's Arrow buffers freed back to the OS. pyarrow's pool
-        (mimalloc) keeps freed pages for reuse, so without this the detector's RSS keeps the
-        peak of every compaction and query that ran in it (bench part soak)."""
+        """Hand the memory Milvus lite's Arrow buffers freed back to the OS now, rather than
+        when the pool's own decay gets to it (after a retention pass dropped a whole slice)."""
         if self.settings.is_lite:
             import pyarrow  # Milvus lite's own dependency
 

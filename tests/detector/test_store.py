@@ -218,6 +218,35 @@ def test_an_upserted_hit_survives_a_process_crash_before_close(tmp_path):
         assert reopened.hits() == [make_hit()]
 
 
+@pytest.mark.parametrize(
+    ("operator_pool", "expected_pool"),
+    [(None, "jemalloc"), ("system", "system"), ("mimalloc", "mimalloc")],
+)
+def test_lite_allocates_from_a_pool_that_returns_freed_memory_unless_the_operator_chose_one(
+    tmp_path, operator_pool, expected_pool
+):
+    # In a fresh process each: the pool is process-wide, and pyarrow reads the variable once.
+    script = textwrap.dedent(
+        f"""
+        import pyarrow
+        from vigil.services.detector.store import HitStore, StoreSettings
+        before = pyarrow.default_memory_pool().backend_name
+        with HitStore(StoreSettings(uri={str(tmp_path / "milvus")!r}, dim={DIM})):
+            print(before, pyarrow.default_memory_pool().backend_name)
+        """
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if operator_pool:
+        environment["ARROW_DEFAULT_MEMORY_POOL"] = operator_pool
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=environment
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = result.stdout.split()
+    assert before == (operator_pool or "mimalloc")  # pyarrow's own default, which keeps freed pages
+    assert after == expected_pool
+
+
 def test_index_files_torn_by_a_kill_are_rebuilt_and_the_hits_survive(tmp_path, caplog):
     directory = tmp_path / "milvus"
     with HitStore(settings_for(directory)) as first:
