@@ -46,14 +46,9 @@ def rss_mib() -> float:
 def write_rows(rows: int, cap: int | None) -> dict:
     import numpy as np
 
+    from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
     from vigil.services.detector.retention import Retention, RetentionSettings
-    from vigil.services.detector.store import (
-        FrameRecord,
-        HitStore,
-        StoreSettings,
-        ThumbnailStore,
-        thumbnail_reference,
-    )
+    from vigil.services.detector.store import FrameRecord, HitStore, StoreSettings
 
     rng = np.random.default_rng(0)
     start_ms = int(time.time() * 1000) - rows * FRAME_STEP_MS

@@ -1,5 +1,5 @@
 """Milvus lite's memory under each of pyarrow's pools (`make bench`, part "lite_pools"): why the
-detector points pyarrow at jemalloc (services/detector/store.py
+detector points pyarrow at jemalloc (services/detector/store/connection.py
 `use_arrow_pool_that_returns_memory`).
 
 Milvus lite runs inside the detector and allocates from pyarrow's default pool. Every flush
@@ -50,11 +50,11 @@ def write_events(events: int) -> dict:
     import numpy as np
 
     from vigil.services.common.contract import HitMessage, derive_hit_id
+    from vigil.services.common.thumbnail_store import thumbnail_reference
     from vigil.services.detector.store import (
         HitRecord,
         HitStore,
         StoreSettings,
-        thumbnail_reference,
         use_arrow_pool_that_returns_memory,
     )
 

@@ -59,7 +59,7 @@ from vigil.services.common.http import (
     presented_token,
     requires,
 )
-from vigil.services.detector.store import (
+from vigil.services.common.thumbnail_store import (
     InvalidThumbnailReferenceError,
     ThumbnailNotFoundError,
     ThumbnailStore,

@@ -89,7 +89,7 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.detector.store import StoreSettings, ThumbnailStore
+from vigil.services.common.thumbnail_store import ThumbnailSettings, ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class AlerterService:
             key = settings.signing_key.get_secret_value()
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
-        thumbnails = ThumbnailStore(settings.thumbnails_dir or StoreSettings().thumbnails_dir)
+        thumbnails = ThumbnailStore(settings.thumbnails_dir or ThumbnailSettings().thumbnails_dir)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)

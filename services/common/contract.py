@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import re
 from collections.abc import Iterable, Mapping, Set
 from typing import Annotated, Literal, TypeVar
 
@@ -207,6 +208,25 @@ def validate_box(box: object, name: str = "box") -> Box:
 def _clip(text: str, limit: int = 80) -> str:
     """Error messages quote what was sent, but a dead-letter reason must stay short."""
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+# --- ids and timestamps that go into file paths and Milvus filters -------------------------
+
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def check_id(name: str, value: str) -> None:
+    """ValueError unless `value` is an id of the contract's alphabet, at most 128 characters."""
+    # Ids are interpolated into Milvus filter expressions and file paths: only the contract's
+    # alphabet gets through.
+    if not isinstance(value, str) or len(value) > 128 or not _ID_RE.fullmatch(value):
+        raise ValueError(f"{name} {value!r} does not match {ID_PATTERN} (at most 128 characters)")
+
+
+def check_ts_ms(name: str, ts_ms: int) -> None:
+    """ValueError unless `ts_ms` is a non-negative int (ms since the Unix epoch; not a bool)."""
+    if isinstance(ts_ms, bool) or not isinstance(ts_ms, int) or ts_ms < 0:
+        raise ValueError(f"{name} must be a non-negative integer (ms since the Unix epoch), got {ts_ms!r}")
 
 
 class HitMessage(VigilMessage):

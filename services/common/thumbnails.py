@@ -2,7 +2,7 @@
 
 A hit from a region embedding carries that region as `HitMessage.box` ([x0, y0, x1, y1],
 fractions of the frame). `thumbnail_with_boxes` draws such boxes onto the peak frame's JPEG
-before `ThumbnailStore.save` (services/detector/store.py) writes it, so every reader of the
+before `ThumbnailStore.save` (services/common/thumbnail_store.py) writes it, so every reader of the
 thumbnail (alert feed, webhooks, console) sees the region without knowing about boxes.
 
 Pure: bytes in, bytes out, no I/O. Boxes are in the stored pixel grid (EXIF orientation is

@@ -30,8 +30,9 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.detector.frame_slices import slice_minutes_for, slices_ended_by
-from vigil.services.detector.store import HitStore, ThumbnailStore
+from vigil.services.detector.store import HitStore
 
 log = logging.getLogger(__name__)
 

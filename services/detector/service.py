@@ -97,18 +97,12 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
+from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
 from vigil.services.common.thumbnails import thumbnail_with_boxes
 from vigil.services.detector.config import DetectorConfig, load_detector_config
 from vigil.services.detector.metrics import DetectorMetrics
 from vigil.services.detector.retention import Retention
-from vigil.services.detector.store import (
-    FrameRecord,
-    HitRecord,
-    HitStore,
-    StoreSettings,
-    ThumbnailStore,
-    thumbnail_reference,
-)
+from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings
 from vigil.services.detector.temporal import load_temporal_stage
 
 log = logging.getLogger(__name__)

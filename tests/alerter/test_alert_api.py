@@ -25,7 +25,7 @@ from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken, UrlSigner
 from vigil.services.common.contract import HitMessage, encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
-from vigil.services.detector.store import ThumbnailStore
+from vigil.services.common.thumbnail_store import ThumbnailStore
 
 CAMERA, QUERY = "gate-3", "fence"
 VIEWER, OPERATOR, ADMIN = "viewer-token-0123456789", "operator-token-0123456789", "admin-token-0123456789"

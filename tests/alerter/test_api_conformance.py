@@ -55,7 +55,7 @@ from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.contract import encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
-from vigil.services.detector.store import ThumbnailStore
+from vigil.services.common.thumbnail_store import ThumbnailStore
 
 CAMERA, QUERY = "gate-7", "climber"
 VIEWER, OPERATOR = "viewer-token-conformance-0123", "operator-token-conformance-0123"

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.detector.frame_slices import MINUTE_MS
 from vigil.services.detector.retention import DAY_MS, Retention, RetentionSettings
-from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings, ThumbnailStore
+from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings
 
 DIM = 8
 JPEG = b"\xff\xd8\xff\xe0" + b"a thumbnail" + b"\xff\xd9"

@@ -15,18 +15,20 @@ import numpy as np
 import pytest
 
 from vigil.services.common.contract import HitMessage, derive_hit_id
+from vigil.services.common.thumbnail_store import (
+    InvalidThumbnailReferenceError,
+    ThumbnailNotFoundError,
+    ThumbnailStore,
+)
 from vigil.services.detector.frame_slices import FrameSlice
 from vigil.services.detector.store import (
     EmbeddingDimensionError,
     FrameRecord,
     HitRecord,
     HitStore,
-    InvalidThumbnailReferenceError,
     MilvusLockedError,
     StoreError,
     StoreSettings,
-    ThumbnailNotFoundError,
-    ThumbnailStore,
 )
 
 DIM = 8

@@ -1,0 +1,18 @@
+"""What the hit store raises when it cannot do what was asked (thumbnail errors are
+services/common/thumbnail_store.py's)."""
+
+from __future__ import annotations
+
+from vigil.models.errors import VigilError
+
+
+class StoreError(VigilError):
+    """The hit store cannot do what was asked; the message says what and how to fix it."""
+
+
+class MilvusLockedError(StoreError):
+    """Another Milvus lite owner holds the data directory."""
+
+
+class EmbeddingDimensionError(StoreError):
+    """A collection or a vector whose dimension is not the configured encoder's."""
