@@ -4,7 +4,7 @@
     python bench/alerter.py --role speech  # synthesis times; prints one JSON line
     python bench/alerter.py --role service --case cold   # one service case; prints one JSON line
 
-Speech (`SpeechSynthesizer.synthesize`, services/alerter/speech.py), one process per round:
+Speech (`SpeechSynthesizer.synthesize`, services/alerter/speech/synthesizer.py), one process per round:
 
     espeak-ng      distinct Vietnamese and English alert sentences (pipelines/phrases.py
                    `alert_phrase` over several queries, cameras and severities), each a cache
