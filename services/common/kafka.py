@@ -1,5 +1,6 @@
 """Kafka wiring every Vigil service shares: settings, topics, a producer that survives broker
-restarts, consumer helpers, the dead-letter convention and the table of standing queries.
+restarts, consumer helpers, the dead-letter convention and the standing queries on Kafka
+(their table's rules: pipelines/query_table.py).
 
 The same code talks to Apache Kafka in a cluster and to the local tansu broker of the
 embedded default (services/broker). Where tansu differs (compaction never applied, the memory
@@ -19,7 +20,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -32,8 +33,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from vigil.models.errors import VigilError
+from vigil.pipelines.query_table import QueryTable
 from vigil.services.common.contract import (
-    BadMessageError,
     FrameHeaders,
     QueryMessage,
     Topics,
@@ -928,60 +929,9 @@ def delete_query(producer: ResilientProducer, topics: Topics, query_id: str) -> 
     producer.flush()
 
 
-class QueryTable:
-    """The standing queries: the last value per key of "queries", a tombstone deletes.
-
-    Pure (no I/O), so the rules are tested without a broker. Readers keep the table
-    themselves because compaction is not guaranteed (tansu never compacts; Kafka compacts
-    lazily), so a replay sees every version of a query, oldest first.
-    """
-
-    def __init__(self) -> None:
-        self._queries: dict[str, QueryMessage] = {}
-        self.version = 0  # bumps on every change: cheap "did anything change?" for callers
-
-    def apply(self, record: KafkaRecord) -> str | None:
-        """Apply one "queries" record. Returns None, or why the record is bad (for the
-        dead-letter topic); a bad record leaves the table as it was."""
-        if record.key is None:
-            return "queries record has no key (the key must be the query_id)"
-        try:
-            query_id = record.key.decode("utf-8")
-        except UnicodeDecodeError:
-            return "queries record key is not UTF-8"
-        if record.value is None:
-            if self._queries.pop(query_id, None) is not None:
-                self.version += 1
-            return None
-        try:
-            query = decode_json(QueryMessage, record.value)
-        except BadMessageError as error:
-            return str(error)
-        if query.query_id != query_id:
-            return f"QueryMessage: query_id {query.query_id!r} does not match the record key {query_id!r}"
-        self._queries[query_id] = query
-        self.version += 1
-        return None
-
-    def get(self, query_id: str) -> QueryMessage | None:
-        return self._queries.get(query_id)
-
-    def snapshot(self) -> dict[str, QueryMessage]:
-        """A copy safe to iterate while another thread applies records."""
-        return dict(self._queries)
-
-    def for_camera(self, camera_id: str) -> list[QueryMessage]:
-        """Enabled queries that watch this camera."""
-        return [query for query in self.snapshot().values() if query.applies_to(camera_id)]
-
-    def __len__(self) -> int:
-        return len(self._queries)
-
-    def __contains__(self, query_id: object) -> bool:
-        return query_id in self._queries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.snapshot())
+def decode_query(value: bytes | None) -> QueryMessage:
+    """A "queries" value as a QueryMessage; BadMessageError names what was wrong."""
+    return decode_json(QueryMessage, value)
 
 
 class QueryTableReader:
@@ -998,12 +948,12 @@ class QueryTableReader:
         settings: KafkaSettings,
         *,
         dead_letters: ResilientProducer | None = None,
-        table: QueryTable | None = None,
+        table: QueryTable[QueryMessage] | None = None,
         on_bad_record: Callable[[KafkaRecord, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.topics = settings.topics
-        self.table = table if table is not None else QueryTable()
+        self.table = table if table is not None else QueryTable(decode_query)
         self._dead_letters = dead_letters
         self._on_bad_record = on_bad_record
         self._consumer = make_consumer(settings, group_id=None)
@@ -1013,7 +963,7 @@ class QueryTableReader:
             self._consumer.close()
             raise
 
-    def load(self, timeout_s: float = 30.0) -> QueryTable:
+    def load(self, timeout_s: float = 30.0) -> QueryTable[QueryMessage]:
         """Rebuild the table from the first record to the end of the topic as of now."""
         replay_to_end(
             self._consumer, self._partitions, self.poll, self.settings, "loading the queries", timeout_s

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from kafka.consumer.fetcher import ConsumerRecord
 
+from vigil.pipelines.query_table import QueryTable
 from vigil.services.common.contract import QueryMessage, encode_json
-from vigil.services.common.kafka import QueryTable
+from vigil.services.common.kafka import decode_query
 
 _offsets = iter(range(1_000_000))
 
@@ -29,7 +30,7 @@ def put(table: QueryTable, message: QueryMessage) -> str | None:
 
 
 def test_the_last_value_per_key_wins():
-    table = QueryTable()
+    table = QueryTable(decode_query)
     assert put(table, query("q1", "a cat")) is None
     assert put(table, query("q2", "a dog")) is None
     assert put(table, query("q1", "a black cat", threshold=0.3)) is None
@@ -39,7 +40,7 @@ def test_the_last_value_per_key_wins():
 
 
 def test_a_tombstone_deletes_the_query_and_a_tombstone_for_nothing_is_harmless():
-    table = QueryTable()
+    table = QueryTable(decode_query)
     put(table, query("q1", "a cat"))
     version = table.version
     assert table.apply(record(b"q1", None)) is None
@@ -49,7 +50,7 @@ def test_a_tombstone_deletes_the_query_and_a_tombstone_for_nothing_is_harmless()
 
 
 def test_a_bad_record_returns_its_reason_and_leaves_the_table_as_it_was():
-    table = QueryTable()
+    table = QueryTable(decode_query)
     put(table, query("q1", "a cat"))
     before = table.snapshot()
     bad_value = table.apply(record(b"q1", b'{"query_id": "q1", "text": ""}'))
@@ -62,7 +63,7 @@ def test_a_bad_record_returns_its_reason_and_leaves_the_table_as_it_was():
 
 
 def test_queries_for_a_camera_are_the_enabled_ones_that_watch_it():
-    table = QueryTable()
+    table = QueryTable(decode_query)
     put(table, query("everywhere", "a fire"))
     put(table, query("gate", "a truck", cameras=["gate-1"]))
     put(table, query("paused", "a dog", enabled=False))
