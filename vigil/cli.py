@@ -12,8 +12,8 @@ import numpy as np
 import typer
 
 from vigil import __version__
+from vigil.errors import VigilError
 from vigil.logs import configure_logging
-from vigil.models.errors import VigilError
 
 app = typer.Typer(
     help="Vigil: real-time surveillance event detection against standing natural-language queries.",

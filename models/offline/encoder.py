@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import (
     Encoder,
     EncoderInfo,
@@ -46,7 +47,6 @@ from vigil.models.encoder import (
     l2_normalise,
     sha256_file,
 )
-from vigil.models.errors import ModelUnavailableError
 from vigil.models.offline import build
 from vigil.models.offline.labels import LABEL_TEXT_VERSION, coco_labels, imagenet_labels
 from vigil.models.offline.text import DIM, E5TextEmbedder, package_version

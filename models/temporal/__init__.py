@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError
 from vigil.models.onnx_session import Device, active_providers, create_session
 from vigil.pipelines.temporal import FEATURE_NAMES, TEMPORAL_WINDOW
 

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.common.contract import ID_PATTERN, Box, HitMessage, derive_hit_id
 from vigil.services.common.thumbnails import JPEG_MAGIC
