@@ -75,7 +75,7 @@ models: $(STAMP)
 
 # Real footage (OpenCV's vtest.avi, pedestrians) for the demo, the tests and the benchmarks.
 media: $(STAMP)
-	$(PY) -m vigil.media
+	$(PY) -m vigil.fixtures.media
 
 demo: setup
 	$(VENV)/bin/vigil demo

@@ -72,7 +72,7 @@ VARIANTS = ("bare", "ensemble", "ens+bg", "ens+bg-ens")
 
 def build_clip() -> Path:
     """The scan test's clip (tests/scan/test_scan.py `real_clip`), cached under var/media."""
-    from vigil.media import event_clip
+    from vigil.fixtures.media import event_clip
 
     return event_clip(
         tuple((name, start, end) for name, (start, end) in SPANS.items()), CLIP_SECONDS, keyframe_every_s=None
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         help="opencv-doc's sample images, for the caption->image check (skipped when absent)",
     )
     args = parser.parse_args(argv)
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
     from vigil.models.offline.encoder import OfflineEncoder
 
     encoder = OfflineEncoder.load()

@@ -55,7 +55,7 @@ def hall_frames(fps: float) -> tuple[Path, list[np.ndarray]]:
     """vtest.avi's frames as `vigil scan --fps` samples them (RGB uint8)."""
     import av
 
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
     from vigil.services.scan.video import sampled_frames
 
     path = vtest_avi()
