@@ -13,19 +13,22 @@ the same outputs. Scoring a batch of every query's window of one camera costs mi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.onnx_session import Device, active_providers, create_session
-from vigil.pipelines.temporal import FEATURE_NAMES, TEMPORAL_WINDOW
+from vigil.models.temporal.inputs import FEATURE_NAMES, TEMPORAL_WINDOW
+
+if TYPE_CHECKING:
+    from vigil.models.onnx_session import Device
 
 MODEL_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = MODEL_DIR / "gru.onnx"
 TRAINING_REPORT = "models/temporal/TRAINING.md"
 
-__all__ = ["DEFAULT_MODEL", "TemporalScorer"]
+__all__ = ["DEFAULT_MODEL", "FEATURE_NAMES", "TEMPORAL_WINDOW", "TemporalScorer"]
 
 
 class TemporalScorer:
@@ -47,11 +50,16 @@ class TemporalScorer:
         cls, path: Path | None = None, device: Device = "cpu", threads: int | None = 1
     ) -> TemporalScorer:
         """Open the model (default: the committed gru.onnx); its window and features must be the
-        ones pipelines/temporal.py builds, or the windows would be misread.
+        ones of its input contract (inputs.py), which pipelines/temporal.py builds, or the windows
+        would be misread.
 
         threads: onnxruntime intra-op threads. One by default: for a model this small a second
         thread only adds hand-over cost (BENCHMARKS.md: batch 512 takes 1.2 ms on one thread,
         2.2 ms on two), and the encoder needs the cores. None: onnxruntime's default."""
+        # onnxruntime is imported here, not with the package: pipelines/temporal.py imports the
+        # input contract (vigil.models.temporal.inputs) and must stay free of a model runtime.
+        from vigil.models.onnx_session import active_providers, create_session
+
         path = Path(path) if path is not None else DEFAULT_MODEL
         if not path.is_file():
             raise ModelUnavailableError(
