@@ -60,6 +60,7 @@ SOURCES = (
     "models/temporal/data.py",
     "models/temporal/evaluate.py",
     "pipelines/temporal.py",
+    "models/temporal/inputs.py",
 )
 
 SEED = 1337
