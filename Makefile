@@ -71,7 +71,7 @@ $(STAMP): pyproject.toml setup.py
 # in models/temporal/report.json: a content check, since git does not keep file times).
 models: $(STAMP)
 	$(VENV)/bin/vigil models build
-	$(PY) -m vigil.models.temporal.train --if-stale
+	$(PY) -m vigil.model_tools.temporal.train --if-stale
 
 # Real footage (OpenCV's vtest.avi, pedestrians) for the demo, the tests and the benchmarks.
 media: $(STAMP)

@@ -318,7 +318,7 @@ def load_language_direction(embedder_sha256: str) -> np.ndarray | None:
     if document.get("embedder_sha256") != embedder_sha256:
         log.warning(
             "offline encoder: %s was estimated with another e5 model; ignored (rerun "
-            "python -m vigil.models.offline.make_language_direction)",
+            "python -m vigil.model_tools.offline.make_language_direction)",
             LANGUAGE_DIRECTION_FILE.name,
         )
         return None
@@ -347,7 +347,7 @@ def load_score_prior(embedder_sha256: str | None, config: ConseConfig) -> dict[s
     if document.get("embedder_sha256") != embedder_sha256 or document.get("config") != asdict(config):
         log.info(
             "offline encoder: %s was measured with another e5 model or other settings; ignored (rerun "
-            "python -m vigil.models.offline.measure_score_prior)",
+            "python -m vigil.model_tools.offline.measure_score_prior)",
             SCORE_PRIOR_FILE.name,
         )
         return {}

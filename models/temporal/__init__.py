@@ -64,7 +64,7 @@ class TemporalScorer:
         if not path.is_file():
             raise ModelUnavailableError(
                 f"temporal scorer: {path} is missing; it is committed with the repository, or "
-                "`make models` (python -m vigil.models.temporal.train) trains it"
+                "`make models` (python -m vigil.model_tools.temporal.train) trains it"
             )
         try:
             session = create_session(path, device=device, threads=threads)
@@ -77,7 +77,7 @@ class TemporalScorer:
             raise ModelUnavailableError(
                 f"temporal scorer: {path.name} was trained on windows of {window} frames with features "
                 f"{features}, but pipelines/temporal.py builds {TEMPORAL_WINDOW} frames with "
-                f"{FEATURE_NAMES}: retrain it (python -m vigil.models.temporal.train)"
+                f"{FEATURE_NAMES}: retrain it (python -m vigil.model_tools.temporal.train)"
             )
         info = {
             "name": meta.get("name", path.stem),

@@ -1,6 +1,6 @@
 """Do prompt ensembles and background prompts help the offline encoder find events in real footage?
 
-    python -m vigil.models.offline.measure_prompts [--json]
+    python -m vigil.model_tools.offline.measure_prompts [--json]
 
 The clip is the one tests/scan/test_scan.py builds: 30 s of vtest.avi (a real hall with people
 walking) with a real photo of a cat pasted in at 8-13 s and of a motorcycle at 19-24 s, H.264,
