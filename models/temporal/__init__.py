@@ -1,10 +1,11 @@
 """The GRU temporal scorer: over one (camera, query)'s last frames of calibration features
 (pipelines/temporal.py) it gives the probability that the queried event is on now.
 
-A 1-layer GRU (trained by train.py on real footage with real photos pasted in; figures in
-TRAINING.md) exported to ONNX and run with onnxruntime. It is stateless: every call scores whole
-windows, nothing is carried between calls, so a detector replaying frames after a crash gets
-the same outputs. Scoring a batch of every query's window of one camera costs microseconds.
+A 1-layer GRU (trained by vigil/model_tools/temporal/train.py on real footage with real photos
+pasted in; figures in TRAINING.md) exported to ONNX and run with onnxruntime. It is stateless:
+every call scores whole windows, nothing is carried between calls, so a detector replaying
+frames after a crash gets the same outputs. Scoring a batch of every query's window of one
+camera costs microseconds.
 
     scorer = TemporalScorer.load()            # the committed models/temporal/gru.onnx
     probabilities = scorer.score(windows)     # (batch, TEMPORAL_WINDOW, len(FEATURE_NAMES)) -> (batch,)
