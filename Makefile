@@ -71,11 +71,11 @@ $(STAMP): pyproject.toml setup.py
 # in models/temporal/report.json: a content check, since git does not keep file times).
 models: $(STAMP)
 	$(VENV)/bin/vigil models build
-	$(PY) -m vigil.models.temporal.train --if-stale
+	$(PY) -m vigil.model_tools.temporal.train --if-stale
 
 # Real footage (OpenCV's vtest.avi, pedestrians) for the demo, the tests and the benchmarks.
 media: $(STAMP)
-	$(PY) -m vigil.media
+	$(PY) -m vigil.fixtures.media
 
 demo: setup
 	$(VENV)/bin/vigil demo
@@ -95,6 +95,7 @@ broker: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf var/ .pytest_cache

@@ -1,14 +1,14 @@
 """Detector: glass-to-hit latency, frames scored per CPU-second and memory, on the embedded default.
 
 One case runs what `vigil up` runs, each part a process of its own: the local tansu broker,
-`vigil ingest` reading N real RTSP cameras (gst-rtsp-server, vigil/rtsp.py `RtspCamera`, one
+`vigil ingest` reading N real RTSP cameras (gst-rtsp-server, vigil/fixtures/rtsp.py `RtspCamera`, one
 server process per camera) at 1 frame/s, and the detector (`DetectorService` on the same config
 file, Milvus lite in a temporary directory); the parent follows "hits" as
 `vigil up` does. Camera phases (see CASES): "aligned" runs one ingest process for every camera,
 as `vigil up` does; "independent" runs one per camera, started 1/N s apart.
 
 Each camera streams OpenCV's vtest.avi (real pedestrians) at 1280x720 with a real photo pasted
-in for 5 s every 10 s (vigil/media.py `event_clip`, 60 s, looped: cat, coffee, astronaut, cat,
+in for 5 s every 10 s (vigil/fixtures/media.py `event_clip`, 60 s, looped: cat, coffee, astronaut, cat,
 coffee, rocket), camera i shifted by (i + 0.5) * 10 / N s so that cameras do not all confirm at
 the same instant; five standing queries (cat, cup of coffee, astronaut, rocket, and a motorcycle,
 never shown). Latency needs hits; whether they are right is not measured here.
@@ -155,7 +155,7 @@ def camera_events(shift_s: float) -> tuple[tuple[str, float, float], ...]:
 
 
 def camera_clip(index: int, cameras: int) -> Path:
-    from vigil.media import event_clip
+    from vigil.fixtures.media import event_clip
 
     return event_clip(camera_events((index + 0.5) * PERIOD_S / cameras), seconds=CLIP_S)
 
@@ -296,7 +296,7 @@ def measure_case(
 ) -> dict:
     import yaml
 
-    from vigil.rtsp import RtspCamera
+    from vigil.fixtures.rtsp import RtspCamera
     from vigil.services.broker.local import LocalBroker, free_loopback_port
     from vigil.services.common.contract import QueryMessage
     from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query

@@ -59,7 +59,7 @@ CASES = [
 
 
 def camera_clip(gop_s: float) -> Path:
-    from vigil.media import h264_clip
+    from vigil.fixtures.media import h264_clip
 
     return h264_clip(WIDTH, HEIGHT, fps=CAMERA_FPS, gop_s=gop_s, kbit_s=CAMERA_KBIT_S)
 
@@ -135,7 +135,7 @@ def measure(source: str, gop_s: float, mode: str, fps: float, runs: int, seconds
         server = subprocess.Popen(
             [
                 "/usr/bin/python3",
-                str(ROOT / "vigil" / "rtsp_server.py"),
+                str(ROOT / "vigil" / "fixtures" / "rtsp_server.py"),
                 f"--media={clip}",
                 f"--port={port}",
                 "--copy",  # the very stream measured from disk, not a re-encoding

@@ -27,7 +27,7 @@ FPS = 2.0
 def still_hall(seconds: float) -> list[tuple[int, np.ndarray]]:
     import av
 
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
 
     with av.open(str(vtest_avi())) as container:
         frame = next(iter(container.decode(video=0))).to_ndarray(format="rgb24")
@@ -43,7 +43,7 @@ def still_hall(seconds: float) -> list[tuple[int, np.ndarray]]:
 def busy_hall(seconds: float) -> list[tuple[int, np.ndarray]]:
     import av
 
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
 
     frames = []
     with av.open(str(vtest_avi())) as container:

@@ -103,8 +103,8 @@ def folder_mib(path: Path) -> float:
 
 def main() -> None:
     from vigil.chaos import start_up, stop_up
-    from vigil.media import event_clip
-    from vigil.rtsp import RtspCamera
+    from vigil.fixtures.media import event_clip
+    from vigil.fixtures.rtsp import RtspCamera
     from vigil.services.broker.local import free_loopback_port
 
     parser = argparse.ArgumentParser()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from vigil.models.errors import BadImageError, BadTextError
+from vigil.errors import BadImageError, BadTextError
 
 log = logging.getLogger("vigil.models")
 

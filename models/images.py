@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from vigil.errors import BadImageError
 from vigil.models.encoder import MAX_IMAGE_PIXELS, as_rgb_uint8
-from vigil.models.errors import BadImageError
 
 
 def load_image(path: str | Path) -> np.ndarray:

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from vigil.errors import VigilError
 from vigil.models.clip.config import ClipSpec
 from vigil.models.encoder import Encoder, EncoderInfo
-from vigil.models.errors import VigilError
 from vigil.models.onnx_session import Device
 from vigil.paths import models_dir
 

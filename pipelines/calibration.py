@@ -35,9 +35,9 @@ learns rather than raising false alerts.
 `score_prior_for(encoder.info)` is that prior for the margin signal of `embed_queries`
 (prompts.py), when the encoder carries measured numbers: the models own their numbers. The
 offline encoder does (models/offline/score_prior.json, measured over real hall footage for 20
-typical English and Vietnamese queries by measure_score_prior.py); CLIP does not, because no
-CLIP weights were available to measure with (an export here is random-init only), so a CLIP
-camera stays silent through warm-up.
+typical English and Vietnamese queries by vigil/model_tools/offline/measure_score_prior.py);
+CLIP does not, because no CLIP weights were available to measure with (an export here is
+random-init only), so a CLIP camera stays silent through warm-up.
 """
 
 from __future__ import annotations

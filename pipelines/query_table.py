@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, Protocol, TypeVar
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 
 class KeyedRecord(Protocol):

@@ -3,7 +3,8 @@
 
 The GRU in models/temporal/ is given, for one (camera, query), the `TEMPORAL_WINDOW` most
 recent frames as a (window, features) matrix, oldest first, and answers "is the queried event
-on at the last frame?". Every feature is computed from what `QueryTrack` has when it
+on at the last frame?" (the window's shape is the model's input contract,
+models/temporal/inputs.py). Every feature is computed from what `QueryTrack` has when it
 calibrates a frame, so the live detector, `vigil scan` and the training script build exactly
 the same rows:
 
@@ -36,8 +37,10 @@ from collections import deque
 
 import numpy as np
 
-TEMPORAL_WINDOW = 16
-FEATURE_NAMES: tuple[str, ...] = ("calibrated", "z", "dz", "gap", "z_known", "present", "gate")
+# The window's shape is the model's input contract (models/temporal/inputs.py); re-exported here
+# beside the code that fills it.
+from vigil.models.temporal.inputs import FEATURE_NAMES, TEMPORAL_WINDOW
+
 Z_MIN, Z_MAX, Z_SCALE = -5.0, 10.0, 5.0
 GAP_CAP_S = 10.0
 # Gate margins are cosine differences; on the offline encoder's training replays about 95 % of

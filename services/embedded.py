@@ -47,7 +47,7 @@ import yaml
 from kafka import KafkaAdminClient, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.broker.endpoint import resolve_bootstrap

@@ -12,8 +12,8 @@ import numpy as np
 import typer
 
 from vigil import __version__
+from vigil.errors import VigilError
 from vigil.logs import configure_logging
-from vigil.models.errors import VigilError
 
 app = typer.Typer(
     help="Vigil: real-time surveillance event detection against standing natural-language queries.",
@@ -355,6 +355,7 @@ def up(
     spoken alerts as they happen."""
     from vigil.services.alerter.config import load_alerter_config
     from vigil.services.embedded import alert_audio_path, run_embedded
+    from vigil.terminal import describe_alert, describe_hit
 
     configure_logging(service=True)
     if not config.is_file():
@@ -366,37 +367,6 @@ def up(
         on_alert=lambda alert: typer.echo(describe_alert(alert, alert_audio_path(alert, alerter_config))),
         seconds=seconds,
         on_ready=lambda bootstrap: typer.echo(alerter_config.api.describe() or "alerts API off"),
-    )
-
-
-def describe_hit(hit) -> str:
-    """One line per hit for a terminal: when, where, what, how sure, and the thumbnail."""
-    from datetime import datetime
-
-    start = datetime.fromtimestamp(hit.event_start_ts_ms / 1000).strftime("%H:%M:%S")
-    if hit.end_ts_ms is None:
-        what = "HIT  "
-        span = f"since {start}"
-    else:
-        what = "ended"
-        span = f"{start}-{datetime.fromtimestamp(hit.end_ts_ms / 1000).strftime('%H:%M:%S')}"
-    return (
-        f"{what} camera {hit.camera_id}  query {hit.query_id}  score {hit.peak_score:.2f}  {span}  "
-        f"thumbnail {hit.thumbnail}"
-    )
-
-
-def describe_alert(alert, audio: Path | None) -> str:
-    """One line per alert for a terminal: when, how loud, where, what was said, and the audio."""
-    from datetime import datetime
-
-    raised = datetime.fromtimestamp(alert.raised_ts_ms / 1000).strftime("%H:%M:%S")
-    flags = ", escalated" if alert.escalated else ""
-    flags += ", muted" if alert.muted else ""
-    spoken = f"audio {audio} ({alert.speech_engine})" if audio is not None else "no audio"
-    return (
-        f"ALERT {raised} {alert.severity}{flags}  camera {alert.camera_id}  query {alert.query_id}  "
-        f'[{alert.language}] "{alert.text}"  {spoken}'
     )
 
 

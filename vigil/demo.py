@@ -32,7 +32,7 @@ from pathlib import Path
 import typer
 import yaml
 
-from vigil.media import DEMO_EVENTS, event_clip
+from vigil.fixtures.media import DEMO_EVENTS, event_clip
 from vigil.paths import var_dir
 
 DEMO_QUERIES = (
@@ -97,11 +97,11 @@ class DemoOutcome:
 
 def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     """Run the demo; returns what it found, and why it failed if it did (see the module doc)."""
-    from vigil.cli import describe_alert, describe_hit
-    from vigil.rtsp import RtspCamera
+    from vigil.fixtures.rtsp import RtspCamera
     from vigil.services.alerter.config import load_alerter_config
     from vigil.services.broker.local import free_loopback_port
     from vigil.services.embedded import alert_audio_path, run_embedded
+    from vigil.terminal import describe_alert, describe_hit
 
     directory = var_dir() / "demo"
     directory.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError
 from vigil.models.onnx_session import Device
 from vigil.paths import models_dir
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError, VigilError
 from vigil.models.clip.config import PRECISIONS, ClipSpec, export_dir, weights_help
 from vigil.models.clip.int8 import INT8_RECIPE, derive_int8, u8s8_saturation_risks
 from vigil.models.clip.manifest import (
@@ -41,7 +42,6 @@ from vigil.models.clip.manifest import (
 from vigil.models.clip.preprocess import INTERPOLATIONS, RESIZE_MODES
 from vigil.models.clip.tokenizer import ClipTokenizer
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError, VigilError
 from vigil.models.onnx_session import create_session
 
 log = logging.getLogger("vigil.models")

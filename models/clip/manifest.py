@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.clip.int8 import INT8_RECIPE_VERSION
-from vigil.models.errors import ModelUnavailableError
 
 MANIFEST_NAME = "manifest.json"
 # Bumped when a field changes meaning; older exports are then refused with "re-export it".

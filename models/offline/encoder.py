@@ -17,9 +17,9 @@ models see in it, so it lands in the text embedder's space and can be compared w
   re-normalised; only what distinguishes a text is compared. On our development images this
   was the largest single improvement (docs/ZEROSHOT.md).
 - Language-bias removal: the Vietnamese-minus-English direction of the e5 space (estimated from
-  parallel sentences by make_language_direction.py, committed as language_direction.json) is
-  projected out of every embedding, so a Vietnamese query is not pulled towards whatever
-  label texts happen to share its language component.
+  parallel sentences by vigil/model_tools/offline/make_language_direction.py, committed as
+  language_direction.json) is projected out of every embedding, so a Vietnamese query is not
+  pulled towards whatever label texts happen to share its language component.
 
 Image embedding = normalise( sum_i w_i * label_i  +  detector_weight * sum_c s_c * coco_c ):
 w_i are the top_k ImageNet probabilities softened by `temperature` (p ** (1/T), i.e. the
@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import (
     Encoder,
     EncoderInfo,
@@ -46,7 +47,6 @@ from vigil.models.encoder import (
     l2_normalise,
     sha256_file,
 )
-from vigil.models.errors import ModelUnavailableError
 from vigil.models.offline import build
 from vigil.models.offline.labels import LABEL_TEXT_VERSION, coco_labels, imagenet_labels
 from vigil.models.offline.text import DIM, E5TextEmbedder, package_version
@@ -318,7 +318,7 @@ def load_language_direction(embedder_sha256: str) -> np.ndarray | None:
     if document.get("embedder_sha256") != embedder_sha256:
         log.warning(
             "offline encoder: %s was estimated with another e5 model; ignored (rerun "
-            "python -m vigil.models.offline.make_language_direction)",
+            "python -m vigil.model_tools.offline.make_language_direction)",
             LANGUAGE_DIRECTION_FILE.name,
         )
         return None
@@ -335,8 +335,8 @@ def load_language_direction(embedder_sha256: str) -> np.ndarray | None:
 
 
 def load_score_prior(embedder_sha256: str | None, config: ConseConfig) -> dict[str, str]:
-    """The committed background-signal statistics (measure_score_prior.py) as info.details
-    entries, if measured with this very e5 model and these ConSE settings; else none."""
+    """The committed background-signal statistics (vigil/model_tools/offline/measure_score_prior.py)
+    as info.details entries, if measured with this very e5 model and these ConSE settings; else none."""
     try:
         document = json.loads(SCORE_PRIOR_FILE.read_text())
         mean, std = float(document["mean"]), float(document["std"])
@@ -347,7 +347,7 @@ def load_score_prior(embedder_sha256: str | None, config: ConseConfig) -> dict[s
     if document.get("embedder_sha256") != embedder_sha256 or document.get("config") != asdict(config):
         log.info(
             "offline encoder: %s was measured with another e5 model or other settings; ignored (rerun "
-            "python -m vigil.models.offline.measure_score_prior)",
+            "python -m vigil.model_tools.offline.measure_score_prior)",
             SCORE_PRIOR_FILE.name,
         )
         return {}

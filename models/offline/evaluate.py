@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 # (image name, English caption from the CLIP notebook, Vietnamese translation)
 CASES: list[tuple[str, str, str]] = [

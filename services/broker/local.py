@@ -29,7 +29,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka import errors as kafka_errors
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.broker.object_store import BUCKET, ObjectStore
 from vigil.services.common.kafka import (

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import REPO_ROOT
 from vigil.services.common.lifecycle import start_logged_child, wait_until_ready
 

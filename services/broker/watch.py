@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.broker.endpoint import KafkaEndpoint
 from vigil.services.common.contract import QueryMessage
 from vigil.services.common.kafka import (

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.pipelines.matching import hit_id
 
 FRAME_SCHEMA_VERSION = 1

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 DEFAULT_MIN_FREE_MIB = 2048
 

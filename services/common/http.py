@@ -30,7 +30,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.auth import ROLE_RANK, Principal, Role, TokenAuthority
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.contract import describe_validation_error
 
 

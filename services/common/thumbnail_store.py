@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.common.contract import check_id, check_ts_ms
 from vigil.services.common.thumbnails import JPEG_MAGIC

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.models.registry import EncoderSettings
 from vigil.pipelines.calibration import ScorePrior
 from vigil.pipelines.detector import CalibrationSettings, CameraPipeline, TemporalStage

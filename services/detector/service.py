@@ -58,8 +58,8 @@ from PIL import Image, UnidentifiedImageError
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from vigil.errors import VigilError
 from vigil.models.encoder import Encoder
-from vigil.models.errors import VigilError
 from vigil.models.registry import create_encoder, resolve_kind
 from vigil.models.text_cache import embed_texts_cached
 from vigil.paths import models_dir

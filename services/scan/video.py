@@ -14,8 +14,8 @@ import av
 import av.error
 import numpy as np
 
+from vigil.errors import VigilError
 from vigil.models.encoder import Encoder
-from vigil.models.errors import VigilError
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.prompts import embed_queries
 from vigil.pipelines.regions import ChangeDetector, RegionSettings

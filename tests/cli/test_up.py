@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vigil.media import MediaUnavailableError, event_clip
+from vigil.fixtures.media import MediaUnavailableError, event_clip
 from vigil.services.alerter.speech import SpeechSettings, SpeechSynthesizer
 from vigil.services.broker.local import free_loopback_port
 
@@ -257,7 +257,7 @@ def test_the_demo_tells_inserted_events_from_false_ones(capsys, monkeypatch, tmp
     from vigil.demo import summarise
 
     monkeypatch.setenv("VIGIL_MILVUS_THUMBNAILS_DIR", str(tmp_path))  # where run_demo keeps them
-    from vigil.media import DEMO_EVENTS
+    from vigil.fixtures.media import DEMO_EVENTS
     from vigil.services.common.contract import HitMessage
 
     start_s = 1_700_000_000.0

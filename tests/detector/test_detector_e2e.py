@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry
 sys.path.insert(0, str(Path(__file__).parents[1] / "ingest"))
 from ingest_helpers import wait_for  # noqa: E402
 
-from vigil.media import MediaUnavailableError, event_clip  # noqa: E402
-from vigil.rtsp import RtspCamera  # noqa: E402
+from vigil.fixtures.media import MediaUnavailableError, event_clip  # noqa: E402
+from vigil.fixtures.rtsp import RtspCamera  # noqa: E402
 from vigil.services.broker.local import free_loopback_port  # noqa: E402
 from vigil.services.common.contract import FrameHeaders, HitMessage, QueryMessage  # noqa: E402
 from vigil.services.common.kafka import (  # noqa: E402

@@ -24,7 +24,7 @@ def encoder():
 def hall() -> np.ndarray:
     import av
 
-    from vigil.media import MediaUnavailableError, vtest_avi
+    from vigil.fixtures.media import MediaUnavailableError, vtest_avi
 
     try:
         with av.open(str(vtest_avi())) as container:

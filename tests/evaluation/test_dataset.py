@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vigil.evaluation import dataset
-from vigil.models.temporal import data
+from vigil.model_tools.temporal import data
 from vigil.pipelines.prompts import resolve_language
 from vigil.services.detector.config import DetectorConfig
 

@@ -15,7 +15,7 @@ import pytest
 from vigil.evaluation import dataset, metrics, report
 from vigil.evaluation.evaluate import evaluate
 from vigil.evaluation.runner import RecallingEncoder
-from vigil.models.temporal import data
+from vigil.model_tools.temporal import data
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
 

@@ -1,8 +1,9 @@
 """Fixtures for the ingest tests: real video and real RTSP cameras (see ingest_helpers for the rest).
 
-RTSP cameras are vigil/rtsp_server.py (gst-rtsp-server, see vigil/rtsp.py) run by the system python3,
-which has the GStreamer bindings; Debian packages python3-gi gir1.2-gst-rtsp-server-1.0
-gstreamer1.0-plugins-{base,good,ugly} gstreamer1.0-libav (`make setup` installs them).
+RTSP cameras are vigil/fixtures/rtsp_server.py (gst-rtsp-server, see vigil/fixtures/rtsp.py) run by
+the system python3, which has the GStreamer bindings; Debian packages python3-gi
+gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,ugly} gstreamer1.0-libav (`make setup`
+installs them).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from vigil.media import h264_clip, vtest_avi  # noqa: E402
-from vigil.rtsp import RtspCamera  # noqa: E402
+from vigil.fixtures.media import h264_clip, vtest_avi  # noqa: E402
+from vigil.fixtures.rtsp import RtspCamera  # noqa: E402
 from vigil.services.broker.local import free_loopback_port  # noqa: E402
 
 

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
+from vigil.errors import ModelUnavailableError, VigilError
 from vigil.models.clip import runtime
 from vigil.models.clip.config import ClipSpec
 from vigil.models.clip.export import add_precisions
 from vigil.models.clip.runtime import ClipEncoder
-from vigil.models.errors import ModelUnavailableError, VigilError
 
 
 def test_runtime_works_without_torch(clip_vitb32_random_export):

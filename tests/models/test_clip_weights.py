@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from vigil.errors import ModelUnavailableError
 from vigil.models.clip.config import ClipSpec, export_dir
 from vigil.models.clip.export import export_clip, import_open_clip
 from vigil.models.clip.runtime import ClipEncoder
-from vigil.models.errors import ModelUnavailableError
 
 
 def _names_both_ways(message: str) -> None:

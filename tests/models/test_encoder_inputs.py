@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vigil.errors import BadImageError, BadTextError
 from vigil.models.encoder import MAX_IMAGE_PIXELS, as_rgb_uint8, check_text, l2_normalise
-from vigil.models.errors import BadImageError, BadTextError
 from vigil.models.images import load_image
 
 

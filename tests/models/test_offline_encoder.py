@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data  # real photographs shipped in scikit-image
 
-from vigil.models.errors import BadImageError, ModelUnavailableError
+from vigil.errors import BadImageError, ModelUnavailableError
 from vigil.models.offline import OfflineEncoder, build_offline_models
 from vigil.models.offline.build import CLASSIFIER_ONNX, DETECTOR_ONNX, offline_dir
 from vigil.paths import models_dir

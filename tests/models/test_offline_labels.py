@@ -41,7 +41,7 @@ def test_label_text_carries_meaning_not_just_a_name():
 
 def test_label_files_are_what_make_labels_generates():
     # WordNet comes from Debian wordnet-base (make setup installs it); timm ships the ImageNet ids.
-    from vigil.models.offline import make_labels
+    from vigil.model_tools.offline import make_labels
 
     assert make_labels.main(["--check", "--class-names", "/nonexistent"]) == 0
 

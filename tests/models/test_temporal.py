@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vigil.models.errors import ModelUnavailableError
+from vigil.errors import ModelUnavailableError
 from vigil.models.temporal import DEFAULT_MODEL, TemporalScorer
 from vigil.pipelines.temporal import FEATURE_NAMES, TEMPORAL_WINDOW, FeatureWindow
 

@@ -144,7 +144,7 @@ def motion_count(plans: list[RegionPlan]) -> int:
 @pytest.fixture(scope="module")
 def vtest_frames() -> list[np.ndarray]:
     """vtest.avi's first 30 s at 2 frames/s (every 5th decoded frame): 60 RGB frames."""
-    from vigil.media import MediaUnavailableError, vtest_avi
+    from vigil.fixtures.media import MediaUnavailableError, vtest_avi
 
     try:
         path = vtest_avi()

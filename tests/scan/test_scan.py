@@ -139,7 +139,7 @@ def test_bad_settings_are_refused():
 def real_clip() -> Path:
     """30 s of vtest.avi (a real hall with people walking), a real photo of a cat at 8-13 s and of
     a motorcycle at 19-24 s pasted over the right part (45 % of the frame's width), H.264."""
-    from vigil.media import MediaUnavailableError, event_clip
+    from vigil.fixtures.media import MediaUnavailableError, event_clip
 
     try:
         return event_clip(

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.disk import DiskFullError, check_free_disk, min_free_mib
 
 

@@ -16,12 +16,12 @@ from vigil.chaos.faults import apply_fault
 from vigil.chaos.model import ADMIN_TOKEN, ChaosRun, Fault
 from vigil.chaos.watcher import Watcher
 from vigil.demo import DEMO_QUERIES
-from vigil.media import event_clip
+from vigil.fixtures.media import event_clip
 
 
 def run_scenario(home: Path, faults: list[Fault], stream_seconds: float = 52.0) -> ChaosRun:
     """`vigil up` on the demo's clip in `home`, with `faults` applied; see the module docstring."""
-    from vigil.rtsp import RtspCamera
+    from vigil.fixtures.rtsp import RtspCamera
     from vigil.services.broker.local import free_loopback_port
 
     home.mkdir(parents=True, exist_ok=True)

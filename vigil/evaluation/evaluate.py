@@ -102,8 +102,8 @@ def docs_target(docs: Path | None, no_docs: bool, quick: bool) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vigil.errors import VigilError
     from vigil.logs import configure_logging
-    from vigil.models.errors import VigilError
     from vigil.models.registry import EncoderSettings
     from vigil.services.detector.config import load_detector_config
 

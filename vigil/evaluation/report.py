@@ -12,7 +12,7 @@ from pathlib import Path
 from vigil.cpu import instruction_set
 from vigil.evaluation import dataset, metrics
 from vigil.evaluation.runner import SplitResult
-from vigil.models.temporal import data
+from vigil.model_tools.temporal import data
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx")
 SCHEMA = "vigil-evaluation/1"

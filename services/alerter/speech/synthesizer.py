@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_none
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.alerter.speech.audio import audio_duration, mp3_duration, wav_duration
 from vigil.services.alerter.speech.playback import play
 from vigil.services.alerter.speech.settings import CONTENT_TYPES, ENGINES, LANGUAGE_RE, Engine, SpeechSettings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 if TYPE_CHECKING:
     from vigil.services.common.kafka.settings import KafkaSettings

@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from kafka import errors as kafka_errors
 from kafka.producer.future import FutureRecordMetadata, RecordMetadata
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.contract import FrameHeaders
 from vigil.services.common.kafka.errors import (
     BrokerUnavailableError,

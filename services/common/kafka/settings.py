@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.contract import Topics, describe_validation_error
 
 DEFAULT_LOCAL_PORT = 19092

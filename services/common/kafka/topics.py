@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient
 from kafka import errors as kafka_errors
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 from vigil.services.common.kafka.errors import BrokerUnavailableError, broker_unavailable_error
 from vigil.services.common.kafka.reachability import broker_reachable
 from vigil.services.common.kafka.settings import RECORD_OVERHEAD_BYTES, KafkaSettings

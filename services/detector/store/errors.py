@@ -3,7 +3,7 @@ services/common/thumbnail_store.py's)."""
 
 from __future__ import annotations
 
-from vigil.models.errors import VigilError
+from vigil.errors import VigilError
 
 
 class StoreError(VigilError):

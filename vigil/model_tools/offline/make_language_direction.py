@@ -1,6 +1,6 @@
 """Estimate the Vietnamese-vs-English direction of the e5 space (run once; the output is committed).
 
-    python -m vigil.models.offline.make_language_direction [--locale-dir DIR] [--pairs N]
+    python -m vigil.model_tools.offline.make_language_direction [--locale-dir DIR] [--pairs N]
 
 Multilingual sentence embedders keep a language-identity component: Vietnamese texts share a
 direction that English texts do not (unrelated Vietnamese queries have cosine ~0.83 with each
@@ -15,7 +15,7 @@ text that ships with Debian: the gettext catalogs of installed programs
 (/usr/share/locale/vi/LC_MESSAGES/*.mo) pair each English message with its Vietnamese
 translation. Messages of 2-12 plain words are kept (no format codes, names or markup); the
 result depends only on the languages, not on any image or query used in evaluation.
-Writes language_direction.json next to this file: the unit vector, the embedder's version and
+Writes models/offline/language_direction.json: the unit vector, the embedder's version and
 model sha256 (the encoder ignores the file for any other model), and where it came from.
 """
 
@@ -31,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vigil.models.offline.encoder import LANGUAGE_DIRECTION_FILE
 from vigil.models.offline.text import E5TextEmbedder
 
-HERE = Path(__file__).resolve().parent
-OUTPUT = HERE / "language_direction.json"
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale/vi/LC_MESSAGES")
 PLAIN_ENGLISH = re.compile(r"[A-Za-z][A-Za-z ,.'-]*")
 SEED = 0
@@ -92,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         "source": f"gettext catalogs in {args.locale_dir}: {', '.join(catalogs)}",
         "direction": [round(float(value), 7) for value in direction],
     }
-    OUTPUT.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-    print(f"wrote {OUTPUT} from {len(pairs)} message pairs of {len(catalogs)} catalogs")
+    LANGUAGE_DIRECTION_FILE.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+    print(f"wrote {LANGUAGE_DIRECTION_FILE} from {len(pairs)} message pairs of {len(catalogs)} catalogs")
     return 0
 
 

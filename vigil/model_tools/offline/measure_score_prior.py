@@ -1,6 +1,6 @@
 """Measure the offline encoder's typical background signal (run once; the output is committed).
 
-    python -m vigil.models.offline.measure_score_prior [--fps 2] [--check]
+    python -m vigil.model_tools.offline.measure_score_prior [--fps 2] [--check]
 
 A live camera's calibrator judges each query against that camera's own statistics, but until
 it has seen `warmup_frames` frames it has none; a `ScorePrior` (calibration.py) stands in
@@ -15,7 +15,7 @@ over every (frame, query): a new query's background is unknown, so the spread be
 queries belongs in the prior as much as the spread between frames. Per-query numbers are
 kept in the file for reference.
 
-Writes score_prior.json next to this file. The encoder reads it into `info.details`
+Writes models/offline/score_prior.json. The encoder reads it into `info.details`
 ("score_prior_mean", "score_prior_std", "score_prior_prompts") only when it was measured
 with the same e5 model and ConSE settings; `score_prior_for` uses it only while the prompts
 (templates and background prompts) are the ones it was measured with. `--check` measures
@@ -55,7 +55,7 @@ def hall_frames(fps: float) -> tuple[Path, list[np.ndarray]]:
     """vtest.avi's frames as `vigil scan --fps` samples them (RGB uint8)."""
     import av
 
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
     from vigil.services.scan.video import sampled_frames
 
     path = vtest_avi()

@@ -1,6 +1,6 @@
 """Do prompt ensembles and background prompts help the offline encoder find events in real footage?
 
-    python -m vigil.models.offline.measure_prompts [--json]
+    python -m vigil.model_tools.offline.measure_prompts [--json]
 
 The clip is the one tests/scan/test_scan.py builds: 30 s of vtest.avi (a real hall with people
 walking) with a real photo of a cat pasted in at 8-13 s and of a motorcycle at 19-24 s, H.264,
@@ -72,7 +72,7 @@ VARIANTS = ("bare", "ensemble", "ens+bg", "ens+bg-ens")
 
 def build_clip() -> Path:
     """The scan test's clip (tests/scan/test_scan.py `real_clip`), cached under var/media."""
-    from vigil.media import event_clip
+    from vigil.fixtures.media import event_clip
 
     return event_clip(
         tuple((name, start, end) for name, (start, end) in SPANS.items()), CLIP_SECONDS, keyframe_every_s=None
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         help="opencv-doc's sample images, for the caption->image check (skipped when absent)",
     )
     args = parser.parse_args(argv)
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
     from vigil.models.offline.encoder import OfflineEncoder
 
     encoder = OfflineEncoder.load()

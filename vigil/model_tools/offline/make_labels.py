@@ -2,7 +2,7 @@
 
     apt-get install -y wordnet-base          # WordNet 3.0 database in /usr/share/wordnet
     pip install --no-deps timm               # carries the 1000 ImageNet-1k synset ids in class order
-    python -m vigil.models.offline.make_labels [--check]
+    python -m vigil.model_tools.offline.make_labels [--check]
 
 ConSE compares a query with the *text* of each class the image models predict, so the text
 must carry the class's meaning, not only its name: the ImageNet class "admiral" is a
@@ -21,8 +21,8 @@ ambiguous even when the ids must be sorted. The COCO-80 classes of the YOLO dete
 hand-chosen WordNet senses (COCO_SENSES below): each COCO name was looked up in WordNet's
 index and the sense meant by COCO picked ("mouse" the computer device, "kite" the toy).
 
-Writes imagenet_labels.json and coco_labels.json next to this file; `--check` only verifies
-that the committed files equal what the sources produce.
+Writes imagenet_labels.json and coco_labels.json into models/offline/ (where labels.py reads
+them); `--check` only verifies that the committed files equal what the sources produce.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-IMAGENET_LABELS = HERE / "imagenet_labels.json"
-COCO_LABELS = HERE / "coco_labels.json"
+from vigil.models.offline.labels import COCO_LABELS_FILE, IMAGENET_LABELS_FILE
+
 DEFAULT_WORDNET_DIR = Path("/usr/share/wordnet")
 OPENCV_CLASS_NAMES = Path("/usr/share/doc/opencv-doc/examples/data/dnn/classification_classes_ILSVRC2012.txt")
 # How many hypernym levels to store: deep enough to reach general words such as "vehicle",
@@ -301,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     wordnet = WordNet(args.wordnet_dir)
     ids = read_imagenet_ids(args.imagenet_ids or find_timm_synsets_file())
     verify_against_class_names(ids, wordnet, args.class_names)
-    outputs = {IMAGENET_LABELS: dump(build_imagenet(wordnet, ids)), COCO_LABELS: dump(build_coco(wordnet))}
+    outputs = {
+        IMAGENET_LABELS_FILE: dump(build_imagenet(wordnet, ids)),
+        COCO_LABELS_FILE: dump(build_coco(wordnet)),
+    }
     stale = [path.name for path, text in outputs.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         print("label files are up to date" if not stale else f"stale: {', '.join(stale)}")

@@ -68,7 +68,7 @@ def cache_dir() -> Path:
 
 def debian_file(package: str, member: str) -> Path:
     """A file shipped by a Debian package: the installed copy, else one extracted (once) from
-    `apt-get download <package>` into var/temporal/media/ (as vigil.media does for vtest.avi)."""
+    `apt-get download <package>` into var/temporal/media/ (as vigil.fixtures.media does for vtest.avi)."""
     installed = Path("/") / member
     if installed.is_file():
         return installed
@@ -110,7 +110,7 @@ class Clip:
 
 
 def _vtest() -> Path:
-    from vigil.media import vtest_avi
+    from vigil.fixtures.media import vtest_avi
 
     return vtest_avi()
 

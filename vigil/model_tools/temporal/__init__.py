@@ -1,0 +1,8 @@
+"""Training the GRU temporal scorer (models/temporal/): `python -m vigil.model_tools.temporal.train`.
+
+data.py             the labelled sequences: real footage with real photos pasted in
+evaluate.py         per-(sequence, query) replays as the live detector runs them, and their figures
+recipe.py           the recipe: seeds, sizes, thresholds tried, the artefacts' names
+train.py            train, export to ONNX, evaluate, write gru.onnx and report.json (`make models`)
+training_report.py  TRAINING.md: the report's prose, tables and verdict
+"""
