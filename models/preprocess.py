@@ -35,7 +35,9 @@ def center_crop(image: Image.Image, size: int) -> Image.Image:
     return image.crop((left, top, left + size, top + size))
 
 
-def normalised_chw(image: Image.Image, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def normalised_chw(
+    image: Image.Image, mean: Sequence[float] | np.ndarray, std: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """ToTensor + Normalize: (3, H, W) float32, arithmetic in float32 in torchvision's order."""
     pixels = np.asarray(image, dtype=np.float32) / np.float32(255.0)
     return ((pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).transpose(2, 0, 1)

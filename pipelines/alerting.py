@@ -61,7 +61,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Literal, Protocol, get_args
+from typing import Annotated, Any, Literal, Protocol, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -311,7 +311,7 @@ class AlertPolicySettings(_Strict):
         return schedules
 
     def rules_for(self, camera_id: str, query_id: str) -> PairRules:
-        values = {
+        values: dict[str, Any] = {
             "cooldown_s": self.cooldown_s,
             "escalate_after": self.escalate_after,
             "escalate_window_s": self.escalate_window_s,
@@ -516,7 +516,7 @@ class AlertPolicy:
 
     # --- snapshots -------------------------------------------------------------------------
 
-    def to_state(self, include_hits: bool = True) -> dict:
+    def to_state(self, include_hits: bool = True) -> dict[str, Any]:
         """A JSON-serialisable snapshot of the memory (least recently seen first). Without
         `include_hits`, the hit ids are left out: the caller keeps them one by one, from
         `take_hit_changes()`, and hands them back to `restore`."""
@@ -538,10 +538,10 @@ class AlertPolicy:
         }
 
     @staticmethod
-    def hit_state(hit_id: str, seen: _SeenHit) -> list:
+    def hit_state(hit_id: str, seen: _SeenHit) -> list[Any]:
         return [hit_id, seen.touched_ms, seen.alerted, seen.closed]
 
-    def take_hit_changes(self) -> tuple[list[list], list[str]]:
+    def take_hit_changes(self) -> tuple[list[list[Any]], list[str]]:
         """The remembered hit ids added or changed since the last call (each as `hit_state`),
         and those forgotten since; then starts counting afresh."""
         changed = [self.hit_state(hit_id, self._seen[hit_id]) for hit_id in self._changed_hits]
@@ -549,7 +549,7 @@ class AlertPolicy:
         self._changed_hits, self._dropped_hits = set(), set()
         return changed, dropped
 
-    def restore(self, state: dict, hits: Iterable[list] = ()) -> None:
+    def restore(self, state: dict[str, Any], hits: Iterable[list[Any]] = ()) -> None:
         """Resume from `to_state()`'s snapshot plus hit states kept apart (`take_hit_changes`);
         this policy's settings stay its own. Hit ids inside the snapshot itself are reported by
         the next `take_hit_changes()`, so that a whole snapshot of old moves to records."""

@@ -77,7 +77,8 @@ def max_background_cosine(frame_embeddings: np.ndarray, background_embeddings: n
     background = np.asarray(background_embeddings, np.float32)
     if background.ndim != 2 or background.shape[0] == 0:
         raise ValueError("background_embeddings must be a non-empty (k, dim) array")
-    return (frames @ background.T).max(axis=-1)
+    best: np.ndarray = (frames @ background.T).max(axis=-1)
+    return best
 
 
 def sigmoid(x: float) -> float:

@@ -43,6 +43,7 @@ up new queries).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class TemporalStage:
 
     model: TemporalModel
     new_window: Callable[[], Any]
-    window_from_state: Callable[[dict], Any]
+    window_from_state: Callable[[dict[str, Any]], Any]
 
 
 STATE_VERSION = 2
@@ -197,7 +198,7 @@ class CameraPipeline:
     def query_ids(self) -> list[str]:
         return list(self._tracks)
 
-    def set_queries(self, queries: Sequence[StandingQuery]) -> list[tuple[Hit, np.ndarray]]:
+    def set_queries(self, queries: Sequence[StandingQuery]) -> list[tuple[Hit, View]]:
         """Make the tracked queries these; returns the closing hits of removed queries."""
         wanted = {query.query_id: query for query in queries}
         closed: list[tuple[Hit, View]] = []
@@ -329,7 +330,12 @@ class CameraPipeline:
             )
             scores.append(calibrated if z is None else sigmoid(z - entry.track.calibrator.sigma_at_half))
         if self.temporal is not None:
-            windows = np.stack([entry.track.features.matrix() for entry in tracks])
+            matrices = []
+            for entry in tracks:
+                features = entry.track.features
+                assert features is not None  # with a temporal model every track keeps its features
+                matrices.append(features.matrix())
+            windows = np.stack(matrices)
             scores = [float(p) for p in self.temporal.model(windows)]
         for entry, score, (b, _, passes), (raw, competing), gate_cos in zip(
             tracks, scores, best, cosines, gate_cosines, strict=True
@@ -392,7 +398,7 @@ class CameraPipeline:
         if zs[0] is None:  # no background yet (a prior-less warm-up): the widest margin
             index = max(order, key=lambda v: margins[v])
         else:
-            index = max(order, key=lambda v: zs[v])
+            index = max(order, key=lambda v: -math.inf if (z := zs[v]) is None else z)  # all are known
         z = zs[index]
         if z is not None and len(order) > 1:
             # The best of k views is k chances at a high z: judged as one view would be, a frame
@@ -424,7 +430,7 @@ class CameraPipeline:
 
     # --- snapshots -----------------------------------------------------------------------
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         """Everything needed to resume this camera's decisions (JSON-serialisable)."""
         tracks = {}
         for query_id, entry in self._tracks.items():
@@ -447,7 +453,7 @@ class CameraPipeline:
             "tracks": tracks,
         }
 
-    def restore(self, state: dict, queries: Sequence[StandingQuery]) -> None:
+    def restore(self, state: dict[str, Any], queries: Sequence[StandingQuery]) -> None:
         """Resume from `to_state()`'s snapshot with today's queries: a query whose vectors are
         unchanged resumes its track, any other query starts afresh (not warmed: the window is
         empty after a restart), and snapshot tracks of queries that are gone are dropped."""

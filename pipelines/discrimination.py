@@ -51,6 +51,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class DiscriminationSettings:
             raise ValueError(f"min_margin must be in (-1, 1), got {self.min_margin!r}")
 
     @classmethod
-    def for_encoder(cls, info: EncoderInfo, **overrides) -> DiscriminationSettings:
+    def for_encoder(cls, info: EncoderInfo, **overrides: Any) -> DiscriminationSettings:
         """The defaults, with the encoder's measured `synonym_cosine` when it carries one."""
         measured = info.details.get("synonym_cosine")
         if measured is not None and "synonym_cosine" not in overrides:
@@ -115,7 +116,7 @@ class RawBaseline:
     mean: np.ndarray | None = None
     count: int = 0
 
-    def learn(self, cosines) -> None:
+    def learn(self, cosines: np.ndarray | Sequence[float] | float) -> None:
         cosines = np.atleast_1d(np.asarray(cosines, np.float64))
         if not np.all(np.isfinite(cosines)):
             return
@@ -131,10 +132,10 @@ class RawBaseline:
         cosines = np.asarray(cosines, np.float32)
         return np.zeros_like(cosines) if self.mean is None else cosines - self.mean.astype(np.float32)
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {"mean": None if self.mean is None else self.mean.tolist(), "count": self.count}
 
-    def restore(self, state: dict | None) -> None:
+    def restore(self, state: dict[str, Any] | None) -> None:
         """From `to_state()`; None (a snapshot from before baselines) starts afresh."""
         if state is None or state["mean"] is None:
             self.mean, self.count = None, 0
@@ -147,7 +148,8 @@ def gate_margins(lifts: np.ndarray, rival_lifts: Sequence[np.ndarray]) -> np.nda
     lifts = np.asarray(lifts, np.float32)
     if not len(rival_lifts):
         return np.full(lifts.shape, np.inf, np.float32)
-    return lifts - np.max(np.stack(rival_lifts), axis=0)
+    margins: np.ndarray = lifts - np.max(np.stack(rival_lifts), axis=0)
+    return margins
 
 
 def gate_negatives(query: QueryVectors, settings: DiscriminationSettings) -> np.ndarray:
@@ -158,7 +160,8 @@ def gate_negatives(query: QueryVectors, settings: DiscriminationSettings) -> np.
     if not settings.enabled or not settings.negatives or negatives is None or not len(negatives):
         return np.zeros((0, dim), np.float32)
     negatives = np.asarray(negatives, np.float32)
-    return negatives[negatives @ query.text < settings.synonym_cosine]
+    counted: np.ndarray = negatives[negatives @ query.text < settings.synonym_cosine]
+    return counted
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from vigil.pipelines.calibration import ScoreCalibrator, resolve_threshold, sigmoid
+
+if TYPE_CHECKING:
+    from vigil.pipelines.temporal import FeatureWindow
 
 
 def hit_id(camera_id: str, query_id: str, event_start_ts_ms: int) -> str:
@@ -184,13 +188,13 @@ class MatchStateMachine:
         "_last_ts", "_start_ts", "_end_ts", "_peak_ts", "_peak_score", "_peak_ref", "_cooldown_until",
     )  # fmt: skip
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot (frame refs must be JSON values: the detector uses ts_ms)."""
         state = {name.lstrip("_"): getattr(self, name) for name in self._STATE_FIELDS}
         state["state"] = self.state.value
         return state
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Resume from `to_state()`'s snapshot (the settings stay this machine's own)."""
         try:
             self.state = MatchState(state["state"])
@@ -272,7 +276,9 @@ class QueryTrack:
     the caller ends it; a maximum event duration is the detector's call, not made here.
     """
 
-    def __init__(self, calibrator: ScoreCalibrator, machine: MatchStateMachine, features=None) -> None:
+    def __init__(
+        self, calibrator: ScoreCalibrator, machine: MatchStateMachine, features: FeatureWindow | None = None
+    ) -> None:
         self.calibrator = calibrator
         self.machine = machine
         self.features = features  # a pipelines.temporal.FeatureWindow, or None

@@ -64,7 +64,7 @@ def _language(language: str) -> Language:
             f"no alert phrases for language {language!r}; supported: {', '.join(LANGUAGES)} "
             '("auto" must be resolved to the query\'s language first)'
         )
-    return code  # type: ignore[return-value]
+    return code
 
 
 def speakable_camera_name(camera_name: str) -> str:
@@ -106,7 +106,7 @@ def alert_phrase(
     lang = _language(language)
     if severity not in SEVERITIES:
         raise ValueError(f"unknown severity {severity!r}; expected one of: {', '.join(SEVERITIES)}")
-    sentence = TEMPLATES[lang][severity].format(  # type: ignore[index]
+    sentence = TEMPLATES[lang][severity].format(
         what=_what(query_text), camera=speakable_camera_name(camera_name)
     )
     if escalated:

@@ -18,6 +18,7 @@ never becomes its own place's background.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from vigil.pipelines.calibration import RunningStats
 from vigil.pipelines.regions import Box
@@ -33,7 +34,12 @@ class PlaceStats:
             raise ValueError("PlaceStats needs cells >= 1 and warmup >= 1")
         self.cells = cells
         self.warmup = warmup
-        self._settings = {"halflife": halflife, "warmup": warmup, "clip_sigma": clip_sigma, "min_std": 1e-3}
+        self._settings: dict[str, Any] = {
+            "halflife": halflife,
+            "warmup": warmup,
+            "clip_sigma": clip_sigma,
+            "min_std": 1e-3,
+        }
         self._grid: dict[int, RunningStats] = {}
 
     def cell(self, box: Box) -> int:
@@ -58,10 +64,10 @@ class PlaceStats:
             return camera_wide
         return stats.mean, max(stats.std, camera_wide[1])
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {str(cell): [s.count, s.mean, s.var] for cell, s in self._grid.items()}
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self._grid = {}
         for cell, (count, mean, var) in state.items():
             stats = RunningStats(**self._settings)

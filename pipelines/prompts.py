@@ -206,7 +206,7 @@ def resolve_language(text: str, language: str) -> Language:
         return detect_language(text)
     if language not in LANGUAGES:
         raise ValueError(f"language must be 'auto' or one of {', '.join(LANGUAGES)}, got {language!r}")
-    return language  # type: ignore[return-value]
+    return language
 
 
 def prompt_ensemble(text: str, language: Language) -> list[str]:
@@ -325,4 +325,4 @@ def query_scores(frame_embeddings: np.ndarray, vectors: QueryVectors) -> tuple[n
 def _known(language: str) -> Language:
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
-    return language  # type: ignore[return-value]
+    return language

@@ -95,6 +95,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -292,10 +293,12 @@ def small_grey(rgb: np.ndarray, height: int = 100, samples: int = 4) -> np.ndarr
         sums = row_sums[:, :, 0].astype(np.float32)
         for i in range(1, samples):
             sums += row_sums[:, :, i]
-        return sums @ (_LUMA / np.float32(samples * samples))
+        grey: np.ndarray = sums @ (_LUMA / np.float32(samples * samples))
+        return grey
     picked = np.take(picked_rows, cols, axis=1).astype(np.float32)
     grey = picked[..., :3] @ _LUMA if picked.ndim == 3 else picked
-    return grey.reshape(out_h, samples, out_w, samples).mean(axis=(1, 3), dtype=np.float32)
+    downsampled: np.ndarray = grey.reshape(out_h, samples, out_w, samples).mean(axis=(1, 3), dtype=np.float32)
+    return downsampled
 
 
 # --- the change detector ----------------------------------------------------------------
@@ -447,7 +450,7 @@ class ChangeDetector:
         """Width / height of the frames seen (of the small grey copy), None before the first."""
         if self._background is None:
             return None
-        return self._background.shape[1] / self._background.shape[0]
+        return float(self._background.shape[1] / self._background.shape[0])
 
     @property
     def calibrating(self) -> bool:
@@ -497,6 +500,7 @@ class ChangeDetector:
             ):
                 self._calibrating = False
         else:
+            assert self._persist is not None  # set together with the background (_restart, restore)
             persist = np.where(changed, np.minimum(self._persist.astype(np.int16) + 1, 255), 0)
             persist = persist.astype(np.uint8)
             absorbed = persist >= s.absorb_after_frames
@@ -554,7 +558,7 @@ class ChangeDetector:
 
     # --- snapshots -------------------------------------------------------------------------
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: restored into a detector with the same settings, it
         continues exactly (the arrays travel as zlib-compressed base64 of their bytes)."""
         return {
@@ -567,7 +571,7 @@ class ChangeDetector:
             "last_full_ts": self._last_full_ts,
         }
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Resume from `to_state()`'s snapshot (the settings stay this detector's own)."""
         try:
             if state["version"] != self._STATE_VERSION:
@@ -576,6 +580,7 @@ class ChangeDetector:
             persist = None if state["persist"] is None else _decode_array(state["persist"])
             if (background is None) != (persist is None) or (
                 background is not None
+                and persist is not None
                 and (background.shape != persist.shape or background.dtype != np.float32)
             ):
                 raise ValueError("background and persist do not match")
@@ -590,12 +595,12 @@ class ChangeDetector:
         self._last_full_ts = last_full_ts
 
 
-def _encode_array(array: np.ndarray) -> dict:
+def _encode_array(array: np.ndarray) -> dict[str, Any]:
     data = base64.b64encode(zlib.compress(np.ascontiguousarray(array).tobytes(), 1)).decode("ascii")
     return {"dtype": array.dtype.str, "shape": list(array.shape), "data": data}
 
 
-def _decode_array(state: dict) -> np.ndarray:
+def _decode_array(state: dict[str, Any]) -> np.ndarray:
     raw = zlib.decompress(base64.b64decode(state["data"], validate=True))
     return np.frombuffer(raw, dtype=np.dtype(state["dtype"])).reshape(state["shape"]).copy()
 
@@ -607,7 +612,8 @@ def _blur(image: np.ndarray) -> np.ndarray:
     """3x3 binomial blur ([1, 2, 1] / 4 each way), edges replicated."""
     padded = np.pad(image, 1, mode="edge")
     rows = (padded[:, :-2] + padded[:, 2:]) * 0.25 + padded[:, 1:-1] * 0.5
-    return (rows[:-2] + rows[2:]) * 0.25 + rows[1:-1] * 0.5
+    blurred: np.ndarray = (rows[:-2] + rows[2:]) * 0.25 + rows[1:-1] * 0.5
+    return blurred
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:
@@ -762,10 +768,11 @@ def _cap(clusters: list[_Blob], max_regions: int) -> list[_Blob]:
         best: tuple[float, int, int] | None = None
         for i in range(len(clusters)):
             for j in range(i + 1, len(clusters)):
-                a, b = clusters[i].box, clusters[j].box
-                waste = a.union(b).area - a.area - b.area
+                box_a, box_b = clusters[i].box, clusters[j].box
+                waste = box_a.union(box_b).area - box_a.area - box_b.area
                 if best is None or waste < best[0]:
                     best = (waste, i, j)
+        assert best is not None  # more than max_regions >= 1 clusters: at least one pair
         _, i, j = best
         a, b = clusters[i], clusters[j]
         clusters[i] = _Blob(a.box.union(b.box), a.changed + b.changed)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -49,7 +50,7 @@ from vigil.pipelines.discrimination import (
     gate_negatives,
     rivals_for,
 )
-from vigil.pipelines.matching import MatchSettings, MatchState, MatchStateMachine, QueryTrack
+from vigil.pipelines.matching import Hit, MatchSettings, MatchState, MatchStateMachine, QueryTrack
 from vigil.pipelines.prompts import QueryVectors
 
 # MAD of a normal distribution times this is its standard deviation.
@@ -99,7 +100,7 @@ class ScanEvent:
     score: float
     frame_ref: Hashable = None
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "start_s": round(self.start_ms / 1000, 1),
@@ -124,7 +125,7 @@ class FileCalibrator(ScoreCalibrator):
     """A `ScoreCalibrator` whose prior is the file's own robust background, which it trusts
     enough to clip what it learns to prior mean +- clip_sigma prior standard deviations."""
 
-    def __init__(self, *, prior: ScorePrior, **settings) -> None:
+    def __init__(self, *, prior: ScorePrior, **settings: Any) -> None:
         super().__init__(prior=prior, prior_fades=False, **settings)  # the file's own: it keeps its say
         self.file_background = prior
 
@@ -153,7 +154,8 @@ class ScanPipeline:
     ) -> None:
         self.discrimination = discrimination or DiscriminationSettings()
         if isinstance(query_vectors, np.ndarray):
-            vectors, self._backgrounds = np.asarray(query_vectors, np.float32), None
+            vectors: np.ndarray = np.asarray(query_vectors, np.float32)
+            self._backgrounds: list[np.ndarray] | None = None
         else:
             query_vectors = list(query_vectors)
             if not all(isinstance(v, QueryVectors) for v in query_vectors):
@@ -266,21 +268,23 @@ class ScanPipeline:
             machine = MatchStateMachine("scan", f"q{q}", self._match)
             track = QueryTrack(calibrator, machine)
             gate = self.discrimination.enabled and gates is not None
-            hits = []
+            hits: list[Hit] = []
             for i in range(n):
                 raw = float(cosines[i, q])
                 best_background = None if background is None else float(background[i, q])
                 if not math.isfinite(raw - (best_background or 0.0)):
                     continue  # a broken frame: no evidence either way
                 score = track.calibrate(self._ts[i], raw, best_background)
-                if gate and machine.state is not MatchState.ACTIVE:
+                if gate and gates is not None and machine.state is not MatchState.ACTIVE:
                     if gates[i, q] <= self.discrimination.min_margin:
                         score = min(score, machine.settings.exit * 0.999)  # not this query's region
                 hits.extend(track.decide(self._ts[i], score, raw, i, best_background))
             hits.extend(track.finish())
             for hit in hits:
                 if hit.closed:
-                    ref = self._refs[hit.thumbnail_ref] if hit.thumbnail_ref is not None else None
+                    assert hit.end_ts_ms is not None  # a closed hit has its end
+                    # The scan's frame refs are frame indices (decide() above is given i).
+                    ref = self._refs[cast(int, hit.thumbnail_ref)] if hit.thumbnail_ref is not None else None
                     events.append(
                         ScanEvent(
                             query=self.queries[q],

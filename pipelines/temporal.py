@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,12 +97,17 @@ def feature_row(
     )
 
 
-def stream_rows(ts_ms, z_scores, calibrated, gate_margins=None) -> np.ndarray:
+def stream_rows(
+    ts_ms: Sequence[int],
+    z_scores: Sequence[float | None],
+    calibrated: Sequence[float],
+    gate_margins: Sequence[float | None] | None = None,
+) -> np.ndarray:
     """The feature rows (n, features) of one (camera, query)'s frames, as `FeatureWindow.push`
     makes them one by one (frames not newer than the previous one are skipped likewise)."""
     window = FeatureWindow(window=1)
     rows = []
-    gates = [None] * len(ts_ms) if gate_margins is None else gate_margins
+    gates: Sequence[float | None] = [None] * len(ts_ms) if gate_margins is None else gate_margins
     for ts, z, score, gate in zip(ts_ms, z_scores, calibrated, gates, strict=True):
         if window.push(int(ts), z, score, gate):
             rows.append(window.last_row)
@@ -163,7 +170,7 @@ class FeatureWindow:
             out[self.window - len(self._rows) :] = np.stack(self._rows)
         return out
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot; `from_state` rebuilds an identical window."""
         return {
             "version": STATE_VERSION,
@@ -175,7 +182,7 @@ class FeatureWindow:
         }
 
     @classmethod
-    def from_state(cls, state: dict) -> FeatureWindow:
+    def from_state(cls, state: dict[str, Any]) -> FeatureWindow:
         try:
             version, features = state["version"], tuple(state["features"])
             if (version, features) not in ((STATE_VERSION, FEATURE_NAMES), (1, V1_FEATURE_NAMES)):

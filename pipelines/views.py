@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -126,13 +127,13 @@ class ViewBook:
 
     # --- snapshots -----------------------------------------------------------------------
 
-    def to_state(self) -> dict:
+    def to_state(self) -> dict[str, Any]:
         return {
             "full": None if self.full is None else view_to_state(self.full),
             "regions": [view_to_state(view) for view in self.regions],
         }
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         try:
             self.full = None if state["full"] is None else view_from_state(state["full"])
             self.regions = [view_from_state(entry) for entry in state["regions"]]
@@ -140,7 +141,7 @@ class ViewBook:
             raise ValueError(f"not a ViewBook snapshot: {error}") from None
 
 
-def view_to_state(view: View) -> dict:
+def view_to_state(view: View) -> dict[str, Any]:
     box = view.box
     return {
         "box": [box.x0, box.y0, box.x1, box.y1],
@@ -150,7 +151,7 @@ def view_to_state(view: View) -> dict:
     }
 
 
-def view_from_state(state: dict) -> View:
+def view_from_state(state: dict[str, Any]) -> View:
     return View(
         Box(*state["box"]),
         np.asarray(state["embedding"], np.float32),

@@ -23,7 +23,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,7 +43,10 @@ from vigil.models.clip.manifest import (
 from vigil.models.clip.preprocess import INTERPOLATIONS, RESIZE_MODES
 from vigil.models.clip.tokenizer import ClipTokenizer
 from vigil.models.encoder import sha256_file
-from vigil.models.onnx_session import create_session
+from vigil.models.onnx_session import Device, create_session
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("vigil.models")
 
@@ -53,14 +57,14 @@ FP32_TOLERANCE = 1e-4
 MAX_SINGLE_FILE_BYTES = 1_900_000_000
 
 # Kept alive for the life of the process: the op schemas it defines vanish when it is collected.
-_torchvision_stub_ops = None
+_torchvision_stub_ops: torch.library.Library | None = None
 
 
 class ExportError(VigilError):
     """An export that ran but produced something wrong (e.g. ONNX disagreeing with PyTorch)."""
 
 
-def _torchvision_ops_registered(torch) -> bool:
+def _torchvision_ops_registered(torch: ModuleType) -> bool:
     try:
         torch.ops.torchvision.nms  # noqa: B018 - attribute lookup is the probe
     except (AttributeError, RuntimeError):
@@ -68,7 +72,7 @@ def _torchvision_ops_registered(torch) -> bool:
     return True
 
 
-def _load_torchvision_extension(torch) -> None:
+def _load_torchvision_extension(torch: ModuleType) -> None:
     """Load torchvision's C++ ops exactly as `import torchvision` would, if they load at all.
 
     Done before deciding on stubs: the ops only exist after torchvision's import, and a stub
@@ -89,7 +93,7 @@ def _load_torchvision_extension(torch) -> None:
             return
 
 
-def import_open_clip():
+def import_open_clip() -> Any:  # the open_clip module, which is untyped
     """Import open_clip, working around a torchvision build that does not match the installed torch.
 
     open_clip imports torchvision. When torchvision's compiled extension does not load (a CPU torch
@@ -107,9 +111,10 @@ def import_open_clip():
     if "torchvision" not in sys.modules and not _torchvision_ops_registered(torch):
         _load_torchvision_extension(torch)
     if not _torchvision_ops_registered(torch) and _torchvision_stub_ops is None:
-        _torchvision_stub_ops = torch.library.Library("torchvision", "DEF")
-        _torchvision_stub_ops.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _torchvision_stub_ops.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        # torch leaves torch.library.Library's methods unannotated.
+        _torchvision_stub_ops = torch.library.Library("torchvision", "DEF")  # type: ignore[no-untyped-call]
+        _torchvision_stub_ops.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")  # type: ignore[no-untyped-call]
+        _torchvision_stub_ops.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")  # type: ignore[no-untyped-call]
     import open_clip
 
     return open_clip
@@ -151,7 +156,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(f"{type(error).__name__}: {error}".split())
 
 
-def _check_supported(open_clip, model_name: str) -> None:
+def _check_supported(open_clip: ModuleType, model_name: str) -> None:
     """Refuse models whose tokenizer our runtime cannot reproduce, before any download."""
     config = open_clip.get_model_config(model_name)
     if config is None:
@@ -186,8 +191,9 @@ def _check_supported(open_clip, model_name: str) -> None:
         )
 
 
-def load_open_clip_model(spec: ClipSpec, random_init: bool = False):
-    """The open_clip PyTorch model of `spec` in eval mode, and a dict describing its weights.
+def load_open_clip_model(spec: ClipSpec, random_init: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The open_clip PyTorch model of `spec` in eval mode (an untyped open_clip CLIP), and a dict
+    describing its weights.
 
     `random_init=True` gives seeded random weights: the same every call, so that tests can compare
     an export with the PyTorch model it came from.
@@ -279,7 +285,7 @@ def _describe_weights(spec: ClipSpec, weights: dict[str, Any], random_init: bool
     }
 
 
-def _preprocess_config(model, model_name: str) -> dict[str, Any]:
+def _preprocess_config(model: Any, model_name: str) -> dict[str, Any]:  # model: open_clip's (untyped)
     cfg = model.visual.preprocess_cfg
     size = cfg["size"]
     if isinstance(size, (tuple, list)):
@@ -302,25 +308,27 @@ def _preprocess_config(model, model_name: str) -> dict[str, Any]:
     }
 
 
-def _tower_modules(model):
+def _tower_modules(model: Any) -> dict[str, torch.nn.Module]:  # model: open_clip's CLIP (untyped)
     """Image and text towers as separate modules, each returning unnormalised embeddings."""
     import torch
 
     class ImageTower(torch.nn.Module):
-        def __init__(self, clip):
+        def __init__(self, clip: Any) -> None:
             super().__init__()
             self.clip = clip
 
-        def forward(self, pixels):
-            return self.clip.encode_image(pixels, normalize=False)
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            embeddings: torch.Tensor = self.clip.encode_image(pixels, normalize=False)
+            return embeddings
 
     class TextTower(torch.nn.Module):
-        def __init__(self, clip):
+        def __init__(self, clip: Any) -> None:
             super().__init__()
             self.clip = clip
 
-        def forward(self, tokens):
-            return self.clip.encode_text(tokens, normalize=False)
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            embeddings: torch.Tensor = self.clip.encode_text(tokens, normalize=False)
+            return embeddings
 
     return {"image": ImageTower(model).eval(), "text": TextTower(model).eval()}
 
@@ -337,7 +345,9 @@ def _example_inputs(tower: str, batch: int, image_size: int, context_length: int
     return ClipTokenizer(context_length=context_length).tokenize((texts * batch)[:batch]).ids
 
 
-def _export_fp32_tower(module, tower: str, path: Path, image_size: int, context_length: int) -> None:
+def _export_fp32_tower(
+    module: torch.nn.Module, tower: str, path: Path, image_size: int, context_length: int
+) -> None:
     import torch
 
     parameter_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
@@ -366,7 +376,7 @@ def _export_fp32_tower(module, tower: str, path: Path, image_size: int, context_
 
 
 def _compare_with_torch(
-    module, tower: str, path: Path, image_size: int, context_length: int
+    module: torch.nn.Module, tower: str, path: Path, image_size: int, context_length: int
 ) -> tuple[float, int]:
     """Max abs difference ONNX vs PyTorch, and the embedding size.
 
@@ -418,7 +428,9 @@ def _cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def _min_cosine(directory: Path, files: dict[str, Any], precision: str, manifest: dict[str, Any]) -> dict:
+def _min_cosine(
+    directory: Path, files: dict[str, Any], precision: str, manifest: dict[str, Any]
+) -> dict[str, Any]:
     """Cosine similarity of a derived precision against fp32 on the deterministic example inputs."""
     if precision == "fp16" and not _cuda_available():
         # onnxruntime's CPU provider crashes (segfault) building fp16 CLIP graphs at full
@@ -426,7 +438,7 @@ def _min_cosine(directory: Path, files: dict[str, Any], precision: str, manifest
         return {"skipped": "fp16 is checked only where CUDA is available"}
     from vigil.models.encoder import l2_normalise
 
-    device = "cuda" if precision == "fp16" else "cpu"
+    device: Device = "cuda" if precision == "fp16" else "cpu"
     result = {}
     for tower in TOWERS:
         inputs = _example_inputs(tower, 3, manifest["image_size"], manifest["context_length"])

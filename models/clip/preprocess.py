@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -47,8 +47,9 @@ class ClipPreprocess:
     def from_manifest(cls, manifest: Mapping[str, Any]) -> ClipPreprocess:
         return cls(
             image_size=int(manifest["image_size"]),
-            mean=tuple(float(x) for x in manifest["mean"]),
-            std=tuple(float(x) for x in manifest["std"]),
+            # RGB triples, as the export wrote them.
+            mean=cast(tuple[float, float, float], tuple(float(x) for x in manifest["mean"])),
+            std=cast(tuple[float, float, float], tuple(float(x) for x in manifest["std"])),
             interpolation=manifest.get("interpolation", "bicubic"),
             resize_mode=manifest.get("resize_mode", "shortest"),
         )

@@ -10,6 +10,7 @@ import importlib.util
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -55,7 +56,7 @@ def _refuse_fp16_without_cuda(precision: str, device: Device) -> None:
         )
 
 
-def _needs_deriving(manifest: dict, precision: str) -> bool:
+def _needs_deriving(manifest: dict[str, Any], precision: str) -> bool:
     """Whether `precision` is missing from an export, or was derived by an older recipe."""
     return precision not in manifest["files"] or precision in stale_precisions(manifest)
 
@@ -138,7 +139,7 @@ class ClipEncoder(Encoder):
             )
 
     @classmethod
-    def from_spec(cls, spec: ClipSpec, **kwargs) -> ClipEncoder:
+    def from_spec(cls, spec: ClipSpec, **kwargs: Any) -> ClipEncoder:
         """The encoder for `spec`, exporting it first if needed and torch + open_clip are installed."""
         _refuse_fp16_without_cuda(spec.precision, spec.device)  # before spending minutes exporting
         directory = export_dir(spec)
@@ -166,7 +167,11 @@ class ClipEncoder(Encoder):
         return self._info
 
     def _run_batched(
-        self, session: ort.InferenceSession, input_name: str, count: int, make_batch: Callable
+        self,
+        session: ort.InferenceSession,
+        input_name: str,
+        count: int,
+        make_batch: Callable[[int, int], np.ndarray],
     ) -> np.ndarray:
         outputs = []
         for start in range(0, count, self.batch_size):

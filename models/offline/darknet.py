@@ -89,6 +89,8 @@ class DarknetMaxPool(nn.Module):
 class YoloDecode(nn.Module):
     """Decode one yolo head into (N, H*W*A, 5 + classes) rows, OpenCV's order and units."""
 
+    anchor_wh: torch.Tensor  # a buffer (register_buffer below)
+
     def __init__(self, options: dict[str, str], net_width: int, net_height: int):
         super().__init__()
         mask = [int(i) for i in options["mask"].split(",")]
@@ -128,8 +130,9 @@ class Darknet(nn.Module):
             kind = options["type"]
             sources: list[int] = []
             if kind == "convolutional":
-                layer: nn.Module = DarknetConv(channels, options)
-                channels = layer.filters
+                conv = DarknetConv(channels, options)
+                channels = conv.filters
+                layer: nn.Module = conv
             elif kind == "maxpool":
                 layer = DarknetMaxPool(options)
             elif kind == "upsample":
@@ -181,8 +184,9 @@ class Darknet(nn.Module):
             values = np.fromfile(handle, dtype=np.float32)
         cursor = 0
 
-        def take(tensor: torch.Tensor) -> None:
+        def take(tensor: torch.Tensor | None) -> None:
             nonlocal cursor
+            assert tensor is not None  # only called with parameters and buffers the layer has
             count = tensor.numel()
             if cursor + count > values.size:
                 raise ValueError(f"{path}: weights file ends early (needs more than {values.size} values)")

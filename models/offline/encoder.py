@@ -33,8 +33,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -215,7 +217,11 @@ class OfflineEncoder(Encoder):
     def _embed_images(self, images: list[np.ndarray]) -> np.ndarray:
         return np.stack([self._combine(labels) for labels in self._see(images)])
 
-    def embed_crops(self, crops, proposals=None) -> np.ndarray:
+    def embed_crops(
+        self,
+        crops: Sequence[np.ndarray],
+        proposals: Sequence[Sequence[RegionProposal]] | None = None,
+    ) -> np.ndarray:
         """A crop is embedded from the classifier's labels on it plus the detections that the
         full-frame detector (`propose_regions`) made inside it: the classifier names the thing
         the crop is cut around (ImageNet has no "person": on a person's crop it names clothes),
@@ -238,7 +244,7 @@ class OfflineEncoder(Encoder):
     def proposes_regions(self) -> bool:
         return self.config.use_detector
 
-    def propose_regions(self, images) -> list[list[RegionProposal]]:
+    def propose_regions(self, images: Sequence[np.ndarray]) -> list[list[RegionProposal]]:
         """The COCO detector's detections in each image."""
         if not self.config.use_detector:
             return [[] for _ in images]
@@ -360,8 +366,8 @@ def load_score_prior(embedder_sha256: str | None, config: ConseConfig) -> dict[s
     }
 
 
-def _intact(folder: Path, manifest: dict[str, dict], name: str) -> bool:
+def _intact(folder: Path, manifest: dict[str, dict[str, Any]], name: str) -> bool:
     """Built and unaltered: the file exists and matches the sha256 recorded when it was built."""
     path = folder / name
-    entry = manifest.get(name)
+    entry = manifest.get(name) or {}
     return bool(entry) and path.is_file() and entry.get("sha256") == sha256_file(path)

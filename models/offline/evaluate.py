@@ -16,12 +16,17 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vigil.errors import VigilError
+
+if TYPE_CHECKING:
+    from vigil.models.offline.encoder import OfflineEncoder
 
 # (image name, English caption from the CLIP notebook, Vietnamese translation)
 CASES: list[tuple[str, str, str]] = [
@@ -124,7 +129,7 @@ def load_images() -> dict[str, np.ndarray]:
             array = array.astype(np.uint8) * 255
         return np.repeat(array[:, :, None], 3, axis=2) if array.ndim == 2 else array
 
-    loaders = {
+    loaders: dict[str, Callable[[], np.ndarray]] = {
         "astronaut": data.astronaut,
         "camera": data.camera,
         "chelsea": data.chelsea,
@@ -141,11 +146,11 @@ def load_images() -> dict[str, np.ndarray]:
 class LanguageResult:
     image_to_caption: int  # images whose best caption is their own
     caption_to_image: int  # captions whose best image is their own
-    per_image: list[dict]
+    per_image: list[dict[str, Any]]
 
 
 def score(similarities: np.ndarray, captions: list[str], names: list[str]) -> LanguageResult:
-    per_image = []
+    per_image: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         order = np.argsort(-similarities[i])
         per_image.append(
@@ -163,7 +168,9 @@ def score(similarities: np.ndarray, captions: list[str], names: list[str]) -> La
     return LanguageResult(image_to_caption, caption_to_image, per_image)
 
 
-def evaluate_set(encoder, cases: list[tuple[str, str, str]], images: dict[str, np.ndarray]) -> dict:
+def evaluate_set(
+    encoder: OfflineEncoder, cases: list[tuple[str, str, str]], images: dict[str, np.ndarray]
+) -> dict[str, Any]:
     names = [name for name, _, _ in cases]
     # Latency: one image per call, as a camera delivers them; the first call warms up.
     encoder.embed_images([images[names[0]]])
@@ -173,7 +180,7 @@ def evaluate_set(encoder, cases: list[tuple[str, str, str]], images: dict[str, n
         vectors.append(encoder.embed_images([images[name]])[0])
         latencies.append((time.perf_counter() - started) * 1000)
     image_vectors = np.stack(vectors)
-    report: dict = {
+    report: dict[str, Any] = {
         "images": len(names),
         "latency_ms_per_image": {
             "median": round(statistics.median(latencies), 1),
@@ -198,11 +205,11 @@ def evaluate_set(encoder, cases: list[tuple[str, str, str]], images: dict[str, n
     return report
 
 
-def evaluate(models_dir: Path | None = None, opencv_samples: Path | None = None) -> dict:
+def evaluate(models_dir: Path | None = None, opencv_samples: Path | None = None) -> dict[str, Any]:
     from vigil.models.offline import OfflineEncoder
 
     encoder = OfflineEncoder.load(models_dir)
-    report = {
+    report: dict[str, Any] = {
         "encoder": encoder.info.name,
         "config": encoder.info.details,
         "clip_notebook": evaluate_set(encoder, CASES, load_images()),
@@ -212,7 +219,7 @@ def evaluate(models_dir: Path | None = None, opencv_samples: Path | None = None)
     return report
 
 
-def print_report(report: dict) -> None:
+def print_report(report: dict[str, Any]) -> None:
     print(report["encoder"])
     titles = {"clip_notebook": "CLIP notebook images", "opencv_samples": "opencv-doc development images"}
     for key, title in titles.items():

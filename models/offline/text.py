@@ -84,7 +84,8 @@ class E5TextEmbedder:
 
     def token_count(self, text: str, is_query: bool) -> int:
         """Tokens of `text` as embedded: the e5 prefix and special tokens included."""
-        return self._model.token_count(text, is_query=is_query)
+        count: int = self._model.token_count(text, is_query=is_query)
+        return count
 
     def fit(self, text: str, is_query: bool) -> tuple[str, bool]:
         """The longest prefix of `text` that fits MAX_TOKENS (prefix and special tokens included),

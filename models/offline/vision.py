@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vigil.models.offline.preprocess import Letterbox, imagenet_input, yolo_input
 from vigil.models.onnx_session import Device, active_providers, create_session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 # A detection counts when objectness * class probability reaches this (darknet's default
 # -thresh for YOLOv3 demos is .25; OpenCV's samples use .5 for the same network).
@@ -26,14 +30,20 @@ NMS_IOU = 0.45
 CPU_CHUNK, CUDA_CHUNK = 2, 16
 
 
-def images_per_call(session) -> int:
+def images_per_call(session: ort.InferenceSession) -> int:
     return CUDA_CHUNK if active_providers(session)[0] == "CUDAExecutionProvider" else CPU_CHUNK
+
+
+def _box(row: np.ndarray) -> tuple[float, float, float, float]:
+    x0, y0, x1, y1 = (float(value) for value in row)
+    return x0, y0, x1, y1
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return probabilities
 
 
 class ImageNetClassifier:
@@ -119,9 +129,7 @@ class YoloDetector:
             members = np.flatnonzero(classes == class_index)
             for keep in non_max_suppression(boxes[members], confidences[members], self.nms_iou):
                 i = members[keep]
-                detections.append(
-                    Detection(int(class_index), float(confidences[i]), tuple(map(float, boxes[i])))
-                )
+                detections.append(Detection(int(class_index), float(confidences[i]), _box(boxes[i])))
         return sorted(detections, key=lambda d: -d.confidence)
 
 

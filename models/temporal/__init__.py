@@ -14,7 +14,7 @@ camera costs microseconds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,8 @@ from vigil.models.encoder import sha256_file
 from vigil.models.temporal.inputs import FEATURE_NAMES, TEMPORAL_WINDOW
 
 if TYPE_CHECKING:
+    import onnxruntime as ort
+
     from vigil.models.onnx_session import Device
 
 MODEL_DIR = Path(__file__).resolve().parent
@@ -38,7 +40,7 @@ class TemporalScorer:
     info: name, sha256 of the ONNX file, window, features, training report path, providers.
     """
 
-    def __init__(self, session, path: Path, info: dict) -> None:
+    def __init__(self, session: ort.InferenceSession, path: Path, info: dict[str, Any]) -> None:
         self._session = session
         self._input = session.get_inputs()[0].name
         self.path = path
@@ -106,4 +108,5 @@ class TemporalScorer:
         array = np.ascontiguousarray(array, np.float32)
         if not np.isfinite(array).all():
             raise ValueError("windows contain NaN or infinite values")
-        return self._session.run(None, {self._input: array})[0].astype(np.float32, copy=False)
+        probabilities: np.ndarray = self._session.run(None, {self._input: array})[0]
+        return probabilities.astype(np.float32, copy=False)

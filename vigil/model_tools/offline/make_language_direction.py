@@ -46,7 +46,8 @@ def parallel_messages(locale_dir: Path) -> tuple[list[tuple[str, str]], list[str
     for path in sorted(locale_dir.glob("*.mo")):
         try:
             with open(path, "rb") as handle:
-                catalog = gettext.GNUTranslations(handle)._catalog  # msgid -> msgstr
+                # msgid -> msgstr: a private dict typeshed does not declare, the only way to list a catalogue
+                catalog = gettext.GNUTranslations(handle)._catalog  # type: ignore[attr-defined]
         except (OSError, UnicodeDecodeError, ValueError):  # not a catalog this parser reads
             continue
         catalogs.append(path.stem)
