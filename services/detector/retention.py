@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.services.common.memory import trim_c_heap
 from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.detector.frame_slices import slice_minutes_for, slices_ended_by
 from vigil.services.detector.store import HitStore
@@ -107,7 +108,9 @@ class Retention:
         for first in range(0, len(frame_thumbnails), limit):  # a filter of `limit` names at most
             kept |= self.store.hit_thumbnails(frame_thumbnails[first : first + limit])
         removed = self.thumbnails.delete([*hit_thumbnails, *(t for t in frame_thumbnails if t not in kept)])
+        # What the pass freed (and the scoring loop since the last one) goes back to the OS.
         self.store.release_freed_memory()
+        trim_c_heap()
         if hit_thumbnails or frames_forgotten:
             log.info(
                 "retention: forgot %d hits and %d frame index rows, %d thumbnails deleted",
