@@ -29,7 +29,7 @@ help:
 	@echo "make eval    evaluate the detector on the dev set (docs/EVALUATION.md, ~5-20 min)"
 	@echo "make models  build the offline encoder's ONNX models and caches"
 	@echo "make broker  run the local Kafka-protocol broker (tansu) on 127.0.0.1:19092"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, import layers (import-linter), types (mypy)"
 
 setup: $(STAMP) $(APT_STAMP) $(OBJECTSTORE_STAMP) models media
 

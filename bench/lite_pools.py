@@ -26,24 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from frame_index import DIM, rss_mib  # the same process RSS, the offline encoder's dimensions
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DIM = 384  # the offline encoder's
 SAMPLE_EVERY = 250
 # The first events build the collection's first segments and indexes and warm the pools;
 # growth is measured from here on.
 WARMUP_EVENTS = 500
 EVENT_STEP_MS = 3_000
 POOLS = ("mimalloc", "jemalloc", "system")  # mimalloc is pyarrow's own default
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def write_events(events: int) -> dict:
