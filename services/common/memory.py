@@ -19,7 +19,10 @@ from typing import Any
 @functools.cache
 def _malloc_trim() -> Any:
     """glibc's malloc_trim in this process, or None where the C library has none (musl, macOS)."""
-    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    malloc_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return malloc_trim
 
 
 def trim_c_heap() -> bool:
@@ -28,5 +31,4 @@ def trim_c_heap() -> bool:
     malloc_trim = _malloc_trim()
     if malloc_trim is None:
         return False
-    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
     return bool(malloc_trim(0))
