@@ -18,6 +18,15 @@ Whatever is still over budget after that is the newest frame of each camera: kep
 dropping it would blind the camera rather than make it late. The decision is a value
 (`ShedPlan`) the caller applies and counts.
 
+Only a detector that cannot keep up sheds (`LoadMeter`: busy for at least 90 % of the last
+10 s). Frames can be late for reasons that are not the detector's: a broker restart held them
+back, a stall upstream, a neighbour restarting on the same cores. A detector that keeps up works
+through them in a batch or two, and shedding them would only trade evidence for a fraction of a
+second: in a CI chaos run a broker kill 0.8 s into the motorcycle event got the detector's next
+batches shed, its first two frames went (a later event start, so another hit id) and a deferred
+whole-frame refresh left the stale view scoring under the exit threshold, which ended the event
+at 38.2 s where the clean run ends it at 43.8 s (and the cooldown then held back the rest).
+
 A replayed frame (`replay`: one a previous owner of its partition may already have scored, re-read
 after a crash or a rebalance) is never shed, nor its whole frame deferred. The state it resumes
 from was saved before the crash; the frames after it decide how an event open at the crash
@@ -30,6 +39,7 @@ and the frames after it are shed as usual until the detector has caught up.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -79,6 +89,38 @@ class CostModel:
 
 
 @dataclass
+class LoadMeter:
+    """Whether the detector keeps up: the share of the last `window_s` of wall time it spent
+    working rather than waiting for frames, from one `record` per turn of its loop.
+
+    Overloaded at `overload_at`: a detector that keeps up idles between batches, waiting for
+    the next frame; one that cannot keep up always finds frames waiting. 90 %, not 100 %,
+    because a turn's bookkeeping (query refresh, checkpoint) counts as busy and a backlog that
+    drains at a tenth of real time is as good as not draining. An empty meter (a detector just
+    started) is not overloaded: its first batches are the backlog a restart left, replayed in
+    full anyway."""
+
+    window_s: float = 10.0
+    overload_at: float = 0.9
+    _turns: deque[tuple[float, float, float]] = field(default_factory=deque)  # end, busy, waited
+
+    def record(self, end_s: float, busy_s: float, waited_s: float) -> None:
+        """One turn that ended at `end_s` (monotonic seconds): `busy_s` working, `waited_s`
+        waiting for frames."""
+        self._turns.append((end_s, max(busy_s, 0.0), max(waited_s, 0.0)))
+        while self._turns and self._turns[0][0] <= end_s - self.window_s:
+            self._turns.popleft()
+
+    def utilisation(self) -> float:
+        busy = sum(turn[1] for turn in self._turns)
+        total = busy + sum(turn[2] for turn in self._turns)
+        return busy / total if total > 0 else 0.0
+
+    def overloaded(self) -> bool:
+        return self.utilisation() >= self.overload_at
+
+
+@dataclass
 class ShedPlan:
     """keep[i]: embed and score frame i; drop_full[i]: embed its regions but not the whole
     frame; shed: how many frames (or refreshes) were shed, by reason."""
@@ -89,13 +131,16 @@ class ShedPlan:
 
 
 def shed_to_budget(
-    frames: Sequence[PlannedFrame], now_ms: float, budget_ms: float, cost: CostModel
+    frames: Sequence[PlannedFrame], now_ms: float, budget_ms: float, cost: CostModel, *, overloaded: bool
 ) -> ShedPlan:
     """Which frames of a batch to embed so that the oldest kept one is done within `budget_ms`
-    of its capture (see the module docstring for the order)."""
+    of its capture (see the module docstring for the order); all of them when the detector is
+    not `overloaded` (`LoadMeter`)."""
     keep = [True] * len(frames)
     drop_full = [False] * len(frames)
     shed: dict[str, int] = {}
+    if not overloaded:
+        return ShedPlan(keep, drop_full)
     newest: dict[str, int] = {}
     for i, frame in enumerate(frames):
         if frame.camera_id not in newest or frame.ts_ms >= frames[newest[frame.camera_id]].ts_ms:

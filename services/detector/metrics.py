@@ -80,6 +80,12 @@ class DetectorMetrics:
             ["camera", "reason"],
             registry=r,
         )
+        self.utilisation = Gauge(
+            "vigil_detector_utilisation",
+            "Share of the last 10 s the detector spent working rather than waiting for frames; "
+            "it sheds work only from 0.9 on (it cannot keep up)",
+            registry=r,
+        )
         self.global_changes = Counter(
             "vigil_detector_global_changes",
             "Frames whose scene changed as a whole (lights, shake): re-embedded whole",

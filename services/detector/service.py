@@ -70,7 +70,7 @@ from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language, shared_prompts
 from vigil.pipelines.regions import Box, RegionPlan
-from vigil.pipelines.shedding import CostModel, PlannedFrame, shed_to_budget
+from vigil.pipelines.shedding import CostModel, LoadMeter, PlannedFrame, shed_to_budget
 from vigil.pipelines.views import FULL_FRAME, View
 from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.contract import (
@@ -159,6 +159,7 @@ class DetectorService:
         self.prior = score_prior_for(encoder.info)
         self.discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
         self.cost_model = CostModel()
+        self.load = LoadMeter()
         self.temporal = load_temporal_stage() if config.temporal == "gru" else None
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
@@ -235,8 +236,9 @@ class DetectorService:
 
     def step(self) -> int:
         """One turn of the loop: queries, one micro-batch, expiry, checkpoint. Returns frames read."""
+        started = time.monotonic()
         self._refresh_queries()
-        records = self._poll_batch()
+        records, waited_s = self._poll_batch()
         if self._states_stale:
             self._saved_states = self.state_log.load()
             self._replay_until = self._replay_marks()
@@ -246,6 +248,9 @@ class DetectorService:
         self._expire_silent_cameras()
         self._checkpoint()
         self._forget_old()
+        ended = time.monotonic()
+        self.load.record(ended, busy_s=ended - started - waited_s, waited_s=waited_s)
+        self.metrics.utilisation.set(self.load.utilisation())
         return len(records)
 
     def _replay_marks(self) -> dict[TopicPartition, int]:
@@ -285,10 +290,14 @@ class DetectorService:
         except Exception as error:  # a full store must not stop scoring: next pass, 10 min on
             log.warning("retention pass failed: %s", error)
 
-    def _poll_batch(self) -> list[KafkaRecord]:
+    def _poll_batch(self) -> tuple[list[KafkaRecord], float]:
+        """A micro-batch, and the seconds spent waiting for its first frame (the loop's idle
+        time: `LoadMeter`)."""
         c = self.config
         batch: list[KafkaRecord] = []
         deadline: float | None = None
+        started = time.monotonic()
+        waited_s: float | None = None
         while len(batch) < c.batch_max_frames:
             if deadline is None:
                 timeout_ms = _IDLE_POLL_MS
@@ -301,12 +310,14 @@ class DetectorService:
             got = [record for records in polled.values() for record in records]
             if not got:
                 break
+            if waited_s is None:
+                waited_s = time.monotonic() - started
             batch.extend(got)
             if deadline is None:
                 deadline = time.monotonic() + c.batch_max_wait_ms / 1000
         if batch:
             self.metrics.batch_frames.observe(len(batch))
-        return batch
+        return batch, time.monotonic() - started if waited_s is None else waited_s
 
     # --- queries -------------------------------------------------------------------------
 
@@ -463,7 +474,9 @@ class DetectorService:
             for frame, plan in zip(frames, plans, strict=True)
         ]
         budget_ms = self.config.latency_budget_s * 1000
-        decision = shed_to_budget(planned, time.time() * 1000, budget_ms, self.cost_model)
+        decision = shed_to_budget(
+            planned, time.time() * 1000, budget_ms, self.cost_model, overloaded=self.load.overloaded()
+        )
         if not decision.shed:
             return frames, work, plans
         kept_frames, kept_work, kept_plans = [], [], []

@@ -57,7 +57,8 @@ def test_the_clean_run_finds_both_events_of_the_footage(reference):
 def test_kills_of_every_service_lose_or_duplicate_nothing_and_keep_event_times(chaos, reference):
     assert chaos.exit_code == 0
     assert [action for action, _, _ in chaos.faults] == [fault.action for fault in CHAOS]
-    assert compare(reference, chaos, EVENT_TOLERANCE_S) == []
+    # Work the detector shed changes what it saw: a detector that keeps up sheds none.
+    assert compare(reference, chaos, EVENT_TOLERANCE_S) == [], f"frames shed: {chaos.frames_shed}"
 
 
 @pytest.mark.parametrize("service", ["detector", "alerter", "broker", "ingest"])

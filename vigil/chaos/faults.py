@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.chaos.model import ADMIN_TOKEN, DAY_MS, OPERATOR_QUERY, POISON_SEQ_FROM, ChaosRun, Fault
 
@@ -44,16 +45,24 @@ def _pids(command_line: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
-def _frames_scored(port: int) -> float | None:
+def detector_counts(port: int, metric: str, label: str) -> dict[str, float] | None:
+    """A counter of the detector's /metrics summed by one label (None: it did not answer)."""
     try:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=0.5).text
     except requests.RequestException:
         return None
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("vigil_detector_frames_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{metric}_total":
+                key = sample.labels.get(label, "")
+                counts[key] = counts.get(key, 0.0) + sample.value
+    return counts
+
+
+def _frames_scored(port: int) -> float | None:
+    counts = detector_counts(port, "vigil_detector_frames", "camera")
+    return None if counts is None else sum(counts.values())
 
 
 def _until_scoring(port: int, started: float, timeout_s: float = 60.0) -> float | None:

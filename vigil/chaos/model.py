@@ -41,6 +41,9 @@ class ChaosRun:
     stored_hits: list = field(default_factory=list)  # HitMessage rows in Milvus, after the run
     faults: list = field(default_factory=list)  # (action, at_s, recovered_s or None)
     acknowledged: str | None = None  # the alert id acknowledged by an `ack` fault
+    # Frames (or whole-frame refreshes) the detector shed, by reason, since its last restart:
+    # a fault that made it shed changes what it saw, so a moved event is explained here.
+    frames_shed: dict = field(default_factory=dict)
     exit_code: int | None = None
 
     def events(self) -> list[Event]:

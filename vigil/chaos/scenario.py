@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from vigil.chaos.faults import apply_fault
+from vigil.chaos.faults import apply_fault, detector_counts
 from vigil.chaos.model import ADMIN_TOKEN, ChaosRun, Fault
 from vigil.chaos.watcher import Watcher
 from vigil.demo import DEMO_QUERIES
@@ -46,6 +46,7 @@ def run_scenario(home: Path, faults: list[Fault], stream_seconds: float = 52.0) 
                 run.faults.append((fault.action, fault.at_s, apply_fault(fault, run, config, ports)))
             time.sleep(0.05)
     finally:
+        run.frames_shed = detector_counts(ports["detector"], "vigil_detector_frames_shed", "reason") or {}
         run.exit_code = stop_up(up)
         watcher.stop()
         camera.stop()
@@ -151,6 +152,7 @@ def summary(run: ChaosRun) -> str:
             "dead_letters": run.dead_letters,
             "faults": run.faults,
             "acknowledged": run.acknowledged,
+            "frames_shed": run.frames_shed,
             "exit_code": run.exit_code,
         }
     )
