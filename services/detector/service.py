@@ -96,6 +96,7 @@ from vigil.services.common.kafka import (
     send_to_dead_letter,
 )
 from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
+from vigil.services.common.memory import keep_large_blocks_out_of_the_heap
 from vigil.services.common.state_log import GroupStateLog
 from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
 from vigil.services.common.thumbnails import thumbnail_with_boxes
@@ -706,6 +707,7 @@ def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL
 
 def run_detector(config_path: Path | None = None, metrics_port: int | None = None) -> None:
     """`vigil detector`: run until SIGINT or SIGTERM, then checkpoint and stop."""
+    keep_large_blocks_out_of_the_heap()  # before the first frame: services/common/memory.py
     config = load_detector_config(config_path)
     if metrics_port is not None:
         config = config.model_copy(update={"metrics_port": metrics_port})
