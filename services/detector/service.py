@@ -17,7 +17,8 @@ One loop, one thread (onnxruntime uses the cores itself):
    whose JPEG is unreadable or over the pixel bound go to the dead-letter topic, before
    anything else sees them; frames captured more than `max_lag_s` ago are skipped (and counted),
    so a detector that fell behind jumps to each camera's newest frames; frames the camera's
-   state has already seen (a redelivery after a restart) are skipped before decoding;
+   state has already seen (a redelivery after a restart) are skipped before decoding
+   (pipelines/frame_gate.py);
 3. each camera's change detector plans its frames (what moved; a still frame costs no model:
    its camera's last embeddings stand); when the batch would come out later than
    `latency_budget_s` after capture, work is shed (older still frames, then whole-frame
@@ -30,7 +31,7 @@ One loop, one thread (onnxruntime uses the cores itself):
    peaks, hits (with their region's box) are upserted into
    Milvus (keyed by their deterministic id) and sent to "hits", and both are durable before
    anything is committed; about one frame per camera per `index_interval_s` goes into the
-   frame index for retrospective search;
+   frame index for retrospective search (pipelines/frame_index_sampling.py);
 5. every `commit_interval_s`: the state snapshots of the cameras that moved go to
    "detector-state", and once the broker has them the frame offsets are committed.
 
@@ -67,6 +68,8 @@ from vigil.pipelines.admission import capture_time_problem, snapshot_time_proble
 from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
+from vigil.pipelines.frame_gate import FrameGate, Skip
+from vigil.pipelines.frame_index_sampling import FrameIndexSampler
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language, shared_prompts
 from vigil.pipelines.regions import Box, RegionPlan
@@ -161,6 +164,8 @@ class DetectorService:
         self.discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
         self.cost_model = CostModel()
         self.load = LoadMeter()
+        self.gate = FrameGate(config.max_lag_s)
+        self.index_sampler = FrameIndexSampler(config.index_interval_s)
         self.temporal = load_temporal_stage() if config.temporal == "gru" else None
         store_settings = store_settings or StoreSettings()
         self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
@@ -215,7 +220,6 @@ class DetectorService:
         self._queries_version = -1
         self._dirty: set[str] = set()
         self._offsets: dict[TopicPartition, int] = {}
-        self._last_indexed: dict[str, int] = {}
         self._last_commit = time.monotonic()
         self._last_refresh = 0.0
         if config.metrics_port:
@@ -273,13 +277,8 @@ class DetectorService:
         return marks
 
     def _frame_rows_per_s(self) -> float:
-        """The frame index's write rate now: one row per `index_interval_s` from each camera
-        indexed in the last ten minutes."""
-        interval_s = self.config.index_interval_s
-        if not interval_s:
-            return 0.0
-        recent_ms = time.time() * 1000 - 600_000
-        return sum(1 for ts_ms in self._last_indexed.values() if ts_ms >= recent_ms) / interval_s
+        """The frame index's write rate now (pipelines/frame_index_sampling.py)."""
+        return self.index_sampler.rows_per_s(time.time() * 1000)
 
     def _is_replay(self, record: KafkaRecord) -> bool:
         until = self._replay_until.get(TopicPartition(record.topic, record.partition))
@@ -512,7 +511,7 @@ class DetectorService:
     def _decode(self, records: list[KafkaRecord]) -> list[_Frame]:
         frames: list[_Frame] = []
         now_ms = time.time() * 1000
-        max_lag_ms = self.config.max_lag_s * 1000
+        max_lag_ms = self.gate.max_lag_ms
         max_skew_ms = self.config.max_clock_skew_s * 1000
         max_bytes = self.producer.settings.max_message_bytes
         for record in records:
@@ -538,12 +537,14 @@ class DetectorService:
                 self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
                 continue
             self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
-            if now_ms - headers.ts_ms > max_lag_ms:
-                self.metrics.frames_skipped.labels(camera_id, "behind").inc()
-                continue
-            pipeline = self._pipeline(camera_id, record.partition)
-            if pipeline.last_ts_ms is not None and headers.ts_ms <= pipeline.last_ts_ms:
-                self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
+            # Behind or already seen (pipelines/frame_gate.py); the lag rule first, so that a
+            # camera is not loaded for a frame skipped anyway.
+            skip = self.gate.by_lag(headers.ts_ms, now_ms)
+            if skip is None:
+                pipeline = self._pipeline(camera_id, record.partition)
+                skip = self.gate.by_camera_state(headers.ts_ms, pipeline.last_ts_ms)
+            if skip is not None:
+                self.metrics.frames_skipped.labels(camera_id, skip.value).inc()
                 continue
             try:
                 pixels = decode_jpeg(record.value)
@@ -564,7 +565,7 @@ class DetectorService:
         pipeline = self.pipelines[camera_id]
         outcome = pipeline.step(ts_ms, embeddings, ts_ms)
         if not outcome.accepted:
-            self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
+            self.metrics.frames_skipped.labels(camera_id, Skip.REPLAYED.value).inc()
             return
         self._dirty.add(camera_id)
         self.metrics.frames.labels(camera_id).inc()
@@ -575,11 +576,9 @@ class DetectorService:
             # Written before the hit that may name it, so a hit never points at nothing; the
             # regions the peaks are about are drawn on it.
             self.thumbnails.save(camera_id, ts_ms, self._thumbnail(frame, outcome.peak_boxes))
-        interval_ms = self.config.index_interval_s * 1000
-        last = self._last_indexed.get(camera_id)
         full_view = pipeline.views.full
-        if interval_ms and full_view is not None and (last is None or ts_ms - last >= interval_ms):
-            self._last_indexed[camera_id] = ts_ms
+        # Until the camera has a whole-frame view there is no scene embedding to index.
+        if full_view is not None and self.index_sampler.offer(camera_id, ts_ms):
             reference = self.thumbnails.save(camera_id, ts_ms, small_jpeg(frame.pixels, frame.record.value))
             index_rows.append(FrameRecord(camera_id, ts_ms, full_view.embedding, reference))
         if outcome.hits:
@@ -635,13 +634,12 @@ class DetectorService:
         self.metrics.bad_frames.labels(label).inc()
 
     def _expire_silent_cameras(self) -> None:
-        # A camera whose newest frame is older than max_lag + max_gap will never send a frame
-        # this detector still scores before the gap is over: its open events can be closed.
-        now_ms = int(time.time() * 1000)
-        grace_ms = int(self.config.max_lag_s * 1000)
+        # Open events of cameras silent for longer than max_lag + max_gap close
+        # (pipelines/frame_gate.py: the silence clock).
+        silence_clock_ms = self.gate.silence_clock_ms(int(time.time() * 1000))
         open_events = 0
         for camera_id, pipeline in self.pipelines.items():
-            hits = pipeline.expire(now_ms - grace_ms)
+            hits = pipeline.expire(silence_clock_ms)
             if hits:
                 self._persist(camera_id, hits, confirmed_at=None)
                 self._dirty.add(camera_id)

@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from vigil.errors import VigilError
+from vigil.pipelines.frame_size import resized_size
 from vigil.services.common.contract import Identifier
 
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
@@ -74,17 +75,14 @@ class ResizeConfig(_Strict):
         return self
 
     def target_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of a width x height frame after resizing."""
-        if self.shorter_side is not None:
-            scale = self.shorter_side / min(width, height)
-        else:
-            scale = min(
-                self.max_width / width if self.max_width else 1.0,
-                self.max_height / height if self.max_height else 1.0,
-            )
-        if scale >= 1.0:
-            return width, height
-        return max(1, round(width * scale)), max(1, round(height * scale))
+        """(width, height) of a width x height frame after resizing (pipelines/frame_size.py)."""
+        return resized_size(
+            width,
+            height,
+            max_width=self.max_width,
+            max_height=self.max_height,
+            shorter_side=self.shorter_side,
+        )
 
 
 class ReconnectConfig(_Strict):

@@ -34,7 +34,6 @@ What a camera sends is bounded before it costs memory or CPU:
 from __future__ import annotations
 
 import io
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 import av
 import av.error
 
+from vigil.pipelines.frame_size import fit_to_pixels
 from vigil.pipelines.sampling import KeyframeOnlyPolicy
 from vigil.services.common.contract import MAX_FRAME_PIXELS
 from vigil.services.ingest.config import CameraConfig, ResizeConfig
@@ -317,9 +317,7 @@ def encode_jpeg(frame: av.VideoFrame, resize: ResizeConfig | None, quality: int)
     detector would refuse a larger JPEG: FrameReader never yields one, this bounds any other
     caller's."""
     width, height = resize.target_size(frame.width, frame.height) if resize else (frame.width, frame.height)
-    if width * height > MAX_FRAME_PIXELS:
-        scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
-        width, height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    width, height = fit_to_pixels(width, height, MAX_FRAME_PIXELS)
     rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
     buffer = io.BytesIO()
     rgb.to_image().save(buffer, format="JPEG", quality=quality)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from vigil.pipelines.camera_status import CameraStatus
 from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
@@ -23,7 +24,7 @@ from vigil.services.common.kafka import (
     load_kafka_settings,
 )
 from vigil.services.common.lifecycle import serve_metrics, stop_on_signals
-from vigil.services.ingest.camera import CameraStatus, CameraWorker
+from vigil.services.ingest.camera import CameraWorker
 from vigil.services.ingest.config import IngestConfig, load_config
 from vigil.services.ingest.metrics import IngestMetrics
 from vigil.services.ingest.publisher import FramePublisher
