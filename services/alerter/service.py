@@ -54,11 +54,11 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
+from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus
 from vigil.pipelines.alerting import AlertPolicy, Decision
 from vigil.pipelines.phrases import alert_phrase
 from vigil.pipelines.prompts import resolve_language
 from vigil.services.alerter.api import AlertLinks, create_alert_api
-from vigil.services.alerter.book import AlertBook, AlertRecord, AlertStatus
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
@@ -133,7 +133,7 @@ class AlerterService:
         self.topics = kafka_settings.topics
         self.metrics = AlerterMetrics(metrics_registry)
         self.policy = AlertPolicy(config.policy)
-        self.book = AlertBook()
+        self.book = AlertBook[AlertMessage]()
         self.feed = AlertFeed(config.api.replay_changes)
         self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
@@ -223,7 +223,7 @@ class AlerterService:
             if not name.startswith(_ALERT_STATE_PREFIX):
                 continue
             try:
-                self.book.add(AlertRecord.from_state(state))
+                self.book.add(AlertRecord[AlertMessage].from_state(state))
             except ValidationError as error:
                 log.warning("skipped an unreadable alert record %r: %s", name, error)
         log.info(
@@ -363,7 +363,7 @@ class AlerterService:
             speech_engine=spoken.engine if spoken is not None else None,
         )
         self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
-        record = AlertRecord(alert=alert, end_ts_ms=hit.end_ts_ms)
+        record = AlertRecord[AlertMessage](alert=alert, end_ts_ms=hit.end_ts_ms)
         self._keep(record, "raised")
         self.metrics.alerts.labels(hit.query_id, severity).inc()
         if decision.muted:
@@ -403,7 +403,7 @@ class AlerterService:
                 return
             self._keep(self.book.close(alert_id, end_ts_ms), "ended")
 
-    def _keep(self, record: AlertRecord, change: ChangeKind) -> None:
+    def _keep(self, record: AlertRecord[AlertMessage], change: ChangeKind) -> None:
         """Into the book, onto "alert-state", and out to event-stream subscribers."""
         with self._lock:
             self.book.add(record)
@@ -426,7 +426,7 @@ class AlerterService:
 
     # --- acknowledgements ----------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord:
+    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord[AlertMessage]:
         """Acknowledge an alert once and make that durable; raises UnknownAlertError or
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
@@ -438,7 +438,7 @@ class AlerterService:
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
         return record
 
-    def open_alerts(self) -> list[AlertRecord]:
+    def open_alerts(self) -> list[AlertRecord[AlertMessage]]:
         with self._lock:
             return self.book.open_alerts()
 
@@ -448,12 +448,12 @@ class AlerterService:
         camera_id: str | None = None,
         query_id: str | None = None,
         limit: int | None = None,
-    ) -> list[AlertRecord]:
+    ) -> list[AlertRecord[AlertMessage]]:
         """See AlertBook.records. Thread-safe."""
         with self._lock:
             return self.book.records(status, camera_id, query_id, limit)
 
-    def alert_record(self, alert_id: str) -> AlertRecord:
+    def alert_record(self, alert_id: str) -> AlertRecord[AlertMessage]:
         """Raises UnknownAlertError. Thread-safe."""
         with self._lock:
             return self.book.get(alert_id)

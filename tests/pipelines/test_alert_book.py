@@ -1,12 +1,14 @@
-"""The alert book: records by alert id, end times, acknowledged exactly once (pure, no broker)."""
+"""The alert book: records by alert id, end times, acknowledged exactly once, and a snapshot
+format that stays the same (pure, no broker)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from pydantic import ValidationError
 
-from vigil.services.alerter.book import (
+from vigil.pipelines.alert_book import (
     AlertBook,
     AlertRecord,
     AlreadyAcknowledgedError,
@@ -72,7 +74,7 @@ def test_a_record_survives_its_json_snapshot():
     book.add(AlertRecord(alert=alert()))
     book.close("alert:cam-1:q1:1000", 4_000)
     record = book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=6_000)
-    restored = AlertRecord.from_state(json.loads(json.dumps(record.to_state())))
+    restored = AlertRecord[AlertMessage].from_state(json.loads(json.dumps(record.to_state())))
     assert restored == record
     assert restored.alert.text.startswith("Cảnh báo")
 
@@ -85,3 +87,79 @@ def test_prune_forgets_alerts_raised_before_the_cutoff_whatever_their_status():
     assert book.prune(raised_before_ms=2_500) == ["alert:cam-1:q1:1000", "alert:cam-1:q1:2000"]
     assert [r.alert.raised_ts_ms for r in book] == [3_000]
     assert book.prune(raised_before_ms=2_500) == []
+
+
+# --- the snapshot format: records already on "alert-state" must read back, and new ones read as old
+
+
+def test_the_snapshot_is_the_records_json_with_the_alert_message_as_published():
+    record = AlertRecord[AlertMessage](alert=alert(), end_ts_ms=4_000)
+    record = AlertBook[AlertMessage]().add(record)
+    assert record.to_state() == {
+        "alert": alert().model_dump(mode="json"),
+        "status": "open",
+        "acknowledged_by": None,
+        "acknowledged_ts_ms": None,
+        "end_ts_ms": 4_000,
+    }
+
+
+def test_a_record_written_before_the_move_reads_back_whole():
+    state = {
+        "alert": {
+            "schema_version": 1,
+            "alert_id": "alert:cam-1:q1:1000",
+            "hit_id": "cam-1:q1:1000",
+            "camera_id": "cam-1",
+            "query_id": "q1",
+            "severity": "warning",
+            "text": "Cảnh báo: phát hiện một chiếc xe máy tại camera 1.",
+            "language": "vi",
+            "raised_ts_ms": 2_000,
+            "escalated": False,
+            "muted": False,
+            "event_start_ts_ms": None,
+            "peak_ts_ms": None,
+            "peak_score": None,
+            "thumbnail": None,
+            "query_text": None,
+            "audio": None,
+            "speech_engine": None,
+        },
+        "status": "acknowledged",
+        "acknowledged_by": "lan",
+        "acknowledged_ts_ms": 6_000,
+        "end_ts_ms": 4_000,
+    }
+    record = AlertRecord[AlertMessage].from_state(state)
+    assert isinstance(record.alert, AlertMessage) and record.alert == alert()
+    assert (record.status, record.acknowledged_by, record.acknowledged_ts_ms) == (
+        "acknowledged",
+        "lan",
+        6_000,
+    )
+    assert record.to_state() == state
+
+
+def test_an_unreadable_record_is_refused_naming_the_record_and_the_field():
+    with pytest.raises(ValidationError, match=r"for AlertRecord\nalert.raised_ts_ms") as refused:
+        AlertRecord[AlertMessage].from_state(
+            {"alert": {**alert().model_dump(mode="json"), "raised_ts_ms": -1}}
+        )
+    assert refused.value.error_count() == 1
+    with pytest.raises(ValidationError, match="acknowledged_ts_ms"):
+        AlertRecord[AlertMessage].from_state(
+            {"alert": alert().model_dump(mode="json"), "acknowledged_ts_ms": -5}
+        )
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        AlertRecord[AlertMessage].from_state({"alert": alert().model_dump(mode="json"), "note": "x"})
+
+
+def test_an_acknowledgement_keeps_the_alert_message_and_checks_the_time():
+    book = AlertBook[AlertMessage]()
+    book.add(AlertRecord[AlertMessage](alert=alert()))
+    with pytest.raises(ValidationError, match="acknowledged_ts_ms"):
+        book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=-1)
+    assert book.get("alert:cam-1:q1:1000").status == "open"
+    record = book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=6_000)
+    assert type(record) is AlertRecord[AlertMessage] and record.alert == alert()
