@@ -16,6 +16,11 @@ do not import: records and the book are generic over it, and need of an alert on
 `BookedAlert` names. The service parametrizes them (`AlertRecord[AlertMessage]`), so that a
 record read back from its state validates the whole message as before; the snapshot is the
 record's JSON, the alert in it as the message's own JSON.
+
+Decisions the service takes with the book: which alert a hit raises (`alert_id_for`, the same
+after any replay), whether it was raised before (`raised_before`: the book, not the policy's
+older snapshot, recognises a hit replayed after a crash), and which alerts are past their
+retention (`retention_cutoff_ms`, then `prune`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,18 @@ from vigil.errors import VigilError
 AlertStatus = Literal["open", "acknowledged"]
 # As services.common.contract.TimestampMs (pipelines do not import services).
 TimestampMs = Annotated[int, Field(ge=0, description="ms since the Unix epoch")]
+
+_DAY_MS = 86_400_000
+
+
+def alert_id_for(hit_id: str) -> str:
+    """The alert raised for a hit: one per hit id, the same after any replay."""
+    return f"alert:{hit_id}"
+
+
+def retention_cutoff_ms(now_ms: float, retention_days: float) -> int:
+    """Alerts raised before this instant are past `retention_days` at `now_ms` (see `prune`)."""
+    return int(now_ms - retention_days * _DAY_MS)
 
 
 @runtime_checkable
@@ -116,6 +133,13 @@ class AlertBook(Generic[Alert]):
         if record is None:
             raise UnknownAlertError(alert_id)
         return record
+
+    def raised_before(self, hit_id: str) -> bool:
+        """Whether the hit's alert is in the book already. The policy remembers hit ids too, but
+        its snapshot is written at commits, while each alert's record goes out as it is raised:
+        after a crash between the two, the replayed hit is news to the restored policy and only
+        the book knows that its alert was published."""
+        return alert_id_for(hit_id) in self._records
 
     def close(self, alert_id: str, end_ts_ms: int) -> AlertRecord[Alert]:
         """Record when the alert's event ended; the first end time stays."""

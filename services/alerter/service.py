@@ -28,8 +28,8 @@ Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) ser
 a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
 `acknowledge` is called from there. A `SpeechWarmer` thread speaks each standing query's
 sentence for each known camera as soon as the query (or a new camera) appears, so the alert
-finds its audio cached. Once a minute, alerts older than `retention_days` are forgotten (book
-and a tombstone on "alert-state").
+finds its audio cached. Once a minute, alerts older than `retention_days` (by the wall clock:
+`retention_cutoff_ms`) are forgotten (book and a tombstone on "alert-state").
 
 So a restarted alerter (same group) loads the policy memory and the alert records first:
 replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
@@ -54,7 +54,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
-from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus
+from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
 from vigil.pipelines.alerting import AlertPolicy, Decision
 from vigil.pipelines.phrases import alert_phrase
 from vigil.pipelines.prompts import resolve_language
@@ -100,11 +100,6 @@ _SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
 _PRUNE_INTERVAL_S = 60.0
 _UNKNOWN_QUERY_SEVERITY = "warning"
-
-
-def alert_id_for(hit_id: str) -> str:
-    """The alert raised for a hit: one per hit id, the same after any replay."""
-    return f"alert:{hit_id}"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -323,7 +318,7 @@ class AlerterService:
             return None
         alert_id = alert_id_for(hit.hit_id)
         with self._lock:
-            if alert_id in self.book:  # published before a crash that lost the policy snapshot
+            if self.book.raised_before(hit.hit_id):  # a crash lost the policy's snapshot, not the book
                 log.info("alert %s was raised before; not raising it again", alert_id)
                 return None
         alert = self._raise(hit, query, decision, alert_id)
@@ -465,7 +460,7 @@ class AlerterService:
         if now - self._last_prune < self.prune_interval_s:
             return
         self._last_prune = now
-        cutoff_ms = int(time.time() * 1000 - self.config.retention_days * 86_400_000)
+        cutoff_ms = retention_cutoff_ms(time.time() * 1000, self.config.retention_days)
         with self._lock:
             forgotten = self.book.prune(cutoff_ms)
             for alert_id in forgotten:

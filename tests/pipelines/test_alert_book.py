@@ -1,5 +1,5 @@
-"""The alert book: records by alert id, end times, acknowledged exactly once, and a snapshot
-format that stays the same (pure, no broker)."""
+"""The alert book: records by alert id, end times, acknowledged exactly once, a hit's alert known
+after a lost policy snapshot, retention, and a snapshot format that stays the same (pure, no broker)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from vigil.pipelines.alert_book import (
     AlertRecord,
     AlreadyAcknowledgedError,
     UnknownAlertError,
+    alert_id_for,
+    retention_cutoff_ms,
 )
 from vigil.services.common.contract import AlertMessage
 
@@ -163,3 +165,40 @@ def test_an_acknowledgement_keeps_the_alert_message_and_checks_the_time():
     assert book.get("alert:cam-1:q1:1000").status == "open"
     record = book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=6_000)
     assert type(record) is AlertRecord[AlertMessage] and record.alert == alert()
+
+
+# --- decisions the service takes with the book
+
+
+def test_a_hits_alert_id_is_derived_from_the_hit_id_alone():
+    assert alert_id_for("cam-1:q1:1000") == "alert:cam-1:q1:1000"
+    assert alert_id_for("cam-1:q1:1000") == alert_id_for("cam-1:q1:1000")  # any replay: the same
+
+
+def test_a_hit_whose_alert_is_booked_was_raised_before():
+    book = AlertBook[AlertMessage]()
+    assert not book.raised_before("cam-1:q1:1000")
+    book.add(AlertRecord[AlertMessage](alert=alert("alert:cam-1:q1:1000")))
+    assert book.raised_before("cam-1:q1:1000")  # a replay after a crash that lost the policy's snapshot
+    assert not book.raised_before("cam-1:q1:2000")
+    book.acknowledge("alert:cam-1:q1:1000", "lan", now_ms=6_000)
+    assert book.raised_before("cam-1:q1:1000")  # acknowledged or not
+    book.prune(raised_before_ms=3_000)
+    assert not book.raised_before("cam-1:q1:1000")  # forgotten past retention: the policy's dedupe is all
+
+
+def test_retention_cuts_at_now_minus_the_retention_days():
+    day_ms = 86_400_000
+    assert retention_cutoff_ms(now_ms=10 * day_ms, retention_days=7) == 3 * day_ms
+    assert retention_cutoff_ms(now_ms=1_000.9, retention_days=1 / 86_400) == 0  # truncated to whole ms
+    assert retention_cutoff_ms(now_ms=day_ms, retention_days=0.5) == day_ms // 2
+
+
+def test_retention_forgets_alerts_raised_before_the_cutoff_and_keeps_the_rest():
+    day_ms = 86_400_000
+    book = AlertBook[AlertMessage]()
+    for raised in (1 * day_ms, 5 * day_ms, 9 * day_ms):
+        book.add(AlertRecord[AlertMessage](alert=alert(f"alert:cam-1:q1:{raised}", raised)))
+    cutoff = retention_cutoff_ms(now_ms=10 * day_ms, retention_days=5)
+    assert book.prune(cutoff) == [f"alert:cam-1:q1:{day_ms}"]
+    assert [r.alert.raised_ts_ms for r in book] == [5 * day_ms, 9 * day_ms]  # raised at the cutoff: kept
