@@ -13,7 +13,8 @@ One loop, one thread (webhooks have their own threads):
    dead-letter topic;
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
    pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
-   the same. A raised hit becomes an alert with the deterministic id `alert:<hit_id>`: its
+   the same, at its query's severity (a query no longer standing: warning). A raised hit
+   becomes an alert with the deterministic id `alert:<hit_id>`: its
    sentence in the query's language (pipelines/phrases.py), spoken to a cached audio file
    (a speech failure is logged and the alert goes out without audio), an `AlertMessage` on
    "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
@@ -55,7 +56,13 @@ from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
 from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
-from vigil.pipelines.alerting import AlertPolicy, Decision
+from vigil.pipelines.alerting import (
+    UNKNOWN_QUERY_SEVERITY,
+    AlertPolicy,
+    Decision,
+    decision_clock_ms,
+    severity_of,
+)
 from vigil.pipelines.phrases import alert_phrase
 from vigil.pipelines.prompts import resolve_language
 from vigil.services.alerter.api import AlertLinks, create_alert_api
@@ -99,7 +106,6 @@ _ALERT_STATE_PREFIX = "alert:"
 _SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
 _PRUNE_INTERVAL_S = 60.0
-_UNKNOWN_QUERY_SEVERITY = "warning"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -306,11 +312,8 @@ class AlerterService:
         if hit.camera_id not in self._cameras:
             self._cameras.add(hit.camera_id)
             self._warm_up()
-        severity = query.severity if query is not None else _UNKNOWN_QUERY_SEVERITY
-        now_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-        if now_ms is None:
-            now_ms = int(time.time() * 1000)
-        decision = self.policy.decide(hit, severity, now_ms)
+        now_ms = decision_clock_ms(record.timestamp, int(time.time() * 1000))
+        decision = self.policy.decide(hit, severity_of(query), now_ms)
         if not decision.raised:
             if decision.close_update and decision.alerted and hit.end_ts_ms is not None:
                 self._record_end(alert_id_for(hit.hit_id), hit.end_ts_ms)
@@ -327,7 +330,7 @@ class AlerterService:
     def _raise(
         self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
     ) -> AlertMessage:
-        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
+        severity = decision.severity or UNKNOWN_QUERY_SEVERITY
         if query is not None:
             text, language = self._phrase(query, hit.camera_id, severity, decision.escalated)
         else:
