@@ -1,7 +1,8 @@
 """The alerter service: hits from Kafka in, spoken alerts to "alerts", webhooks and the speaker out.
 
 Over 400 lines: the loop, its checkpointing and the alert book's API wiring are still one class;
-splitting them is issue 13's work.
+splitting them is issue 13's work. What it decides is in pipelines/ (the policy, the wording,
+the book); this module feeds them and does the I/O.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 
@@ -14,12 +15,13 @@ One loop, one thread (webhooks have their own threads):
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
    pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
    the same, at its query's severity (a query no longer standing: warning). A raised hit
-   becomes an alert with the deterministic id `alert:<hit_id>`: its
-   sentence in the query's language (pipelines/phrases.py), spoken to a cached audio file
-   (a speech failure is logged and the alert goes out without audio), an `AlertMessage` on
-   "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
-   `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
-   records the event's end time on its record;
+   whose alert is not in the book yet becomes an alert with the deterministic id
+   `alert:<hit_id>` (pipelines/alert_book.py): its sentence in the query's language (a query
+   no longer standing: its id in the default language; pipelines/alert_wording.py), spoken to
+   a cached audio file (a speech failure is logged and the alert goes out without audio), an
+   `AlertMessage` on "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every
+   webhook, and (with `play_locally`, unless muted) the local speaker. The closed version of
+   an alerted hit records the event's end time on its record;
 4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state": the
    hit ids it remembers one record each as they change (key "<group>:seen:<hit_id>", a
    tombstone when forgotten), the rest whole (key "<group>:policy"); the producer is flushed,
@@ -46,6 +48,7 @@ import logging
 import math
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +59,7 @@ from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
 from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
+from vigil.pipelines.alert_wording import AlertWording, alert_wording
 from vigil.pipelines.alerting import (
     UNKNOWN_QUERY_SEVERITY,
     AlertPolicy,
@@ -63,8 +67,6 @@ from vigil.pipelines.alerting import (
     decision_clock_ms,
     severity_of,
 )
-from vigil.pipelines.phrases import alert_phrase
-from vigil.pipelines.prompts import resolve_language
 from vigil.services.alerter.api import AlertLinks, create_alert_api
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
@@ -274,18 +276,21 @@ class AlerterService:
         if self.queries.poll(timeout_ms=0):
             self._warm_up()
 
-    def _phrase(self, query: QueryMessage, camera_id: str, severity: str, escalated: bool) -> tuple[str, str]:
-        """The sentence an alert of `query` on `camera_id` says, and its language."""
-        language = resolve_language(query.text, query.language)
-        camera = self.config.camera_name(camera_id, language)
-        return alert_phrase(query.text, camera, language, severity, escalated=escalated), language
+    def _wording(
+        self, query: QueryMessage | None, query_id: str, camera_id: str, severity: str, escalated: bool
+    ) -> AlertWording:
+        """The sentence an alert of `query` (None: not standing) on `camera_id` says, and its language."""
+        camera_name = partial(self.config.camera_name, camera_id)
+        return alert_wording(
+            query, query_id, camera_name, self.config.default_language, severity, escalated=escalated
+        )
 
     def _warm_up(self) -> None:
         """Have each standing query's alert for each camera it may fire on spoken ahead of time."""
         if self.warmer is None:
             return
         phrases = [
-            self._phrase(query, camera_id, query.severity, escalated=False)
+            self._wording(query, query.query_id, camera_id, query.severity, escalated=False)
             for query in self.queries.table.snapshot().values()
             for camera_id in sorted(query.cameras or self._cameras)
         ]
@@ -331,15 +336,11 @@ class AlerterService:
         self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
     ) -> AlertMessage:
         severity = decision.severity or UNKNOWN_QUERY_SEVERITY
-        if query is not None:
-            text, language = self._phrase(query, hit.camera_id, severity, decision.escalated)
-        else:
+        if query is None:
             log.warning(
                 "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
             )
-            language = self.config.default_language
-            camera = self.config.camera_name(hit.camera_id, language)
-            text = alert_phrase(hit.query_id, camera, language, severity, escalated=decision.escalated)
+        text, language = self._wording(query, hit.query_id, hit.camera_id, severity, decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(
             alert_id=alert_id,
