@@ -39,16 +39,18 @@ a fixed set (`SUPPRESS_REASONS`). A hit goes through, in this order:
      inside the cooldown (the escalation is news), later ones wait for the cooldown like any
      other until the query calms down (fewer than `escalate_after` hits in the window), after
      which a new escalation may bypass it again.
-4. Severity comes from the query (`query_severity`, the QueryMessage's severity), escalated
+4. Severity comes from the query (`query_severity`, the QueryMessage's severity, or for a
+   hit whose query is not standing UNKNOWN_QUERY_SEVERITY: `severity_of(query)`), escalated
    as above; muting is decided on the final severity, so an escalation to critical is heard
    during quiet hours.
 
 `now_ms` is only used to forget: hit ids and (camera, query) pairs not seen for `dedupe_ttl_s`
 are dropped, and at most `dedupe_max_hits` hit ids are kept (the least recently seen go
-first), so memory stays bounded. The service should pass the hit record's Kafka timestamp,
-which a replay sees again unchanged, so that even forgetting is deterministic. Forgetting
-an open hit's id before its close arrives makes the close a new hit; its event start is the
-one the pair's cooldown is anchored on, so it is suppressed by cooldown (when cooldown_s > 0).
+first), so memory stays bounded. The service should pass the hit record's Kafka timestamp
+(`decision_clock_ms`), which a replay sees again unchanged, so that even forgetting is
+deterministic. Forgetting an open hit's id before its close arrives makes the close a new
+hit; its event start is the one the pair's cooldown is anchored on, so it is suppressed by
+cooldown (when cooldown_s > 0).
 
 `to_state()` / `restore()` snapshot what the policy remembers as JSON-able data (settings are
 not part of it: a policy restored under edited settings applies the new ones from then on).
@@ -353,6 +355,33 @@ class AlertableHit(Protocol):
     def peak_ts_ms(self) -> int: ...
     @property
     def end_ts_ms(self) -> int | None: ...
+
+
+class RatedQuery(Protocol):
+    """What the policy reads of a standing query: how loud its alerts are
+    (services.common.contract.QueryMessage fits)."""
+
+    @property
+    def severity(self) -> Severity: ...
+
+
+# A hit whose query is not (or no longer) standing, e.g. deleted while its event was open,
+# still alerts: nobody said how loud, so at the middle level.
+UNKNOWN_QUERY_SEVERITY: Severity = "warning"
+
+
+def severity_of(query: RatedQuery | None) -> Severity:
+    """The `query_severity` to decide a hit with: its query's own, or UNKNOWN_QUERY_SEVERITY
+    when the query is not standing (None)."""
+    return query.severity if query is not None else UNKNOWN_QUERY_SEVERITY
+
+
+def decision_clock_ms(record_timestamp_ms: int | None, wall_ms: int) -> int:
+    """The `now_ms` to decide a hit at: its Kafka record's timestamp, which a replay sees again
+    unchanged; the wall clock only for a record that has none (None, or Kafka's -1)."""
+    if record_timestamp_ms is not None and record_timestamp_ms >= 0:
+        return record_timestamp_ms
+    return wall_ms
 
 
 @dataclass(frozen=True)

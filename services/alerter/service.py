@@ -1,7 +1,8 @@
 """The alerter service: hits from Kafka in, spoken alerts to "alerts", webhooks and the speaker out.
 
 Over 400 lines: the loop, its checkpointing and the alert book's API wiring are still one class;
-splitting them is issue 13's work.
+splitting them is issue 13's work. What it decides is in pipelines/ (the policy, the wording,
+the book); this module feeds them and does the I/O.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 
@@ -13,12 +14,14 @@ One loop, one thread (webhooks have their own threads):
    dead-letter topic;
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
    pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
-   the same. A raised hit becomes an alert with the deterministic id `alert:<hit_id>`: its
-   sentence in the query's language (pipelines/phrases.py), spoken to a cached audio file
-   (a speech failure is logged and the alert goes out without audio), an `AlertMessage` on
-   "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
-   `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
-   records the event's end time on its record;
+   the same, at its query's severity (a query no longer standing: warning). A raised hit
+   whose alert is not in the book yet becomes an alert with the deterministic id
+   `alert:<hit_id>` (pipelines/alert_book.py): its sentence in the query's language (a query
+   no longer standing: its id in the default language; pipelines/alert_wording.py), spoken to
+   a cached audio file (a speech failure is logged and the alert goes out without audio), an
+   `AlertMessage` on "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every
+   webhook, and (with `play_locally`, unless muted) the local speaker. The closed version of
+   an alerted hit records the event's end time on its record;
 4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state": the
    hit ids it remembers one record each as they change (key "<group>:seen:<hit_id>", a
    tombstone when forgotten), the rest whole (key "<group>:policy"); the producer is flushed,
@@ -28,8 +31,8 @@ Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) ser
 a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
 `acknowledge` is called from there. A `SpeechWarmer` thread speaks each standing query's
 sentence for each known camera as soon as the query (or a new camera) appears, so the alert
-finds its audio cached. Once a minute, alerts older than `retention_days` are forgotten (book
-and a tombstone on "alert-state").
+finds its audio cached. Once a minute, alerts older than `retention_days` (by the wall clock:
+`retention_cutoff_ms`) are forgotten (book and a tombstone on "alert-state").
 
 So a restarted alerter (same group) loads the policy memory and the alert records first:
 replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
@@ -45,6 +48,7 @@ import logging
 import math
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,11 +58,16 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
-from vigil.pipelines.alerting import AlertPolicy, Decision
-from vigil.pipelines.phrases import alert_phrase
-from vigil.pipelines.prompts import resolve_language
+from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
+from vigil.pipelines.alert_wording import AlertWording, alert_wording
+from vigil.pipelines.alerting import (
+    UNKNOWN_QUERY_SEVERITY,
+    AlertPolicy,
+    Decision,
+    decision_clock_ms,
+    severity_of,
+)
 from vigil.services.alerter.api import AlertLinks, create_alert_api
-from vigil.services.alerter.book import AlertBook, AlertRecord, AlertStatus
 from vigil.services.alerter.config import AlerterConfig, load_alerter_config
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
@@ -99,12 +108,6 @@ _ALERT_STATE_PREFIX = "alert:"
 _SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
 _PRUNE_INTERVAL_S = 60.0
-_UNKNOWN_QUERY_SEVERITY = "warning"
-
-
-def alert_id_for(hit_id: str) -> str:
-    """The alert raised for a hit: one per hit id, the same after any replay."""
-    return f"alert:{hit_id}"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -133,7 +136,7 @@ class AlerterService:
         self.topics = kafka_settings.topics
         self.metrics = AlerterMetrics(metrics_registry)
         self.policy = AlertPolicy(config.policy)
-        self.book = AlertBook()
+        self.book = AlertBook[AlertMessage]()
         self.feed = AlertFeed(config.api.replay_changes)
         self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
@@ -223,7 +226,7 @@ class AlerterService:
             if not name.startswith(_ALERT_STATE_PREFIX):
                 continue
             try:
-                self.book.add(AlertRecord.from_state(state))
+                self.book.add(AlertRecord[AlertMessage].from_state(state))
             except ValidationError as error:
                 log.warning("skipped an unreadable alert record %r: %s", name, error)
         log.info(
@@ -273,18 +276,21 @@ class AlerterService:
         if self.queries.poll(timeout_ms=0):
             self._warm_up()
 
-    def _phrase(self, query: QueryMessage, camera_id: str, severity: str, escalated: bool) -> tuple[str, str]:
-        """The sentence an alert of `query` on `camera_id` says, and its language."""
-        language = resolve_language(query.text, query.language)
-        camera = self.config.camera_name(camera_id, language)
-        return alert_phrase(query.text, camera, language, severity, escalated=escalated), language
+    def _wording(
+        self, query: QueryMessage | None, query_id: str, camera_id: str, severity: str, escalated: bool
+    ) -> AlertWording:
+        """The sentence an alert of `query` (None: not standing) on `camera_id` says, and its language."""
+        camera_name = partial(self.config.camera_name, camera_id)
+        return alert_wording(
+            query, query_id, camera_name, self.config.default_language, severity, escalated=escalated
+        )
 
     def _warm_up(self) -> None:
         """Have each standing query's alert for each camera it may fire on spoken ahead of time."""
         if self.warmer is None:
             return
         phrases = [
-            self._phrase(query, camera_id, query.severity, escalated=False)
+            self._wording(query, query.query_id, camera_id, query.severity, escalated=False)
             for query in self.queries.table.snapshot().values()
             for camera_id in sorted(query.cameras or self._cameras)
         ]
@@ -311,11 +317,8 @@ class AlerterService:
         if hit.camera_id not in self._cameras:
             self._cameras.add(hit.camera_id)
             self._warm_up()
-        severity = query.severity if query is not None else _UNKNOWN_QUERY_SEVERITY
-        now_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-        if now_ms is None:
-            now_ms = int(time.time() * 1000)
-        decision = self.policy.decide(hit, severity, now_ms)
+        now_ms = decision_clock_ms(record.timestamp, int(time.time() * 1000))
+        decision = self.policy.decide(hit, severity_of(query), now_ms)
         if not decision.raised:
             if decision.close_update and decision.alerted and hit.end_ts_ms is not None:
                 self._record_end(alert_id_for(hit.hit_id), hit.end_ts_ms)
@@ -323,7 +326,7 @@ class AlerterService:
             return None
         alert_id = alert_id_for(hit.hit_id)
         with self._lock:
-            if alert_id in self.book:  # published before a crash that lost the policy snapshot
+            if self.book.raised_before(hit.hit_id):  # a crash lost the policy's snapshot, not the book
                 log.info("alert %s was raised before; not raising it again", alert_id)
                 return None
         alert = self._raise(hit, query, decision, alert_id)
@@ -332,16 +335,12 @@ class AlerterService:
     def _raise(
         self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
     ) -> AlertMessage:
-        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
-        if query is not None:
-            text, language = self._phrase(query, hit.camera_id, severity, decision.escalated)
-        else:
+        severity = decision.severity or UNKNOWN_QUERY_SEVERITY
+        if query is None:
             log.warning(
                 "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
             )
-            language = self.config.default_language
-            camera = self.config.camera_name(hit.camera_id, language)
-            text = alert_phrase(hit.query_id, camera, language, severity, escalated=decision.escalated)
+        text, language = self._wording(query, hit.query_id, hit.camera_id, severity, decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(
             alert_id=alert_id,
@@ -363,7 +362,7 @@ class AlerterService:
             speech_engine=spoken.engine if spoken is not None else None,
         )
         self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
-        record = AlertRecord(alert=alert, end_ts_ms=hit.end_ts_ms)
+        record = AlertRecord[AlertMessage](alert=alert, end_ts_ms=hit.end_ts_ms)
         self._keep(record, "raised")
         self.metrics.alerts.labels(hit.query_id, severity).inc()
         if decision.muted:
@@ -403,7 +402,7 @@ class AlerterService:
                 return
             self._keep(self.book.close(alert_id, end_ts_ms), "ended")
 
-    def _keep(self, record: AlertRecord, change: ChangeKind) -> None:
+    def _keep(self, record: AlertRecord[AlertMessage], change: ChangeKind) -> None:
         """Into the book, onto "alert-state", and out to event-stream subscribers."""
         with self._lock:
             self.book.add(record)
@@ -426,7 +425,7 @@ class AlerterService:
 
     # --- acknowledgements ----------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord:
+    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord[AlertMessage]:
         """Acknowledge an alert once and make that durable; raises UnknownAlertError or
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
@@ -438,7 +437,7 @@ class AlerterService:
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
         return record
 
-    def open_alerts(self) -> list[AlertRecord]:
+    def open_alerts(self) -> list[AlertRecord[AlertMessage]]:
         with self._lock:
             return self.book.open_alerts()
 
@@ -448,12 +447,12 @@ class AlerterService:
         camera_id: str | None = None,
         query_id: str | None = None,
         limit: int | None = None,
-    ) -> list[AlertRecord]:
+    ) -> list[AlertRecord[AlertMessage]]:
         """See AlertBook.records. Thread-safe."""
         with self._lock:
             return self.book.records(status, camera_id, query_id, limit)
 
-    def alert_record(self, alert_id: str) -> AlertRecord:
+    def alert_record(self, alert_id: str) -> AlertRecord[AlertMessage]:
         """Raises UnknownAlertError. Thread-safe."""
         with self._lock:
             return self.book.get(alert_id)
@@ -465,7 +464,7 @@ class AlerterService:
         if now - self._last_prune < self.prune_interval_s:
             return
         self._last_prune = now
-        cutoff_ms = int(time.time() * 1000 - self.config.retention_days * 86_400_000)
+        cutoff_ms = retention_cutoff_ms(time.time() * 1000, self.config.retention_days)
         with self._lock:
             forgotten = self.book.prune(cutoff_ms)
             for alert_id in forgotten:

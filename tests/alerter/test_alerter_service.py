@@ -12,8 +12,8 @@ import pytest
 from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
 from kafka import KafkaAdminClient, TopicPartition
 
+from vigil.pipelines.alert_book import AlreadyAcknowledgedError
 from vigil.pipelines.alerting import AlertPolicySettings
-from vigil.services.alerter.book import AlreadyAcknowledgedError
 from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
