@@ -53,7 +53,7 @@ hits. Cases:
 
 The alerter's own timings are kept by wrapping its methods (the instance's attributes, nothing
 in the service changes): `_handle` per hit (decode, policy, speech, queue the alert and its
-record), `_speak` per alert (cached or not), `_checkpoint` per batch (changed hit ids and the
+record), `_speak` per alert (cached or not), `checkpoint` per batch (changed hit ids and the
 policy record queued, producer flushed, offsets committed) and the policy record's
 `state_log.save`.
 """
@@ -372,7 +372,7 @@ class _Timings:
         self.speak: list[tuple[float, bool | None]] = []  # (seconds, cached; None: no audio)
         self.checkpoint: list[float] = []
         self.snapshot_save: list[float] = []
-        handle, speak, checkpoint = service._handle, service._speak, service._checkpoint
+        handle, speak, checkpoint = service._handle, service._speak, service.checkpoint
         save = service.state_log.save
 
         def timed_handle(record):
@@ -405,7 +405,7 @@ class _Timings:
                 if name == POLICY_STATE:
                     self.snapshot_save.append(time.perf_counter() - started)
 
-        service._handle, service._speak, service._checkpoint = timed_handle, timed_speak, timed_checkpoint
+        service._handle, service._speak, service.checkpoint = timed_handle, timed_speak, timed_checkpoint
         service.state_log.save = timed_save
 
     def clear(self) -> None:
@@ -417,13 +417,14 @@ def measure_service(case: str, hits: int, pace_s: float, burst: int, bursts: int
     from prometheus_client import CollectorRegistry
 
     from vigil.pipelines.alerting import AlertPolicySettings
-    from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+    from vigil.services.alerter.config import AlertApiSettings, AlerterServiceSettings, AlerterSettings
     from vigil.services.alerter.service import AlerterService, save_policy_memory
     from vigil.services.alerter.speech import SpeechSettings
     from vigil.services.broker.local import LocalBroker
     from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id, encode_json
     from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query
     from vigil.services.common.state_log import GroupStateLog
+    from vigil.services.common.thumbnail_store import ThumbnailSettings
 
     warm = "cold" not in case
     fetch500 = case.endswith("-fetch500")
@@ -462,25 +463,28 @@ def measure_service(case: str, hits: int, pace_s: float, burst: int, bursts: int
                 state_log = GroupStateLog(settings, producer, topics.alert_state, GROUP_ID, "alerter state")
                 save_policy_memory(state_log, remembered_policy(MEMORY_HITS, now_ms))  # as the alerter does
                 producer.flush()
-            config = AlerterConfig(
+            config = AlerterSettings(
                 group_id=GROUP_ID,
                 metrics_port=0,
                 api=AlertApiSettings(port=0),
                 speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"], warm_up=warm),
                 policy=AlertPolicySettings(cooldown_s=COOLDOWN_S),
-                commit_interval_s=0 if case.endswith("every-batch") else AlerterConfig().commit_interval_s,
+                commit_interval_s=0 if case.endswith("every-batch") else AlerterSettings().commit_interval_s,
                 cameras={camera: camera for camera in cameras} if warm else {},
             )
             follower = _AlertsFollower(settings)
             follower.start()
             if fetch500:  # the alerter's hits consumer with kafka-python's default wait
-                import vigil.services.alerter.service as service_module
+                import vigil.services.common.consumer_service as service_module
 
                 plain = service_module.make_consumer
                 service_module.make_consumer = functools.partial(plain, fetch_max_wait_ms=500)
             started = time.perf_counter()
             try:
-                service = AlerterService(config, settings, metrics_registry=CollectorRegistry())
+                service = AlerterService(
+                    AlerterServiceSettings(alerter=config, kafka=settings, thumbnails=ThumbnailSettings()),
+                    metrics_registry=CollectorRegistry(),
+                )
             finally:
                 if fetch500:
                     service_module.make_consumer = plain

@@ -19,7 +19,7 @@ random weights give no meaningful hits; it is how the int8 encoder's cameras per
 measured end to end on a machine without CLIP weights.
 
 The detector is `bench/detector.py --role detector`: `vigil detector`'s own code path
-(load_detector_config, DetectorService.run), with its latency histograms wrapped so that each
+(DetectorServiceSettings.load, DetectorService.run), with its latency histograms wrapped so that each
 value they observe is also kept exactly (the Prometheus buckets are too coarse for p99):
 
     glass to hit   vigil_detector_glass_to_hit_seconds: capture time of the frame that confirmed
@@ -186,13 +186,12 @@ def run_detector_role(config_path: Path, samples_path: Path, cameras: list[str],
     """`vigil detector --config config_path`, its latency histograms recorded; prints READY and
     then SCORING once every camera in `cameras` has had a frame scored."""
     from vigil.logs import configure_logging
-    from vigil.services.common.kafka import KafkaSettings
-    from vigil.services.detector.config import load_detector_config
+    from vigil.services.detector.config import DetectorServiceSettings
     from vigil.services.detector.service import DetectorService
-    from vigil.services.detector.store import StoreSettings
 
     configure_logging(service=True)
-    config = load_detector_config(config_path)
+    settings = DetectorServiceSettings.load(config_path)
+    config = settings.detector
     temporal_note = config.temporal
     if config.temporal == "gru":
         try:
@@ -212,7 +211,7 @@ def run_detector_role(config_path: Path, samples_path: Path, cameras: list[str],
         from vigil.models.clip.runtime import ClipEncoder
 
         encoder = ClipEncoder(RANDOM_EXPORT_DIR, precision="int8", device="cpu")
-    service = DetectorService(config, KafkaSettings(), StoreSettings(), encoder=encoder)
+    service = DetectorService(settings, encoder=encoder)
     sink: list = []
     metrics = service.metrics
     metrics.stage_seconds = _Recorded(metrics.stage_seconds, sink, "stage")

@@ -52,8 +52,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
@@ -68,13 +66,13 @@ from vigil.pipelines.alerting import (
     severity_of,
 )
 from vigil.services.alerter.api import AlertLinks, create_alert_api
-from vigil.services.alerter.config import AlerterConfig, load_alerter_config
+from vigil.services.alerter.config import AlerterServiceSettings
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
 from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
-from vigil.services.common.broker_health import BrokerMonitor
+from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
     AlertMessage,
     BadMessageError,
@@ -83,22 +81,15 @@ from vigil.services.common.contract import (
     decode_json,
     encode_json,
 )
-from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.http import HttpServer
 from vigil.services.common.kafka import (
     KafkaRecord,
-    KafkaSettings,
     QueryTableReader,
-    ResilientProducer,
-    ensure_topics,
-    load_kafka_settings,
-    make_consumer,
     send_json_dead_letter,
     send_to_dead_letter,
 )
-from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.common.thumbnail_store import ThumbnailSettings, ThumbnailStore
+from vigil.services.common.thumbnail_store import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
@@ -107,34 +98,27 @@ _ALERT_STATE_PREFIX = "alert:"
 # The policy's remembered hit ids, one record each: written whole, the memory is 1.2 MB at 20,000.
 _SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
+# What an alert repeats of the hit that raised it.
+_FROM_THE_HIT = frozenset(
+    ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail")
+)
 _PRUNE_INTERVAL_S = 60.0
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, service: AlerterService) -> None:
-        self.service = service
-
-    def on_partitions_revoked(self, revoked) -> None:
-        self.service._checkpoint()
-
-    def on_partitions_assigned(self, assigned) -> None:
-        pass
-
-
-class AlerterService:
+class AlerterService(ConsumerService):
     """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
 
     def __init__(
         self,
-        config: AlerterConfig,
-        kafka_settings: KafkaSettings,
+        settings: AlerterServiceSettings,
         *,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
-        self.config = config
-        self.kafka_settings = kafka_settings
-        self.topics = kafka_settings.topics
+        self.settings = settings
+        self.config = config = settings.alerter
+        kafka_settings = settings.kafka
         self.metrics = AlerterMetrics(metrics_registry)
+        super().__init__("alerter", kafka_settings, self.metrics.registry, config.commit_interval_s)
         self.policy = AlertPolicy(config.policy)
         self.book = AlertBook[AlertMessage]()
         self.feed = AlertFeed(config.api.replay_changes)
@@ -145,18 +129,11 @@ class AlerterService:
         self.warmer: SpeechWarmer | None = None
         self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit
         self._lock = threading.RLock()  # the book, between the loop and acknowledge()
-        self._offsets: dict[TopicPartition, int] = {}
-        self._closers = Closers("alerter")
         self._last_refresh = 0.0
         self._last_prune = float("-inf")
-        self._last_commit = float("-inf")
         self.prune_interval_s = _PRUNE_INTERVAL_S
-        try:
-            ensure_topics(kafka_settings)
-            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
-            self._closers.push(self.broker_monitor.stop)
-            self.producer = ResilientProducer(kafka_settings)
-            self._closers.push(self.producer.close)
+        with self.opening():
+            self.open_kafka()
             # Webhooks: one dispatcher per webhook, so outcomes are counted by webhook.
             self.dispatchers: list[WebhookDispatcher] = []
             for webhook in config.webhooks:
@@ -164,34 +141,22 @@ class AlerterService:
                     [webhook], self._webhook_dead_letter, self.metrics.webhook_observer(webhook.name)
                 )
                 self.dispatchers.append(dispatcher)
-                self._closers.push(dispatcher.close)
+                self.on_close(dispatcher.close)
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.push(self.queries.close)
+            self.on_close(self.queries.close)
             self.queries.load()
             if config.speech.warm_up:
                 self.warmer = SpeechWarmer(self.speech)
-                self._closers.push(self.warmer.close)
+                self.on_close(self.warmer.close)
                 self._warm_up()
             self.state_log = GroupStateLog(
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
             )
             self._restore(self.state_log.load())
-            self.consumer = make_consumer(
-                kafka_settings, config.group_id, max_poll_records=config.batch_max_hits
-            )
-            self._closers.push(lambda: self.consumer.close(autocommit=False))
-            self.consumer.subscribe([self.topics.hits], listener=_Rebalance(self))
-        except BaseException:
-            self.close()
-            raise
-        try:
-            if config.metrics_port:
-                self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+            self.open_consumer(self.topics.hits, config.group_id, max_poll_records=config.batch_max_hits)
+            self.serve_metrics(config.metrics_port)
             if config.api.port:
                 self._start_api()
-        except BaseException:
-            self.close()
-            raise
 
     def _start_api(self) -> None:
         settings = self.config.api
@@ -204,13 +169,13 @@ class AlerterService:
             key = settings.signing_key.get_secret_value()
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
-        thumbnails = ThumbnailStore(settings.thumbnails_dir or ThumbnailSettings().thumbnails_dir)
+        thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
         self.http = HttpServer(app, settings.host, settings.port, "alerter")
-        self._closers.push(self.http.close)
-        self._closers.push(self.feed.close)  # closed first: open event streams end at once
+        self.on_close(self.http.close)
+        self.on_close(self.feed.close)  # closed first: open event streams end at once
         links.base_url = settings.base_url(self.http.port)
         self.links = links
 
@@ -238,31 +203,24 @@ class AlerterService:
 
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        log.info(
-            "alerter running: group %s, %d standing queries", self.config.group_id, len(self.queries.table)
-        )
-        while not stop.is_set():
-            self.step()
-        self._checkpoint()
+    def running_message(self) -> str:
+        return f"alerter running: group {self.config.group_id}, {len(self.queries.table)} standing queries"
 
     def step(self) -> int:
         """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
         self._refresh_queries()
         self._forget_old_alerts()
-        polled = poll_through_outage(self.consumer, _IDLE_POLL_MS, max_records=self.config.batch_max_hits)
-        records = [record for batch in polled.values() for record in batch]
+        records = self.poll(_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
         if not records:
-            self._checkpoint(force=False)  # commit what came before, once the interval is up
+            self.checkpoint()  # commit what came before, once the interval is up
             return 0
         raised: list[tuple[AlertMessage, int]] = []
         for record in records:
             alert = self._handle(record)
             if alert is not None:
                 raised.append(alert)
-            tp = TopicPartition(record.topic, record.partition)
-            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
-        self._checkpoint(force=False)
+            self.consumed([record])
+        self.checkpoint()
         now_ms = time.time() * 1000
         for _alert, peak_ts_ms in raised:
             self.metrics.hit_to_alert_seconds.observe(max(0.0, now_ms - peak_ts_ms) / 1000)
@@ -343,20 +301,14 @@ class AlerterService:
         text, language = self._wording(query, hit.query_id, hit.camera_id, severity, decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(
+            **hit.model_dump(include=_FROM_THE_HIT),
             alert_id=alert_id,
-            hit_id=hit.hit_id,
-            camera_id=hit.camera_id,
-            query_id=hit.query_id,
             severity=severity,
             text=text,
             language=language,
             raised_ts_ms=int(time.time() * 1000),
             escalated=decision.escalated,
             muted=decision.muted,
-            event_start_ts_ms=hit.event_start_ts_ms,
-            peak_ts_ms=hit.peak_ts_ms,
-            peak_score=hit.peak_score,
-            thumbnail=hit.thumbnail,
             query_text=query.text if query is not None else None,
             audio=spoken.path.name if spoken is not None else None,
             speech_engine=spoken.engine if spoken is not None else None,
@@ -474,25 +426,13 @@ class AlerterService:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _checkpoint(self, force: bool = True) -> None:
-        """Policy snapshot and every queued output acknowledged, then the offsets committed; at
-        most every `commit_interval_s` unless forced (at stop and on a rebalance).
+    def save_state(self) -> None:
+        """The policy's memory, with each checkpoint (services/common/consumer_service.py).
 
-        Between commits, alerts are already out and their records on "alert-state": a crash
+        Between checkpoints, alerts are already out and their records on "alert-state": a crash
         replays the hits since the last commit, and the book (not the older policy snapshot)
         recognises their alert ids, so nothing is raised twice."""
-        if not self._offsets:
-            return
-        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
-            return
-        self._last_commit = time.monotonic()
         save_policy_memory(self.state_log, self.policy)
-        self.producer.flush()
-        self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
-        self._offsets = {}
-
-    def close(self) -> None:
-        self._closers.close()
 
 
 def save_policy_memory(state_log: GroupStateLog, policy: AlertPolicy) -> int:
@@ -522,13 +462,8 @@ def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, 
 
 def run_alerter(config_path: Path | None = None, metrics_port: int | None = None) -> None:
     """`vigil alerter`: run until SIGINT or SIGTERM, then checkpoint and stop."""
-    config = load_alerter_config(config_path)
+    settings = AlerterServiceSettings.load(config_path)
     if metrics_port is not None:
-        config = config.model_copy(update={"metrics_port": metrics_port})
-    kafka_settings = load_kafka_settings()
-    with stop_on_signals() as stop:
-        service = AlerterService(config, kafka_settings)
-        try:
-            service.run(stop)
-        finally:
-            service.close()
+        alerter = settings.alerter.model_copy(update={"metrics_port": metrics_port})
+        settings = settings.model_copy(update={"alerter": alerter})
+    run_service(lambda: AlerterService(settings))

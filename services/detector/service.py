@@ -47,19 +47,16 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka import TopicPartition
 from PIL import Image, UnidentifiedImageError
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
-from vigil.errors import VigilError
 from vigil.models.encoder import Encoder
 from vigil.models.registry import create_encoder, resolve_kind
 from vigil.models.text_cache import embed_texts_cached
@@ -75,38 +72,29 @@ from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_languag
 from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, LoadMeter, PlannedFrame, shed_to_budget
 from vigil.pipelines.views import FULL_FRAME, View
-from vigil.services.common.broker_health import BrokerMonitor
+from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
     MAX_FRAME_PIXELS,
     BadMessageError,
     FrameHeaders,
     HitMessage,
     QueryMessage,
-    describe_validation_error,
     encode_json,
 )
 from vigil.services.common.framing import FrameWork, embed_frames, plan_frames
-from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.kafka import (
     KafkaRecord,
-    KafkaSettings,
     QueryTableReader,
-    ResilientProducer,
-    assign_all_partitions,
-    ensure_topics,
-    load_kafka_settings,
-    make_consumer,
     send_to_dead_letter,
 )
-from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.memory import keep_large_blocks_out_of_the_heap
 from vigil.services.common.state_log import GroupStateLog
 from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
 from vigil.services.common.thumbnails import thumbnail_with_boxes
-from vigil.services.detector.config import DetectorConfig, load_detector_config
+from vigil.services.detector.config import DetectorServiceSettings
 from vigil.services.detector.metrics import DetectorMetrics
 from vigil.services.detector.retention import Retention
-from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings
+from vigil.services.detector.store import FrameRecord, HitRecord, HitStore
 from vigil.services.detector.temporal import load_temporal_stage
 
 log = logging.getLogger(__name__)
@@ -124,36 +112,21 @@ class _Frame:
     pixels: np.ndarray
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    """Commit before partitions go, reload snapshots when partitions come."""
-
-    def __init__(self, service: DetectorService) -> None:
-        self.service = service
-
-    def on_partitions_revoked(self, revoked) -> None:
-        self.service._checkpoint(force=True)
-        self.service._forget_partitions({tp.partition for tp in revoked})
-
-    def on_partitions_assigned(self, assigned) -> None:
-        self.service._states_stale = True
-
-
-class DetectorService:
+class DetectorService(ConsumerService):
     """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
 
     def __init__(
         self,
-        config: DetectorConfig,
-        kafka_settings: KafkaSettings,
-        store_settings: StoreSettings | None = None,
+        settings: DetectorServiceSettings,
         *,
         encoder: Encoder | None = None,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
-        self.config = config
-        self.kafka_settings = kafka_settings
-        self.topics = kafka_settings.topics
+        self.settings = settings
+        self.config = config = settings.detector
+        kafka_settings = settings.kafka
         self.metrics = DetectorMetrics(metrics_registry)
+        super().__init__("detector", kafka_settings, self.metrics.registry, config.commit_interval_s)
         if encoder is None:
             kind, why = resolve_kind(config.encoder)
             log.info("encoder: %s", why)
@@ -167,20 +140,14 @@ class DetectorService:
         self.gate = FrameGate(config.max_lag_s)
         self.index_sampler = FrameIndexSampler(config.index_interval_s)
         self.temporal = load_temporal_stage() if config.temporal == "gru" else None
-        store_settings = store_settings or StoreSettings()
-        self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
-        self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
+        self.store = HitStore(settings.store.model_copy(update={"dim": encoder.info.dim}))
+        self.thumbnails = ThumbnailStore(settings.store.thumbnails_dir)
         self.retention = Retention(config.retention, self.store, self.thumbnails)
-        self._closers = Closers("detector")
-        self._closers.push(self.store.close)
-        try:
-            ensure_topics(kafka_settings)
-            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
-            self._closers.push(self.broker_monitor.stop)
-            self.producer = ResilientProducer(kafka_settings)
-            self._closers.push(self.producer.close)
+        self.on_close(self.store.close)
+        with self.opening():
+            self.open_kafka()
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.push(self.queries.close)
+            self.on_close(self.queries.close)
             self.queries.load()
             self.state_log = GroupStateLog(
                 kafka_settings,
@@ -189,19 +156,14 @@ class DetectorService:
                 config.group_id,
                 "detector state",
             )
-            self.consumer = make_consumer(
-                kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
+            # With every partition assigned it resumes from the group's committed offsets, and
+            # the snapshots load on the first poll (_states_stale), as after a group assignment.
+            self.open_consumer(
+                self.topics.frames,
+                config.group_id,
+                max_poll_records=config.batch_max_frames,
+                all_partitions=config.assignment == "all",
             )
-            self._closers.push(lambda: self.consumer.close(autocommit=False))
-            if config.assignment == "all":
-                # Resumes from the group's committed offsets; snapshots load on the first poll
-                # (_states_stale), as after a group assignment.
-                assign_all_partitions(self.consumer, self.topics.frames)
-            else:
-                self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
-        except BaseException:
-            self.close()
-            raise
         self.pipelines: dict[str, CameraPipeline] = {}
         self._partition_of: dict[str, int] = {}
         self._saved_states: dict[str, dict] = {}
@@ -219,25 +181,17 @@ class DetectorService:
         )
         self._queries_version = -1
         self._dirty: set[str] = set()
-        self._offsets: dict[TopicPartition, int] = {}
-        self._last_commit = time.monotonic()
         self._last_refresh = 0.0
-        if config.metrics_port:
-            self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+        with self.opening():
+            self.serve_metrics(config.metrics_port)
 
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        log.info(
-            "detector running: group %s, %d standing queries, encoder %s, temporal %s",
-            self.config.group_id,
-            len(self.queries.table),
-            self.encoder_name,
-            self.config.temporal,
+    def running_message(self) -> str:
+        return (
+            f"detector running: group {self.config.group_id}, {len(self.queries.table)} standing "
+            f"queries, encoder {self.encoder_name}, temporal {self.config.temporal}"
         )
-        while not stop.is_set():
-            self.step()
-        self._checkpoint(force=True)
 
     def step(self) -> int:
         """One turn of the loop: queries, one micro-batch, expiry, checkpoint. Returns frames read."""
@@ -251,7 +205,7 @@ class DetectorService:
         if records:
             self._process(records)
         self._expire_silent_cameras()
-        self._checkpoint()
+        self.checkpoint()
         self._forget_old()
         ended = time.monotonic()
         self.load.record(ended, busy_s=ended - started - waited_s, waited_s=waited_s)
@@ -305,9 +259,7 @@ class DetectorService:
                 timeout_ms = int((deadline - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            room = c.batch_max_frames - len(batch)
-            polled = poll_through_outage(self.consumer, timeout_ms, max_records=room)
-            got = [record for records in polled.values() for record in records]
+            got = self.poll(timeout_ms, max_records=c.batch_max_frames - len(batch))
             if not got:
                 break
             if waited_s is None:
@@ -409,14 +361,19 @@ class DetectorService:
         self._partition_of[camera_id] = partition
         return pipeline
 
-    def _forget_partitions(self, partitions: set[int]) -> None:
+    def on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Forget the cameras of partitions another member now owns (checkpointed just before)."""
+        partitions = {tp.partition for tp in revoked}
         for camera_id in [cam for cam, part in self._partition_of.items() if part in partitions]:
             self.pipelines.pop(camera_id, None)
             self._partition_of.pop(camera_id, None)
-        self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
+        self.forget_offsets(partitions)
         self._replay_until = {
             tp: end for tp, end in self._replay_until.items() if tp.partition not in partitions
         }
+
+    def on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._states_stale = True  # the snapshots load again on the next poll
 
     def _process(self, records: list[KafkaRecord]) -> None:
         frames = self._in_camera_order(self._decode(records))
@@ -450,9 +407,7 @@ class DetectorService:
             for frame, embeddings in zip(frames, embedded, strict=True):
                 self._score_frame(frame, embeddings, index_rows)
             self.store.add_frames(index_rows)
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
+        self.consumed(records)
 
     def _shed(
         self, frames: list[_Frame], work: list[FrameWork], plans: list[RegionPlan]
@@ -648,13 +603,12 @@ class DetectorService:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _checkpoint(self, force: bool = False) -> None:
-        """Snapshot the cameras that moved, then commit the offsets they have consumed."""
-        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
-            return
-        self._last_commit = time.monotonic()
-        if not self._offsets and not self._dirty:
-            return
+    def has_state_to_save(self) -> bool:
+        return bool(self._dirty)  # e.g. events closed on a camera gone silent: no new offsets
+
+    def save_state(self) -> None:
+        """The snapshots of the cameras that moved, with each checkpoint
+        (services/common/consumer_service.py)."""
         for camera_id in sorted(self._dirty):
             pipeline = self.pipelines.get(camera_id)
             if pipeline is not None:
@@ -663,15 +617,6 @@ class DetectorService:
         # The frame index is committed past too: seal it, or a crash now would leave those
         # frames out of it for good (one fsync a commit interval, not one per batch).
         self.store.flush_frames()
-        self.producer.flush()  # snapshots acknowledged before the offsets that rely on them
-        if self._offsets:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
-            )
-            self._offsets = {}
-
-    def close(self) -> None:
-        self._closers.close()
 
 
 def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
@@ -706,19 +651,8 @@ def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL
 def run_detector(config_path: Path | None = None, metrics_port: int | None = None) -> None:
     """`vigil detector`: run until SIGINT or SIGTERM, then checkpoint and stop."""
     keep_large_blocks_out_of_the_heap()  # before the first frame: services/common/memory.py
-    config = load_detector_config(config_path)
+    settings = DetectorServiceSettings.load(config_path)
     if metrics_port is not None:
-        config = config.model_copy(update={"metrics_port": metrics_port})
-    kafka_settings = load_kafka_settings()
-    try:
-        store_settings = StoreSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Milvus settings (VIGIL_MILVUS_*): {describe_validation_error(error)}"
-        ) from None
-    with stop_on_signals() as stop:
-        service = DetectorService(config, kafka_settings, store_settings)
-        try:
-            service.run(stop)
-        finally:
-            service.close()
+        detector = settings.detector.model_copy(update={"metrics_port": metrics_port})
+        settings = settings.model_copy(update={"detector": detector})
+    run_service(lambda: DetectorService(settings))

@@ -27,7 +27,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exp
 from vigil.pipelines.camera_status import CameraStatus, CameraStatusMachine, StatusChange
 from vigil.pipelines.sampling import FrameSampler, KeyframeOnlyPolicy
 from vigil.services.ingest.buffers import DropOldestQueue
-from vigil.services.ingest.config import CameraConfig
+from vigil.services.ingest.config import CameraSettings
 from vigil.services.ingest.metrics import IngestMetrics
 from vigil.services.ingest.reader import (
     CameraSourceError,
@@ -53,7 +53,7 @@ class CameraWorker:
 
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: CameraSettings,
         queue: DropOldestQueue[EncodedFrame],
         metrics: IngestMetrics,
         on_status: Callable[[CameraStatus], None] = lambda status: None,

@@ -32,7 +32,7 @@ from vigil.services.common.kafka import (  # noqa: E402
     publish_query,
 )
 from vigil.services.common.state_log import GroupStateLog  # noqa: E402
-from vigil.services.detector.config import DetectorConfig  # noqa: E402
+from vigil.services.detector.config import DetectorServiceSettings, DetectorSettings  # noqa: E402
 from vigil.services.detector.service import DetectorService  # noqa: E402
 from vigil.services.detector.store import StoreSettings  # noqa: E402
 
@@ -60,12 +60,14 @@ class RunningDetector:
 
     def __init__(self, settings, tmp_path: Path, encoder, group_id: str) -> None:
         self.registry = CollectorRegistry()
-        config = DetectorConfig(
+        config = DetectorSettings(
             group_id=group_id, metrics_port=0, batch_max_wait_ms=10, max_lag_s=3600, latency_budget_s=3600
         )
         store = StoreSettings(uri=str(tmp_path / "milvus"), thumbnails_dir=tmp_path / "thumbnails")
         self.service = DetectorService(
-            config, settings, store, encoder=encoder, metrics_registry=self.registry
+            DetectorServiceSettings(detector=config, kafka=settings, store=store),
+            encoder=encoder,
+            metrics_registry=self.registry,
         )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
