@@ -1,8 +1,10 @@
 """The alerter service: hits from Kafka in, spoken alerts to "alerts", webhooks and the speaker out.
 
-Over 400 lines: the loop, its checkpointing and the alert book's API wiring are still one class;
-splitting them is issue 13's work. What it decides is in pipelines/ (the policy, the wording,
-the book); this module feeds them and does the I/O.
+It stands on the consumer-service skeleton (services/common/consumer_service.py: poll,
+snapshot, flush, commit, rebalance, run). What it decides is in pipelines/ (the policy, the
+wording, the book); its state records are services/alerter/state.py. Over 400 lines (a little)
+because what is left is one thing, an alert's life in the book, from raised (spoken, sent,
+kept) through ended to acknowledged, with the lock the loop and the HTTP API share.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 
@@ -53,7 +55,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
 from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
@@ -70,6 +71,12 @@ from vigil.services.alerter.config import AlerterServiceSettings
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
 from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
+from vigil.services.alerter.state import (
+    forget_alert_record,
+    restore_alerter_state,
+    save_alert_record,
+    save_policy_memory,
+)
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
@@ -93,10 +100,6 @@ from vigil.services.common.thumbnail_store import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
-POLICY_STATE = "policy"
-_ALERT_STATE_PREFIX = "alert:"
-# The policy's remembered hit ids, one record each: written whole, the memory is 1.2 MB at 20,000.
-_SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
 # What an alert repeats of the hit that raised it.
 _FROM_THE_HIT = frozenset(
@@ -152,7 +155,7 @@ class AlerterService(ConsumerService):
             self.state_log = GroupStateLog(
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
             )
-            self._restore(self.state_log.load())
+            restore_alerter_state(self.state_log.load(), self.policy, self.book)
             self.open_consumer(self.topics.hits, config.group_id, max_poll_records=config.batch_max_hits)
             self.serve_metrics(config.metrics_port)
             if config.api.port:
@@ -178,28 +181,6 @@ class AlerterService(ConsumerService):
         self.on_close(self.feed.close)  # closed first: open event streams end at once
         links.base_url = settings.base_url(self.http.port)
         self.links = links
-
-    def _restore(self, states: dict[str, dict]) -> None:
-        policy_state = states.pop(POLICY_STATE, None)
-        seen = [state.get("seen") for name, state in states.items() if name.startswith(_SEEN_STATE_PREFIX)]
-        if policy_state is not None or seen:
-            try:
-                self.policy.restore(policy_state or self.policy.to_state(), seen)
-            except ValueError as error:
-                log.warning("alert policy starts afresh, its snapshot is unusable: %s", error)
-        for name, state in states.items():
-            if not name.startswith(_ALERT_STATE_PREFIX):
-                continue
-            try:
-                self.book.add(AlertRecord[AlertMessage].from_state(state))
-            except ValidationError as error:
-                log.warning("skipped an unreadable alert record %r: %s", name, error)
-        log.info(
-            "alerter state: %d hit ids remembered, %d alerts (%d open)",
-            self.policy.remembered_hits,
-            len(self.book),
-            len(self.book.open_alerts()),
-        )
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -358,7 +339,7 @@ class AlerterService(ConsumerService):
         """Into the book, onto "alert-state", and out to event-stream subscribers."""
         with self._lock:
             self.book.add(record)
-            self.state_log.save(_ALERT_STATE_PREFIX + record.alert_id, record.to_state())
+            save_alert_record(self.state_log, record)
             self.feed.publish(change, record)
 
     def _webhook_dead_letter(self, dead: DeadLetter) -> None:
@@ -420,7 +401,7 @@ class AlerterService(ConsumerService):
         with self._lock:
             forgotten = self.book.prune(cutoff_ms)
             for alert_id in forgotten:
-                self.state_log.delete(_ALERT_STATE_PREFIX + alert_id)
+                forget_alert_record(self.state_log, alert_id)
         if forgotten:
             log.info("forgot %d alerts raised over %g days ago", len(forgotten), self.config.retention_days)
 
@@ -433,19 +414,6 @@ class AlerterService(ConsumerService):
         replays the hits since the last commit, and the book (not the older policy snapshot)
         recognises their alert ids, so nothing is raised twice."""
         save_policy_memory(self.state_log, self.policy)
-
-
-def save_policy_memory(state_log: GroupStateLog, policy: AlertPolicy) -> int:
-    """Queue what the policy's memory changed since the last call: each remembered hit id that
-    changed as a record of its own, a tombstone for each forgotten one, and the rest whole.
-    Returns the records queued."""
-    changed, dropped = policy.take_hit_changes()
-    for hit_state in changed:
-        state_log.save(_SEEN_STATE_PREFIX + hit_state[0], {"seen": hit_state})
-    for hit_id in dropped:
-        state_log.delete(_SEEN_STATE_PREFIX + hit_id)
-    state_log.save(POLICY_STATE, policy.to_state(include_hits=False))
-    return len(changed) + len(dropped) + 1
 
 
 def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, Any]:

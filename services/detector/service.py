@@ -1,8 +1,13 @@
 """The detector service: frames from Kafka in, hits to Kafka "hits" and Milvus out.
 
-Over 400 lines: the one loop below and the I/O around it (consumer, state log, store, metrics)
-are still one class; splitting its stages (admission, scoring, persistence) into processor
-classes of their own is issue 13's work.
+It stands on the consumer-service skeleton (services/common/consumer_service.py: poll,
+snapshot, flush, commit, rebalance, run), and its stages are processors of their own: admission
+(services/detector/admission.py), the standing queries' vectors (query_vectors.py), shedding
+(pipelines/shedding.py), scoring (pipelines/detector.py) and the hits' writer (hit_writer.py).
+Over 400 lines because what is left is one thing: the turn that runs those stages over one
+micro-batch, and the per-camera state they share (each camera's pipeline, the partition it
+came from, its saved snapshot, the replay marks), which a restart or a rebalance must load,
+save and drop together.
 
     run_detector(Path("detector.yaml"))     # `vigil detector`; until SIGINT / SIGTERM
 
@@ -12,18 +17,16 @@ One loop, one thread (onnxruntime uses the cores itself):
    a query added, edited or deleted reaches every camera's pipeline within a second (its text
    is embedded once, with its prompt ensemble, and cached by text and language);
 2. a micro-batch of frames from the "frames" consumer group: polled until `batch_max_frames`
-   or `batch_max_wait_ms` after the first frame; frames whose headers are broken, that are
-   over `max_message_bytes`, whose capture time cannot be believed (pipelines/admission.py) or
-   whose JPEG is unreadable or over the pixel bound go to the dead-letter topic, before
-   anything else sees them; frames captured more than `max_lag_s` ago are skipped (and counted),
-   so a detector that fell behind jumps to each camera's newest frames; frames the camera's
-   state has already seen (a redelivery after a restart) are skipped before decoding
-   (pipelines/frame_gate.py);
+   or `batch_max_wait_ms` after the first frame, then admitted (admission.py): bad frames
+   dead-lettered, frames captured more than `max_lag_s` ago skipped (and counted), so a
+   detector that fell behind jumps to each camera's newest frames, and frames the camera's
+   state has already seen (a redelivery after a restart) skipped before decoding;
 3. each camera's change detector plans its frames (what moved; a still frame costs no model:
-   its camera's last embeddings stand); when the batch would come out later than
-   `latency_budget_s` after capture, work is shed (older still frames, then whole-frame
-   refreshes, then older frames; never a camera's newest, nor a frame a previous owner of
-   its partition may have scored, which is replayed exactly: pipelines/shedding.py), counted;
+   its camera's last embeddings stand); when the detector cannot keep up and the batch would
+   come out later than `latency_budget_s` after capture, work is shed (older still frames,
+   then whole-frame refreshes, then older frames; never a camera's newest, nor a frame a
+   previous owner of its partition may have scored, which is replayed exactly:
+   pipelines/shedding.py), counted;
    then one batched encoder pass over every camera's regions and due whole frames
    (services/common/framing.py), and each camera's `CameraPipeline` frame by frame (each
    query judged on its best region, against its competitors: pipelines/discrimination.py);
@@ -49,52 +52,42 @@ import io
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from kafka import TopicPartition
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from prometheus_client import CollectorRegistry
 
 from vigil.models.encoder import Encoder
 from vigil.models.registry import create_encoder, resolve_kind
-from vigil.models.text_cache import embed_texts_cached
-from vigil.paths import models_dir
-from vigil.pipelines.admission import capture_time_problem, snapshot_time_problem
+from vigil.pipelines.admission import snapshot_time_problem
 from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
 from vigil.pipelines.frame_gate import FrameGate, Skip
 from vigil.pipelines.frame_index_sampling import FrameIndexSampler
-from vigil.pipelines.matching import Hit
-from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language, shared_prompts
 from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, LoadMeter, PlannedFrame, shed_to_budget
-from vigil.pipelines.views import FULL_FRAME, View
+from vigil.pipelines.views import FULL_FRAME
 from vigil.services.common.consumer_service import ConsumerService, run_service
-from vigil.services.common.contract import (
-    MAX_FRAME_PIXELS,
-    BadMessageError,
-    FrameHeaders,
-    HitMessage,
-    QueryMessage,
-    encode_json,
-)
 from vigil.services.common.framing import FrameWork, embed_frames, plan_frames
 from vigil.services.common.kafka import (
     KafkaRecord,
     QueryTableReader,
-    send_to_dead_letter,
 )
 from vigil.services.common.memory import keep_large_blocks_out_of_the_heap
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
+from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.common.thumbnails import thumbnail_with_boxes
+from vigil.services.detector.admission import AdmittedFrame, FrameAdmission
 from vigil.services.detector.config import DetectorServiceSettings
+from vigil.services.detector.hit_writer import HitWriter
 from vigil.services.detector.metrics import DetectorMetrics
+from vigil.services.detector.query_vectors import StandingQueryVectors
 from vigil.services.detector.retention import Retention
-from vigil.services.detector.store import FrameRecord, HitRecord, HitStore
+from vigil.services.detector.store import FrameRecord, HitStore
 from vigil.services.detector.temporal import load_temporal_stage
 
 log = logging.getLogger(__name__)
@@ -103,13 +96,6 @@ log = logging.getLogger(__name__)
 INDEX_THUMBNAIL_WIDTH = 320
 # The longest one idle poll blocks, so stop requests and query changes are seen promptly.
 _IDLE_POLL_MS = 100
-
-
-@dataclass
-class _Frame:
-    record: KafkaRecord
-    headers: FrameHeaders
-    pixels: np.ndarray
 
 
 class DetectorService(ConsumerService):
@@ -169,17 +155,19 @@ class DetectorService(ConsumerService):
         self._saved_states: dict[str, dict] = {}
         self._states_stale = True
         self._replay_until: dict[TopicPartition, int] = {}
-        self._vectors: dict[tuple[str, str], QueryVectors] = {}
-        # Every prompt embedded so far (query ensembles, background prompts, negatives), so that a
-        # new query embeds its own prompts only: its language's 140 negative prompts once.
-        self._prompt_vectors: dict[str, np.ndarray] = {}
-        # Both first-class languages' background prompts and negatives, embedded once now (a few
-        # seconds at start): a query added later embeds its own ensemble only.
-        shared = shared_prompts(negatives=self.discrimination.enabled and self.discrimination.negatives)
-        self._prompt_vectors.update(
-            zip(shared, embed_texts_cached(encoder, shared, models_dir() / "text-cache"), strict=True)
+        # A few seconds at start: both languages' shared prompts (services/detector/query_vectors.py).
+        self.query_vectors = StandingQueryVectors(
+            encoder, self.discrimination, lambda camera_id: config.match_for(camera_id).for_threshold
         )
-        self._queries_version = -1
+        self.admission = FrameAdmission(
+            self.producer,
+            self.topics,
+            self.metrics,
+            self.gate,
+            config.max_clock_skew_s,
+            lambda camera_id, partition: self._pipeline(camera_id, partition).last_ts_ms,
+        )
+        self.hit_writer = HitWriter(self.store, self.producer, self.topics, self.metrics, self.encoder_name)
         self._dirty: set[str] = set()
         self._last_refresh = 0.0
         with self.opening():
@@ -279,45 +267,19 @@ class DetectorService(ConsumerService):
             return
         self._last_refresh = now
         self.queries.poll(timeout_ms=0)
-        table = self.queries.table
-        if table.version == self._queries_version:
+        standing = self.query_vectors.refresh(self.queries.table)
+        if standing is None:
             return
-        self._queries_version = table.version
-        enabled = [query for query in table.snapshot().values() if query.enabled]
-        keys = {query.query_id: self._vectors_key(query) for query in enabled}
-        missing = sorted({key for key in keys.values() if key not in self._vectors})
-        if missing:
-            vectors = embed_queries(
-                self.encoder,
-                [text for text, _ in missing],
-                [lang for _, lang in missing],
-                negatives=self.discrimination.enabled and self.discrimination.negatives,
-                prompt_cache=self._prompt_vectors,
-            )
-            self._vectors.update(zip(missing, vectors, strict=True))
-        self._vectors = {key: self._vectors[key] for key in set(keys.values())}
-        self.metrics.standing_queries.set(len(enabled))
-        log.info("standing queries: %s", ", ".join(sorted(keys)) or "none")
+        self.metrics.standing_queries.set(len(standing))
+        log.info("standing queries: %s", ", ".join(standing) or "none")
         for camera_id, pipeline in self.pipelines.items():
-            self._persist(camera_id, pipeline.set_queries(self._specs_for(camera_id)), confirmed_at=None)
+            self.hit_writer.write(
+                camera_id, pipeline.set_queries(self._specs_for(camera_id)), confirmed_at=None
+            )
             self._dirty.add(camera_id)
 
-    @staticmethod
-    def _vectors_key(query: QueryMessage) -> tuple[str, str]:
-        return query.text, resolve_language(query.text, query.language)
-
     def _specs_for(self, camera_id: str) -> list[StandingQuery]:
-        match = self.config.match_for(camera_id)
-        specs = []
-        for query in self.queries.table.for_camera(camera_id):
-            key = self._vectors_key(query)
-            vectors = self._vectors.get(key)
-            if vectors is None:  # arrived after the last refresh: picked up at the next one
-                continue
-            specs.append(
-                StandingQuery(query.query_id, "\x1f".join(key), vectors, match.for_threshold(query.threshold))
-            )
-        return specs
+        return self.query_vectors.specs_for(self.queries.table, camera_id)
 
     # --- frames --------------------------------------------------------------------------
 
@@ -376,7 +338,7 @@ class DetectorService(ConsumerService):
         self._states_stale = True  # the snapshots load again on the next poll
 
     def _process(self, records: list[KafkaRecord]) -> None:
-        frames = self._in_camera_order(self._decode(records))
+        frames = self.admission.admit(records)
         if frames:
             work = []
             for frame in frames:
@@ -410,8 +372,8 @@ class DetectorService(ConsumerService):
         self.consumed(records)
 
     def _shed(
-        self, frames: list[_Frame], work: list[FrameWork], plans: list[RegionPlan]
-    ) -> tuple[list[_Frame], list[FrameWork], list[RegionPlan]]:
+        self, frames: list[AdmittedFrame], work: list[FrameWork], plans: list[RegionPlan]
+    ) -> tuple[list[AdmittedFrame], list[FrameWork], list[RegionPlan]]:
         """Leave out what the latency budget cannot afford (pipelines/shedding.py), counted."""
         max_regions = self.config.regions.max_regions
         whole = self.config.embed == "frames"  # every frame that is not still is embedded whole
@@ -450,71 +412,9 @@ class DetectorService(ConsumerService):
             kept_plans.append(plan)
         return kept_frames, kept_work, kept_plans
 
-    @staticmethod
-    def _in_camera_order(frames: list[_Frame]) -> list[_Frame]:
-        """Each camera's frames in capture order, once each (a camera's change detector and
-        pipeline are state machines over its frames; a duplicate in one batch is dropped)."""
-        ordered = sorted(frames, key=lambda frame: (frame.headers.camera_id, frame.headers.ts_ms))
-        return [
-            frame
-            for i, frame in enumerate(ordered)
-            if i == 0
-            or (frame.headers.camera_id, frame.headers.ts_ms)
-            != (ordered[i - 1].headers.camera_id, ordered[i - 1].headers.ts_ms)
-        ]
-
-    def _decode(self, records: list[KafkaRecord]) -> list[_Frame]:
-        frames: list[_Frame] = []
-        now_ms = time.time() * 1000
-        max_lag_ms = self.gate.max_lag_ms
-        max_skew_ms = self.config.max_clock_skew_s * 1000
-        max_bytes = self.producer.settings.max_message_bytes
-        for record in records:
-            # Headers, size and capture time are checked before anything else sees the frame:
-            # none of them may reach the camera's state (pipelines/admission.py).
-            try:
-                headers = FrameHeaders.from_kafka(record.headers)
-            except BadMessageError as error:
-                self._dead_letter(record, str(error), "bad_headers")
-                continue
-            camera_id = headers.camera_id
-            size = len(record.value or b"")
-            if size > max_bytes:  # a broker that does not enforce the topic's limit let it through
-                self._dead_letter(
-                    record,
-                    f"frame of camera {camera_id} at {headers.ts_ms} is {size} bytes, over "
-                    f"max_message_bytes {max_bytes}",
-                    "too_large",
-                )
-                continue
-            problem = capture_time_problem(headers.ts_ms, record.timestamp, now_ms, max_skew_ms, max_lag_ms)
-            if problem is not None:
-                self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
-                continue
-            self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
-            # Behind or already seen (pipelines/frame_gate.py); the lag rule first, so that a
-            # camera is not loaded for a frame skipped anyway.
-            skip = self.gate.by_lag(headers.ts_ms, now_ms)
-            if skip is None:
-                pipeline = self._pipeline(camera_id, record.partition)
-                skip = self.gate.by_camera_state(headers.ts_ms, pipeline.last_ts_ms)
-            if skip is not None:
-                self.metrics.frames_skipped.labels(camera_id, skip.value).inc()
-                continue
-            try:
-                pixels = decode_jpeg(record.value)
-            except ValueError as error:
-                self._dead_letter(
-                    record, f"frame of camera {camera_id} at {headers.ts_ms}: {error}", "bad_jpeg"
-                )
-                continue
-            frames.append(_Frame(record, headers, pixels))
-        done_ms = time.time() * 1000
-        for frame in frames:
-            self.metrics.stage_seconds.labels("decoded").observe((done_ms - frame.headers.ts_ms) / 1000)
-        return frames
-
-    def _score_frame(self, frame: _Frame, embeddings: FrameEmbeddings, index_rows: list[FrameRecord]) -> None:
+    def _score_frame(
+        self, frame: AdmittedFrame, embeddings: FrameEmbeddings, index_rows: list[FrameRecord]
+    ) -> None:
         headers = frame.headers
         camera_id, ts_ms = headers.camera_id, headers.ts_ms
         pipeline = self.pipelines[camera_id]
@@ -537,56 +437,12 @@ class DetectorService(ConsumerService):
             reference = self.thumbnails.save(camera_id, ts_ms, small_jpeg(frame.pixels, frame.record.value))
             index_rows.append(FrameRecord(camera_id, ts_ms, full_view.embedding, reference))
         if outcome.hits:
-            self._persist(camera_id, outcome.hits, confirmed_at=ts_ms)
+            self.hit_writer.write(camera_id, outcome.hits, confirmed_at=ts_ms)
 
     @staticmethod
-    def _thumbnail(frame: _Frame, boxes: list[Box]) -> bytes:
+    def _thumbnail(frame: AdmittedFrame, boxes: list[Box]) -> bytes:
         regions = [(box.x0, box.y0, box.x1, box.y1) for box in boxes if box != FULL_FRAME]
         return thumbnail_with_boxes(frame.record.value, regions) if regions else frame.record.value
-
-    def _persist(self, camera_id: str, hits: list[tuple[Hit, View]], confirmed_at: int | None) -> None:
-        """Make hits durable: Milvus upsert (fsynced) and "hits" acknowledged."""
-        if not hits:
-            return
-        records = []
-        for hit, view in hits:
-            message = HitMessage(
-                hit_id=hit.hit_id,
-                camera_id=hit.camera_id,
-                query_id=hit.query_id,
-                event_start_ts_ms=hit.event_start_ts_ms,
-                peak_ts_ms=hit.peak_ts_ms,
-                end_ts_ms=hit.end_ts_ms,
-                peak_score=float(hit.peak_score),
-                thumbnail=thumbnail_reference(hit.camera_id, hit.peak_ts_ms),
-                encoder=self.encoder_name,
-                box=None if view.box == FULL_FRAME else [view.box.x0, view.box.y0, view.box.x1, view.box.y1],
-            )
-            records.append(HitRecord(message, view.embedding))
-        self.store.upsert_hits(records)
-        for record in records:
-            self.producer.send(self.topics.hits, encode_json(record.hit), key=camera_id.encode())
-        self.producer.flush()
-        now_ms = time.time() * 1000
-        for record in records:
-            hit = record.hit
-            kind = "closed" if hit.end_ts_ms is not None else "confirmed"
-            self.metrics.hits.labels(camera_id, kind).inc()
-            if kind == "confirmed" and confirmed_at is not None:
-                self.metrics.glass_to_hit_seconds.observe((now_ms - confirmed_at) / 1000)
-            log.info(
-                "hit %s %s: query %s on %s, score %.2f",
-                hit.hit_id,
-                kind,
-                hit.query_id,
-                hit.camera_id,
-                hit.peak_score,
-                extra={"hit_id": hit.hit_id, "kind": kind, "thumbnail": hit.thumbnail},
-            )
-
-    def _dead_letter(self, record: KafkaRecord, reason: str, label: str) -> None:
-        send_to_dead_letter(self.producer, self.topics, record, reason)
-        self.metrics.bad_frames.labels(label).inc()
 
     def _expire_silent_cameras(self) -> None:
         # Open events of cameras silent for longer than max_lag + max_gap close
@@ -596,7 +452,7 @@ class DetectorService(ConsumerService):
         for camera_id, pipeline in self.pipelines.items():
             hits = pipeline.expire(silence_clock_ms)
             if hits:
-                self._persist(camera_id, hits, confirmed_at=None)
+                self.hit_writer.write(camera_id, hits, confirmed_at=None)
                 self._dirty.add(camera_id)
             open_events += pipeline.open_events()
         self.metrics.open_events.set(open_events)
@@ -617,24 +473,6 @@ class DetectorService(ConsumerService):
         # The frame index is committed past too: seal it, or a crash now would leave those
         # frames out of it for good (one fsync a commit interval, not one per batch).
         self.store.flush_frames()
-
-
-def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
-    """RGB uint8 pixels of a JPEG; ValueError saying what is wrong with it."""
-    if not jpeg:
-        raise ValueError("the frame has no image bytes")
-    try:
-        with Image.open(io.BytesIO(jpeg)) as image:
-            if image.format != "JPEG":
-                raise ValueError(f"the frame is {image.format or 'an unknown format'}, not a JPEG")
-            width, height = image.size  # read from the header: nothing is decoded yet
-            if width * height > MAX_FRAME_PIXELS:
-                raise ValueError(
-                    f"the frame is {width} x {height} pixels, over the {MAX_FRAME_PIXELS} a frame may have"
-                )
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"the frame is not a readable JPEG ({error})") from None
 
 
 def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL_WIDTH) -> bytes:
