@@ -19,7 +19,8 @@ class Tally(ConsumerService):
         super().__init__("tally", settings, CollectorRegistry(), commit_interval_s)
         with self.opening():
             self.open_kafka()
-            self.state_log = GroupStateLog(settings, self.producer, self.topics.detector_state, group, "tally")
+            state_topic = self.topics.detector_state
+            self.state_log = GroupStateLog(settings, self.producer, state_topic, group, "tally")
             self.count = self.state_log.load().get("count", {}).get("n", 0)
             self.open_consumer(self.topics.hits, group, max_poll_records=3)
 
