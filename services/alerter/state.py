@@ -13,6 +13,7 @@ nothing again, and acknowledgements survive.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -55,7 +56,9 @@ def restore_alerter_state(
     """Load what `GroupStateLog.load` read into `policy` and `book`; an unusable policy
     snapshot starts the policy afresh, an unreadable alert record is skipped (both logged)."""
     policy_state = states.pop(POLICY_STATE, None)
-    seen = [state.get("seen") for name, state in states.items() if name.startswith(_SEEN_STATE_PREFIX)]
+    seen: list[Any] = [
+        state.get("seen") for name, state in states.items() if name.startswith(_SEEN_STATE_PREFIX)
+    ]
     if policy_state is not None or seen:
         try:
             policy.restore(policy_state or policy.to_state(), seen)

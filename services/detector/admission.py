@@ -68,17 +68,20 @@ class FrameAdmission:
         try:
             headers = FrameHeaders.from_kafka(record.headers)
         except BadMessageError as error:
-            return self._dead_letter(record, str(error), "bad_headers")
+            self._dead_letter(record, str(error), "bad_headers")
+            return None
         camera_id = headers.camera_id
         size, max_bytes = len(record.value or b""), self.producer.settings.max_message_bytes
         if size > max_bytes:
             reason = f"frame of camera {camera_id} at {headers.ts_ms} is {size} bytes, over "
-            return self._dead_letter(record, reason + f"max_message_bytes {max_bytes}", "too_large")
+            self._dead_letter(record, reason + f"max_message_bytes {max_bytes}", "too_large")
+            return None
         problem = capture_time_problem(
             headers.ts_ms, record.timestamp, now_ms, self.max_clock_skew_ms, self.gate.max_lag_ms
         )
         if problem is not None:
-            return self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
+            self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
+            return None
         self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
         # The lag rule first, so that a camera's state is not loaded for a frame skipped anyway.
         skip = self.gate.by_lag(headers.ts_ms, now_ms)
@@ -93,7 +96,8 @@ class FrameAdmission:
             pixels = decode_jpeg(record.value)
         except ValueError as error:
             reason = f"frame of camera {camera_id} at {headers.ts_ms}: {error}"
-            return self._dead_letter(record, reason, "bad_jpeg")
+            self._dead_letter(record, reason, "bad_jpeg")
+            return None
         return AdmittedFrame(record, headers, pixels)
 
     def _dead_letter(self, record: KafkaRecord, reason: str, label: str) -> None:

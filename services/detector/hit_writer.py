@@ -81,5 +81,5 @@ class HitWriter:
             peak_score=float(hit.peak_score),
             thumbnail=thumbnail_reference(hit.camera_id, hit.peak_ts_ms),
             encoder=self.encoder_name,
-            box=None if box == FULL_FRAME else [box.x0, box.y0, box.x1, box.y1],
+            box=None if box == FULL_FRAME else (box.x0, box.y0, box.x1, box.y1),
         )
