@@ -106,7 +106,7 @@ def remembered_policy(hits: int, now_ms: int):
 
 def prepare_broker(plan: Plan, settings, producer) -> None:
     """The standing queries; in the warm-20k cases also the policy memory the alerter restarts with."""
-    from vigil.services.alerter.service import save_policy_memory
+    from vigil.services.alerter.state import save_policy_memory
     from vigil.services.common.contract import QueryMessage
     from vigil.services.common.kafka import publish_query
     from vigil.services.common.state_log import GroupStateLog

@@ -76,7 +76,7 @@ class Timings:
     """Wraps the service's methods (instance attributes) to keep their durations."""
 
     def __init__(self, service) -> None:
-        from vigil.services.alerter.service import POLICY_STATE
+        from vigil.services.alerter.state import POLICY_STATE
 
         self.handle: list[float] = []
         self.speak: list[tuple[float, bool | None]] = []  # (seconds, cached; None: no audio)

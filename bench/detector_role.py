@@ -87,6 +87,8 @@ def run_detector_role(config_path: Path, samples_path: Path, cameras: list[str],
     configure_logging(service=True)
     settings = DetectorServiceSettings.load(config_path)
     config, temporal_note = _without_broken_temporal(settings.detector)
+    # The GRU's fallback goes to the service, not only to the results' label.
+    settings = settings.model_copy(update={"detector": config})
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
