@@ -5,7 +5,7 @@
 
 Environment variables (VIGIL_ALERTER_<FIELD>, nested with "__") override the file, which
 overrides the defaults. `policy` is the alert policy (cooldown, escalation, schedules; see
-pipelines/alerting.py), `speech` how alerts are spoken, `webhooks` where they are POSTed,
+pipelines/alerting/), `speech` how alerts are spoken, `webhooks` where they are POSTed,
 `cameras` the names cameras are spoken by (a camera missing there is spoken by its id), `api`
 the HTTP API (alerts, live stream, acknowledgements, media; services/alerter/api.py).
 """
