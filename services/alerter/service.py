@@ -15,7 +15,7 @@ One loop, one thread (webhooks have their own threads):
 2. a batch of hits from the "hits" consumer group; a hit that does not decode goes to the
    dead-letter topic;
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
-   pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
+   pipelines/alerting/), with the record's Kafka timestamp as its clock so a replay decides
    the same, at its query's severity (a query no longer standing: warning). A raised hit
    whose alert is not in the book yet becomes an alert with the deterministic id
    `alert:<hit_id>` (pipelines/alert_book.py): its sentence in the query's language (a query
