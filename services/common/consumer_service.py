@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
 
@@ -61,17 +61,30 @@ from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_sign
 log = logging.getLogger(__name__)
 
 
-class _CheckpointOnRevoke(ConsumerRebalanceListener):
-    """Commit what was consumed before partitions go; tell the service which came and went."""
+class _CheckpointOnRevoke(AsyncConsumerRebalanceListener):
+    """Checkpoint before partitions go; tell the service which came and went.
+
+    kafka-python calls a rebalance listener on its own network thread, where a blocking
+    `commit` cannot run (it raises, and the rebalance fails with it); the commit is awaited
+    there instead. Partitions lost (the group already gave them to another member) are not
+    committed: this member no longer owns them. A service that is closing has checkpointed
+    at the end of `run` already, and a `close` after a crash must not checkpoint."""
 
     def __init__(self, service: ConsumerService) -> None:
         self.service = service
 
-    def on_partitions_revoked(self, revoked) -> None:
-        self.service.checkpoint(force=True)
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not self.service.closing:
+            offsets = self.service.prepare_commit()
+            if offsets:
+                await self.service.consumer.commit_async(offsets)
         self.service.on_revoked(revoked)
 
-    def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
+        self.service.forget_offsets({partition.partition for partition in lost})
+        self.service.on_revoked(lost)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.service.on_assigned(assigned)
 
 
@@ -93,6 +106,7 @@ class ConsumerService:
         self._closers = Closers(name)
         self._offsets: dict[TopicPartition, int] = {}
         self._last_commit = float("-inf")
+        self.closing = False
 
     # --- opening -------------------------------------------------------------------------
 
@@ -160,18 +174,26 @@ class ConsumerService:
     def checkpoint(self, force: bool = False) -> None:
         """State snapshots queued, the producer flushed, then the consumed offsets committed; at
         most every `commit_interval_s` unless forced (at stop and on a rebalance)."""
-        if not self._offsets and not self.has_state_to_save():
-            return
         if not force and time.monotonic() - self._last_commit < self.commit_interval_s:
             return
+        offsets = self.prepare_commit()
+        if offsets:
+            self.consumer.commit(offsets)
+
+    def prepare_commit(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The first half of a checkpoint: the state snapshots queued and the producer flushed,
+        so they (and every output sent before them) are acknowledged; returns the offsets they
+        rely on, for the caller to commit (none: nothing was consumed since the last)."""
+        if not self._offsets and not self.has_state_to_save():
+            return {}
         self._last_commit = time.monotonic()
         self.save_state()
-        self.producer.flush()  # snapshots (and outputs) acknowledged before the offsets that rely on them
-        if self._offsets:
-            self.consumer.commit(
-                {partition: OffsetAndMetadata(offset, "", -1) for partition, offset in self._offsets.items()}
-            )
-            self._offsets = {}
+        self.producer.flush()
+        offsets = {
+            partition: OffsetAndMetadata(offset, "", -1) for partition, offset in self._offsets.items()
+        }
+        self._offsets = {}
+        return offsets
 
     def forget_offsets(self, partitions: Collection[int]) -> None:
         """Drop what was consumed on `partitions` from the next commit (they were revoked)."""
@@ -195,6 +217,7 @@ class ConsumerService:
         pass
 
     def close(self) -> None:
+        self.closing = True
         self._closers.close()
 
 
