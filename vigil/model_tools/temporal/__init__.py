@@ -1,6 +1,6 @@
 """Training the GRU temporal scorer (models/temporal/): `python -m vigil.model_tools.temporal.train`.
 
-data.py             the labelled sequences: real footage with real photos pasted in
+data/               the labelled sequences: real footage with real photos pasted in, embedded
 evaluate.py         per-(sequence, query) replays as the live detector runs them, and their figures
 recipe.py           the recipe: seeds, sizes, thresholds tried, the artefacts' names
 train.py            train, export to ONNX, evaluate, write gru.onnx and report.json (`make models`)

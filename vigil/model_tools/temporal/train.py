@@ -8,7 +8,7 @@ baseline on held-out sequences, and write its report (run by `make models`).
                                                            # that the committed model and report
                                                            # reproduce
 
-Steps (data: data.py; replay and figures: evaluate.py; recipe: recipe.py; TRAINING.md:
+Steps (data: data/; replay and figures: evaluate.py; recipe: recipe.py; TRAINING.md:
 training_report.py, all beside this file):
 1. draw the labelled sequences (fixed seeds), render their frames from real footage and real
    photos and embed them with the offline encoder (cached under var/temporal/);
@@ -80,7 +80,12 @@ SOURCES = (
     "vigil/model_tools/temporal/train.py",
     "vigil/model_tools/temporal/recipe.py",
     "vigil/model_tools/temporal/training_report.py",
-    "vigil/model_tools/temporal/data.py",
+    "vigil/model_tools/temporal/data/__init__.py",
+    "vigil/model_tools/temporal/data/sources.py",
+    "vigil/model_tools/temporal/data/queries.py",
+    "vigil/model_tools/temporal/data/sequences.py",
+    "vigil/model_tools/temporal/data/frames.py",
+    "vigil/model_tools/temporal/data/embedding.py",
     "vigil/model_tools/temporal/evaluate.py",
     "pipelines/temporal.py",
     "models/temporal/inputs.py",
