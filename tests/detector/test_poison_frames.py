@@ -202,7 +202,7 @@ def test_a_snapshot_stamped_ahead_of_the_clock_is_discarded_and_the_camera_is_sc
 
 def test_a_jpeg_over_the_pixel_bound_is_refused_before_it_is_decoded():
     from vigil.services.common.contract import MAX_FRAME_PIXELS
-    from vigil.services.detector.service import decode_jpeg
+    from vigil.services.detector.admission import decode_jpeg
 
     buffer = io.BytesIO()
     Image.new("RGB", (9000, 4000), (40, 90, 160)).save(buffer, format="JPEG")  # 36 MP, ~0.3 MB
