@@ -109,7 +109,8 @@ _PRUNE_INTERVAL_S = 60.0
 
 
 class AlerterService(ConsumerService):
-    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+    """Hits in, alerts out, and the book of alerts the HTTP API serves and acknowledges (see
+    the module docstring); `run(stop)` until `stop` is set, then `close()`."""
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from vigil.pipelines.matching import Hit
 from vigil.pipelines.views import FULL_FRAME, View
@@ -23,23 +24,16 @@ from vigil.services.detector.store import HitRecord, HitStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
 class HitWriter:
     """`write(camera_id, hits, confirmed_at)`: Milvus upsert (fsynced) and "hits" acknowledged,
     then counted and logged."""
 
-    def __init__(
-        self,
-        store: HitStore,
-        producer: ResilientProducer,
-        topics: Topics,
-        metrics: DetectorMetrics,
-        encoder_name: str,
-    ) -> None:
-        self.store = store
-        self.producer = producer
-        self.topics = topics
-        self.metrics = metrics
-        self.encoder_name = encoder_name
+    store: HitStore
+    producer: ResilientProducer
+    topics: Topics
+    metrics: DetectorMetrics
+    encoder_name: str
 
     def write(self, camera_id: str, hits: list[tuple[Hit, View]], confirmed_at: int | None) -> None:
         """`hits` of one camera with the view each peaked on; `confirmed_at`: the capture time of

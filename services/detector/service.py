@@ -99,7 +99,8 @@ _IDLE_POLL_MS = 100
 
 
 class DetectorService(ConsumerService):
-    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+    """Frames in, hits out, for the partitions of "frames" this member owns (see the module
+    docstring); `run(stop)` until `stop` is set, then `close()`."""
 
     def __init__(
         self,
