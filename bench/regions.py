@@ -56,10 +56,10 @@ def busy_hall(seconds: float) -> list[tuple[int, np.ndarray]]:
 
 
 def measure(encoder, frames, mode: str) -> dict:
-    from vigil.services.detector.config import DetectorConfig
+    from vigil.services.detector.config import DetectorSettings
     from vigil.services.detector.replay import ReplayQuery, replay
 
-    config = DetectorConfig(embed=mode)
+    config = DetectorSettings(embed=mode)
     queries = [ReplayQuery("cat", "a cat"), ReplayQuery("xe-may", "một chiếc xe máy")]
     started = time.perf_counter()
     result = replay(encoder, frames, queries, config)

@@ -15,8 +15,8 @@ receive time than `max_skew_ms` or `max_behind_ms`, whichever is longer: a detec
 score frames up to `max_behind_ms` old (its lag bound) accepts a publisher that far behind its
 cameras (recorded footage sent with its capture times), and a frame older than that when it
 was published could never be scored anyway. The reason names both times. A frame that is old
-in both clocks is not refused here: that is a detector behind its input (the caller's lag
-rule), not a bad stamp.
+in both clocks is not refused here: that is a detector behind its input (the lag rule of
+pipelines/frame_gate.py, which skips it), not a bad stamp.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `CameraPipeline` is what the detector service runs for each camera. For each frame, in
 capture order:
 
-1. `changes.observe(ts_ms, grey)`: the camera's change detector (regions.py) looks at a small grey copy
+1. `changes.observe(ts_ms, grey)`: the camera's change detector (regions/) looks at a small grey copy
    and says what to embed: nothing (a still frame: its last embeddings stand), the regions
    that changed, and/or the whole frame (at a low rate, and at a global change). The service
    then cuts those crops and embeds them, batched across cameras (and may add an object

@@ -1,11 +1,11 @@
 """What a camera currently looks like to the encoder: its views and their embeddings (no I/O).
 
-A frame is not embedded whole any more. The change detector (regions.py) says which parts of
+A frame is not embedded whole any more. The change detector (pipelines/regions/) says which parts of
 it changed; only those are embedded, as crops, plus the whole frame at a low rate. So a
 camera's picture of its scene is a set of *views*, each embedded at some time:
 
 - the full view: the whole frame, re-embedded every `full_frame_interval_ms` and at each
-  global change (regions.py decides when);
+  global change (pipelines/regions/ decides when);
 - region views: crops around what changed (and, for an encoder with an object detector, its
   boxes there), each standing for its part of the scene until that part changes again.
 

@@ -49,7 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.errors import VigilError
 from vigil.paths import var_dir
-from vigil.services.alerter.config import AlerterConfig, load_alerter_config
+from vigil.services.alerter.config import AlerterServiceSettings, AlerterSettings
 from vigil.services.broker.endpoint import resolve_bootstrap
 from vigil.services.broker.local import durable_broker_dir
 from vigil.services.broker.watch import BrokerWatch
@@ -67,14 +67,13 @@ from vigil.services.common.kafka import (
     KafkaSettings,
     ResilientProducer,
     assign_all_partitions,
-    load_kafka_settings,
     make_consumer,
     publish_query,
 )
 from vigil.services.common.lifecycle import popen_dying_with_parent
-from vigil.services.detector.config import load_detector_config
+from vigil.services.detector.config import DetectorServiceSettings
 from vigil.services.detector.store import StoreSettings
-from vigil.services.ingest.config import load_config
+from vigil.services.ingest.config import IngestServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ _DRAIN_QUIET_MS = 500
 _DRAIN_MAX_S = 5.0
 
 
-class StandingQueryConfig(BaseModel):
+class StandingQuerySettings(BaseModel):
     """A standing query as written in the config file (the rest of QueryMessage is filled in)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -129,7 +128,7 @@ def load_standing_queries(path: Path) -> list[QueryMessage]:
     queries = []
     for index, entry in enumerate(raw):
         try:
-            queries.append(StandingQueryConfig.model_validate(entry).message(now_ms))
+            queries.append(StandingQuerySettings.model_validate(entry).message(now_ms))
         except ValidationError as error:
             raise VigilError(f"{path}: queries[{index}]: {describe_validation_error(error)}") from None
     return queries
@@ -289,10 +288,9 @@ def _wait_for_alerter(
         admin.close()
 
 
-def _folders_written(alerter_config: AlerterConfig) -> list[Path]:
+def _folders_written(alerter_config: AlerterSettings, store: StoreSettings) -> list[Path]:
     """Where `vigil up` and its children write: var/, the broker's log, Milvus lite,
     thumbnails and the speech cache."""
-    store = StoreSettings()
     folders = [
         var_dir(),
         durable_broker_dir(),
@@ -304,7 +302,7 @@ def _folders_written(alerter_config: AlerterConfig) -> list[Path]:
     return folders
 
 
-def alert_audio_path(alert: AlertMessage, config: AlerterConfig) -> Path | None:
+def alert_audio_path(alert: AlertMessage, config: AlerterSettings) -> Path | None:
     """The spoken alert's file (in the alerter's speech cache); None when it went out without."""
     return None if alert.audio is None else Path(config.speech.cache_dir).resolve() / alert.audio
 
@@ -322,12 +320,15 @@ def run_embedded(
     """See the module docstring. `on_ready(bootstrap)` is called once the children are started;
     `on_status` gets every camera status ingest publishes from then on."""
     config_path = Path(config_path).resolve()
-    load_config(config_path)  # every section is checked before anything starts
-    detector_config = load_detector_config(config_path)
-    alerter_config = load_alerter_config(config_path)
+    # Every service's settings are checked before anything starts.
+    IngestServiceSettings.load(config_path)
+    detector_settings = DetectorServiceSettings.load(config_path)
+    detector_config = detector_settings.detector
+    alerter_config = AlerterServiceSettings.load(config_path).alerter
     queries = load_standing_queries(config_path)
-    kafka_settings = load_kafka_settings()
-    check_free_disk(_folders_written(alerter_config))  # before anything starts, not mid-write later
+    kafka_settings = detector_settings.kafka
+    # Before anything starts, not mid-write later.
+    check_free_disk(_folders_written(alerter_config, detector_settings.store))
     stop = stop or threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

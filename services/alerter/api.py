@@ -46,7 +46,7 @@ from fastapi.security import APIKeyQuery
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict
 
-from vigil.services.alerter.book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
+from vigil.pipelines.alert_book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
 from vigil.services.alerter.speech import CONTENT_TYPES
 from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
 from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
@@ -146,7 +146,7 @@ def _media_responses(what: str, media_types: list[str]) -> dict[int | str, dict]
 
 
 class AlertView(BaseModel):
-    """An alert as the API serves it: its record (services/alerter/book.py) plus fresh signed
+    """An alert as the API serves it: its record (pipelines/alert_book.py) plus fresh signed
     links to its media."""
 
     model_config = ConfigDict(frozen=True)
@@ -187,7 +187,7 @@ class AlertLinks:
             "audio_url": self.audio_url(alert.audio, now_s),
         }
 
-    def view(self, record: AlertRecord, now_s: float | None = None) -> AlertView:
+    def view(self, record: AlertRecord[AlertMessage], now_s: float | None = None) -> AlertView:
         now_s = time.time() if now_s is None else now_s
         return AlertView.model_construct(
             **dict(record), alert_id=record.alert_id, **self.for_alert(record.alert, now_s)

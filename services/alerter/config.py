@@ -5,7 +5,7 @@
 
 Environment variables (VIGIL_ALERTER_<FIELD>, nested with "__") override the file, which
 overrides the defaults. `policy` is the alert policy (cooldown, escalation, schedules; see
-pipelines/alerting.py), `speech` how alerts are spoken, `webhooks` where they are POSTed,
+pipelines/alerting/), `speech` how alerts are spoken, `webhooks` where they are POSTed,
 `cameras` the names cameras are spoken by (a camera missing there is spoken by its id), `api`
 the HTTP API (alerts, live stream, acknowledgements, media; services/alerter/api.py).
 """
@@ -26,7 +26,9 @@ from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
 from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken, TokenAuthority
 from vigil.services.common.contract import ID_PATTERN
-from vigil.services.common.settings import EnvOverFileSettings, load_section
+from vigil.services.common.kafka import KafkaSettings
+from vigil.services.common.settings import SectionSettings, ServiceSettings
+from vigil.services.common.thumbnail_store import ThumbnailSettings
 
 
 class AlerterConfigError(VigilError):
@@ -97,10 +99,10 @@ class AlertApiSettings(BaseModel):
         return f"http://{host}:{bound_port or self.port}"
 
 
-class AlerterConfig(EnvOverFileSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="VIGIL_ALERTER_", env_nested_delimiter="__", extra="forbid", validate_default=True
-    )
+class AlerterSettings(SectionSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_ALERTER_")
+    section = "alerter"
+    error = AlerterConfigError
 
     group_id: str = Field("vigil-alerter", pattern=r"^[A-Za-z0-9._-]+$", description="Kafka consumer group")
     policy: AlertPolicySettings = Field(default_factory=AlertPolicySettings)
@@ -167,7 +169,17 @@ class AlerterConfig(EnvOverFileSettings):
         return names.get(language) or next(iter(names.values()))
 
 
-def load_alerter_config(path: Path | None = None) -> AlerterConfig:
+def load_alerter_config(path: Path | None = None) -> AlerterSettings:
     """Defaults, then the `alerter:` section of the YAML file at `path` (if any; the file may
     configure the other services too, as `vigil up`'s does), then VIGIL_ALERTER_* variables."""
-    return load_section(path, "alerter", AlerterConfig, AlerterConfigError)
+    return AlerterSettings.load(path)
+
+
+class AlerterServiceSettings(ServiceSettings):
+    """Everything `vigil alerter` runs on: its settings (the `alerter:` section and
+    VIGIL_ALERTER_*), Kafka (VIGIL_KAFKA_*) and the thumbnails it serves (VIGIL_MILVUS_THUMBNAILS_DIR,
+    the detector's; `api.thumbnails_dir` overrides it)."""
+
+    alerter: AlerterSettings
+    kafka: KafkaSettings
+    thumbnails: ThumbnailSettings

@@ -26,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from vigil.services.alerter.book import AlertRecord
+from vigil.pipelines.alert_book import AlertRecord
 
 ChangeKind = Literal["raised", "acknowledged", "ended"]
 

@@ -1,7 +1,10 @@
 """The alerter service: hits from Kafka in, spoken alerts to "alerts", webhooks and the speaker out.
 
-Over 400 lines: the loop, its checkpointing and the alert book's API wiring are still one class;
-splitting them is issue 13's work.
+It stands on the consumer-service skeleton (services/common/consumer_service.py: poll,
+snapshot, flush, commit, rebalance, run). What it decides is in pipelines/ (the policy, the
+wording, the book); its state records are services/alerter/state.py. Over 400 lines (a little)
+because what is left is one thing, an alert's life in the book, from raised (spoken, sent,
+kept) through ended to acknowledged, with the lock the loop and the HTTP API share.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 
@@ -12,13 +15,15 @@ One loop, one thread (webhooks have their own threads):
 2. a batch of hits from the "hits" consumer group; a hit that does not decode goes to the
    dead-letter topic;
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
-   pipelines/alerting.py), with the record's Kafka timestamp as its clock so a replay decides
-   the same. A raised hit becomes an alert with the deterministic id `alert:<hit_id>`: its
-   sentence in the query's language (pipelines/phrases.py), spoken to a cached audio file
-   (a speech failure is logged and the alert goes out without audio), an `AlertMessage` on
-   "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every webhook, and (with
-   `play_locally`, unless muted) the local speaker. The closed version of an alerted hit
-   records the event's end time on its record;
+   pipelines/alerting/), with the record's Kafka timestamp as its clock so a replay decides
+   the same, at its query's severity (a query no longer standing: warning). A raised hit
+   whose alert is not in the book yet becomes an alert with the deterministic id
+   `alert:<hit_id>` (pipelines/alert_book.py): its sentence in the query's language (a query
+   no longer standing: its id in the default language; pipelines/alert_wording.py), spoken to
+   a cached audio file (a speech failure is logged and the alert goes out without audio), an
+   `AlertMessage` on "alerts" (key = camera_id), an `AlertRecord` on "alert-state", every
+   webhook, and (with `play_locally`, unless muted) the local speaker. The closed version of
+   an alerted hit records the event's end time on its record;
 4. every `commit_interval_s` (and at stop) the policy's memory goes to "alert-state": the
    hit ids it remembers one record each as they change (key "<group>:seen:<hit_id>", a
    tombstone when forgotten), the rest whole (key "<group>:policy"); the producer is flushed,
@@ -28,8 +33,8 @@ Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) ser
 a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
 `acknowledge` is called from there. A `SpeechWarmer` thread speaks each standing query's
 sentence for each known camera as soon as the query (or a new camera) appears, so the alert
-finds its audio cached. Once a minute, alerts older than `retention_days` are forgotten (book
-and a tombstone on "alert-state").
+finds its audio cached. Once a minute, alerts older than `retention_days` (by the wall clock:
+`retention_cutoff_ms`) are forgotten (book and a tombstone on "alert-state").
 
 So a restarted alerter (same group) loads the policy memory and the alert records first:
 replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
@@ -45,27 +50,36 @@ import logging
 import math
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.structs import OffsetAndMetadata
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from vigil.pipelines.admission import capture_time_problem
-from vigil.pipelines.alerting import AlertPolicy, Decision
-from vigil.pipelines.phrases import alert_phrase
-from vigil.pipelines.prompts import resolve_language
+from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
+from vigil.pipelines.alert_wording import AlertWording, alert_wording
+from vigil.pipelines.alerting import (
+    UNKNOWN_QUERY_SEVERITY,
+    AlertPolicy,
+    Decision,
+    decision_clock_ms,
+    severity_of,
+)
 from vigil.services.alerter.api import AlertLinks, create_alert_api
-from vigil.services.alerter.book import AlertBook, AlertRecord, AlertStatus
-from vigil.services.alerter.config import AlerterConfig, load_alerter_config
+from vigil.services.alerter.config import AlerterServiceSettings
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
 from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
+from vigil.services.alerter.state import (
+    forget_alert_record,
+    restore_alerter_state,
+    save_alert_record,
+    save_policy_memory,
+)
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
-from vigil.services.common.broker_health import BrokerMonitor
+from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
     AlertMessage,
     BadMessageError,
@@ -74,66 +88,43 @@ from vigil.services.common.contract import (
     decode_json,
     encode_json,
 )
-from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.http import HttpServer
 from vigil.services.common.kafka import (
     KafkaRecord,
-    KafkaSettings,
     QueryTableReader,
-    ResilientProducer,
-    ensure_topics,
-    load_kafka_settings,
-    make_consumer,
     send_json_dead_letter,
     send_to_dead_letter,
 )
-from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.common.thumbnail_store import ThumbnailSettings, ThumbnailStore
+from vigil.services.common.thumbnail_store import ThumbnailStore
 
 log = logging.getLogger(__name__)
 
-POLICY_STATE = "policy"
-_ALERT_STATE_PREFIX = "alert:"
-# The policy's remembered hit ids, one record each: written whole, the memory is 1.2 MB at 20,000.
-_SEEN_STATE_PREFIX = "seen:"
 _IDLE_POLL_MS = 100
+# What an alert repeats of the hit that raised it.
+_FROM_THE_HIT = frozenset(
+    ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail")
+)
 _PRUNE_INTERVAL_S = 60.0
-_UNKNOWN_QUERY_SEVERITY = "warning"
 
 
-def alert_id_for(hit_id: str) -> str:
-    """The alert raised for a hit: one per hit id, the same after any replay."""
-    return f"alert:{hit_id}"
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, service: AlerterService) -> None:
-        self.service = service
-
-    def on_partitions_revoked(self, revoked) -> None:
-        self.service._checkpoint()
-
-    def on_partitions_assigned(self, assigned) -> None:
-        pass
-
-
-class AlerterService:
-    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+class AlerterService(ConsumerService):
+    """Hits in, alerts out, and the book of alerts the HTTP API serves and acknowledges (see
+    the module docstring); `run(stop)` until `stop` is set, then `close()`."""
 
     def __init__(
         self,
-        config: AlerterConfig,
-        kafka_settings: KafkaSettings,
+        settings: AlerterServiceSettings,
         *,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
-        self.config = config
-        self.kafka_settings = kafka_settings
-        self.topics = kafka_settings.topics
+        self.settings = settings
+        self.config = config = settings.alerter
+        kafka_settings = settings.kafka
         self.metrics = AlerterMetrics(metrics_registry)
+        super().__init__("alerter", kafka_settings, self.metrics.registry, config.commit_interval_s)
         self.policy = AlertPolicy(config.policy)
-        self.book = AlertBook()
+        self.book = AlertBook[AlertMessage]()
         self.feed = AlertFeed(config.api.replay_changes)
         self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
@@ -142,18 +133,11 @@ class AlerterService:
         self.warmer: SpeechWarmer | None = None
         self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit
         self._lock = threading.RLock()  # the book, between the loop and acknowledge()
-        self._offsets: dict[TopicPartition, int] = {}
-        self._closers = Closers("alerter")
         self._last_refresh = 0.0
         self._last_prune = float("-inf")
-        self._last_commit = float("-inf")
         self.prune_interval_s = _PRUNE_INTERVAL_S
-        try:
-            ensure_topics(kafka_settings)
-            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
-            self._closers.push(self.broker_monitor.stop)
-            self.producer = ResilientProducer(kafka_settings)
-            self._closers.push(self.producer.close)
+        with self.opening():
+            self.open_kafka()
             # Webhooks: one dispatcher per webhook, so outcomes are counted by webhook.
             self.dispatchers: list[WebhookDispatcher] = []
             for webhook in config.webhooks:
@@ -161,34 +145,22 @@ class AlerterService:
                     [webhook], self._webhook_dead_letter, self.metrics.webhook_observer(webhook.name)
                 )
                 self.dispatchers.append(dispatcher)
-                self._closers.push(dispatcher.close)
+                self.on_close(dispatcher.close)
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.push(self.queries.close)
+            self.on_close(self.queries.close)
             self.queries.load()
             if config.speech.warm_up:
                 self.warmer = SpeechWarmer(self.speech)
-                self._closers.push(self.warmer.close)
+                self.on_close(self.warmer.close)
                 self._warm_up()
             self.state_log = GroupStateLog(
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
             )
-            self._restore(self.state_log.load())
-            self.consumer = make_consumer(
-                kafka_settings, config.group_id, max_poll_records=config.batch_max_hits
-            )
-            self._closers.push(lambda: self.consumer.close(autocommit=False))
-            self.consumer.subscribe([self.topics.hits], listener=_Rebalance(self))
-        except BaseException:
-            self.close()
-            raise
-        try:
-            if config.metrics_port:
-                self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+            restore_alerter_state(self.state_log.load(), self.policy, self.book)
+            self.open_consumer(self.topics.hits, config.group_id, max_poll_records=config.batch_max_hits)
+            self.serve_metrics(config.metrics_port)
             if config.api.port:
                 self._start_api()
-        except BaseException:
-            self.close()
-            raise
 
     def _start_api(self) -> None:
         settings = self.config.api
@@ -201,65 +173,36 @@ class AlerterService:
             key = settings.signing_key.get_secret_value()
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
-        thumbnails = ThumbnailStore(settings.thumbnails_dir or ThumbnailSettings().thumbnails_dir)
+        thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
         self.http = HttpServer(app, settings.host, settings.port, "alerter")
-        self._closers.push(self.http.close)
-        self._closers.push(self.feed.close)  # closed first: open event streams end at once
+        self.on_close(self.http.close)
+        self.on_close(self.feed.close)  # closed first: open event streams end at once
         links.base_url = settings.base_url(self.http.port)
         self.links = links
 
-    def _restore(self, states: dict[str, dict]) -> None:
-        policy_state = states.pop(POLICY_STATE, None)
-        seen = [state.get("seen") for name, state in states.items() if name.startswith(_SEEN_STATE_PREFIX)]
-        if policy_state is not None or seen:
-            try:
-                self.policy.restore(policy_state or self.policy.to_state(), seen)
-            except ValueError as error:
-                log.warning("alert policy starts afresh, its snapshot is unusable: %s", error)
-        for name, state in states.items():
-            if not name.startswith(_ALERT_STATE_PREFIX):
-                continue
-            try:
-                self.book.add(AlertRecord.from_state(state))
-            except ValidationError as error:
-                log.warning("skipped an unreadable alert record %r: %s", name, error)
-        log.info(
-            "alerter state: %d hit ids remembered, %d alerts (%d open)",
-            self.policy.remembered_hits,
-            len(self.book),
-            len(self.book.open_alerts()),
-        )
-
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        log.info(
-            "alerter running: group %s, %d standing queries", self.config.group_id, len(self.queries.table)
-        )
-        while not stop.is_set():
-            self.step()
-        self._checkpoint()
+    def running_message(self) -> str:
+        return f"alerter running: group {self.config.group_id}, {len(self.queries.table)} standing queries"
 
     def step(self) -> int:
         """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
         self._refresh_queries()
         self._forget_old_alerts()
-        polled = poll_through_outage(self.consumer, _IDLE_POLL_MS, max_records=self.config.batch_max_hits)
-        records = [record for batch in polled.values() for record in batch]
+        records = self.poll(_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
         if not records:
-            self._checkpoint(force=False)  # commit what came before, once the interval is up
+            self.checkpoint()  # commit what came before, once the interval is up
             return 0
         raised: list[tuple[AlertMessage, int]] = []
         for record in records:
             alert = self._handle(record)
             if alert is not None:
                 raised.append(alert)
-            tp = TopicPartition(record.topic, record.partition)
-            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
-        self._checkpoint(force=False)
+            self.consumed([record])
+        self.checkpoint()
         now_ms = time.time() * 1000
         for _alert, peak_ts_ms in raised:
             self.metrics.hit_to_alert_seconds.observe(max(0.0, now_ms - peak_ts_ms) / 1000)
@@ -273,18 +216,21 @@ class AlerterService:
         if self.queries.poll(timeout_ms=0):
             self._warm_up()
 
-    def _phrase(self, query: QueryMessage, camera_id: str, severity: str, escalated: bool) -> tuple[str, str]:
-        """The sentence an alert of `query` on `camera_id` says, and its language."""
-        language = resolve_language(query.text, query.language)
-        camera = self.config.camera_name(camera_id, language)
-        return alert_phrase(query.text, camera, language, severity, escalated=escalated), language
+    def _wording(
+        self, query: QueryMessage | None, query_id: str, camera_id: str, severity: str, escalated: bool
+    ) -> AlertWording:
+        """The sentence an alert of `query` (None: not standing) on `camera_id` says, and its language."""
+        camera_name = partial(self.config.camera_name, camera_id)
+        return alert_wording(
+            query, query_id, camera_name, self.config.default_language, severity, escalated=escalated
+        )
 
     def _warm_up(self) -> None:
         """Have each standing query's alert for each camera it may fire on spoken ahead of time."""
         if self.warmer is None:
             return
         phrases = [
-            self._phrase(query, camera_id, query.severity, escalated=False)
+            self._wording(query, query.query_id, camera_id, query.severity, escalated=False)
             for query in self.queries.table.snapshot().values()
             for camera_id in sorted(query.cameras or self._cameras)
         ]
@@ -311,11 +257,8 @@ class AlerterService:
         if hit.camera_id not in self._cameras:
             self._cameras.add(hit.camera_id)
             self._warm_up()
-        severity = query.severity if query is not None else _UNKNOWN_QUERY_SEVERITY
-        now_ms = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-        if now_ms is None:
-            now_ms = int(time.time() * 1000)
-        decision = self.policy.decide(hit, severity, now_ms)
+        now_ms = decision_clock_ms(record.timestamp, int(time.time() * 1000))
+        decision = self.policy.decide(hit, severity_of(query), now_ms)
         if not decision.raised:
             if decision.close_update and decision.alerted and hit.end_ts_ms is not None:
                 self._record_end(alert_id_for(hit.hit_id), hit.end_ts_ms)
@@ -323,7 +266,7 @@ class AlerterService:
             return None
         alert_id = alert_id_for(hit.hit_id)
         with self._lock:
-            if alert_id in self.book:  # published before a crash that lost the policy snapshot
+            if self.book.raised_before(hit.hit_id):  # a crash lost the policy's snapshot, not the book
                 log.info("alert %s was raised before; not raising it again", alert_id)
                 return None
         alert = self._raise(hit, query, decision, alert_id)
@@ -332,38 +275,28 @@ class AlerterService:
     def _raise(
         self, hit: HitMessage, query: QueryMessage | None, decision: Decision, alert_id: str
     ) -> AlertMessage:
-        severity = decision.severity or _UNKNOWN_QUERY_SEVERITY
-        if query is not None:
-            text, language = self._phrase(query, hit.camera_id, severity, decision.escalated)
-        else:
+        severity = decision.severity or UNKNOWN_QUERY_SEVERITY
+        if query is None:
             log.warning(
                 "hit %s names query %s, which is not (or no longer) standing", hit.hit_id, hit.query_id
             )
-            language = self.config.default_language
-            camera = self.config.camera_name(hit.camera_id, language)
-            text = alert_phrase(hit.query_id, camera, language, severity, escalated=decision.escalated)
+        text, language = self._wording(query, hit.query_id, hit.camera_id, severity, decision.escalated)
         spoken = self._speak(text, language)
         alert = AlertMessage(
+            **hit.model_dump(include=_FROM_THE_HIT),
             alert_id=alert_id,
-            hit_id=hit.hit_id,
-            camera_id=hit.camera_id,
-            query_id=hit.query_id,
             severity=severity,
             text=text,
             language=language,
             raised_ts_ms=int(time.time() * 1000),
             escalated=decision.escalated,
             muted=decision.muted,
-            event_start_ts_ms=hit.event_start_ts_ms,
-            peak_ts_ms=hit.peak_ts_ms,
-            peak_score=hit.peak_score,
-            thumbnail=hit.thumbnail,
             query_text=query.text if query is not None else None,
             audio=spoken.path.name if spoken is not None else None,
             speech_engine=spoken.engine if spoken is not None else None,
         )
         self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
-        record = AlertRecord(alert=alert, end_ts_ms=hit.end_ts_ms)
+        record = AlertRecord[AlertMessage](alert=alert, end_ts_ms=hit.end_ts_ms)
         self._keep(record, "raised")
         self.metrics.alerts.labels(hit.query_id, severity).inc()
         if decision.muted:
@@ -403,11 +336,11 @@ class AlerterService:
                 return
             self._keep(self.book.close(alert_id, end_ts_ms), "ended")
 
-    def _keep(self, record: AlertRecord, change: ChangeKind) -> None:
+    def _keep(self, record: AlertRecord[AlertMessage], change: ChangeKind) -> None:
         """Into the book, onto "alert-state", and out to event-stream subscribers."""
         with self._lock:
             self.book.add(record)
-            self.state_log.save(_ALERT_STATE_PREFIX + record.alert_id, record.to_state())
+            save_alert_record(self.state_log, record)
             self.feed.publish(change, record)
 
     def _webhook_dead_letter(self, dead: DeadLetter) -> None:
@@ -426,7 +359,7 @@ class AlerterService:
 
     # --- acknowledgements ----------------------------------------------------------------
 
-    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord:
+    def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord[AlertMessage]:
         """Acknowledge an alert once and make that durable; raises UnknownAlertError or
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
@@ -438,7 +371,7 @@ class AlerterService:
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
         return record
 
-    def open_alerts(self) -> list[AlertRecord]:
+    def open_alerts(self) -> list[AlertRecord[AlertMessage]]:
         with self._lock:
             return self.book.open_alerts()
 
@@ -448,12 +381,12 @@ class AlerterService:
         camera_id: str | None = None,
         query_id: str | None = None,
         limit: int | None = None,
-    ) -> list[AlertRecord]:
+    ) -> list[AlertRecord[AlertMessage]]:
         """See AlertBook.records. Thread-safe."""
         with self._lock:
             return self.book.records(status, camera_id, query_id, limit)
 
-    def alert_record(self, alert_id: str) -> AlertRecord:
+    def alert_record(self, alert_id: str) -> AlertRecord[AlertMessage]:
         """Raises UnknownAlertError. Thread-safe."""
         with self._lock:
             return self.book.get(alert_id)
@@ -465,48 +398,23 @@ class AlerterService:
         if now - self._last_prune < self.prune_interval_s:
             return
         self._last_prune = now
-        cutoff_ms = int(time.time() * 1000 - self.config.retention_days * 86_400_000)
+        cutoff_ms = retention_cutoff_ms(time.time() * 1000, self.config.retention_days)
         with self._lock:
             forgotten = self.book.prune(cutoff_ms)
             for alert_id in forgotten:
-                self.state_log.delete(_ALERT_STATE_PREFIX + alert_id)
+                forget_alert_record(self.state_log, alert_id)
         if forgotten:
             log.info("forgot %d alerts raised over %g days ago", len(forgotten), self.config.retention_days)
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _checkpoint(self, force: bool = True) -> None:
-        """Policy snapshot and every queued output acknowledged, then the offsets committed; at
-        most every `commit_interval_s` unless forced (at stop and on a rebalance).
+    def save_state(self) -> None:
+        """The policy's memory, with each checkpoint (services/common/consumer_service.py).
 
-        Between commits, alerts are already out and their records on "alert-state": a crash
+        Between checkpoints, alerts are already out and their records on "alert-state": a crash
         replays the hits since the last commit, and the book (not the older policy snapshot)
         recognises their alert ids, so nothing is raised twice."""
-        if not self._offsets:
-            return
-        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
-            return
-        self._last_commit = time.monotonic()
         save_policy_memory(self.state_log, self.policy)
-        self.producer.flush()
-        self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()})
-        self._offsets = {}
-
-    def close(self) -> None:
-        self._closers.close()
-
-
-def save_policy_memory(state_log: GroupStateLog, policy: AlertPolicy) -> int:
-    """Queue what the policy's memory changed since the last call: each remembered hit id that
-    changed as a record of its own, a tombstone for each forgotten one, and the rest whole.
-    Returns the records queued."""
-    changed, dropped = policy.take_hit_changes()
-    for hit_state in changed:
-        state_log.save(_SEEN_STATE_PREFIX + hit_state[0], {"seen": hit_state})
-    for hit_id in dropped:
-        state_log.delete(_SEEN_STATE_PREFIX + hit_id)
-    state_log.save(POLICY_STATE, policy.to_state(include_hits=False))
-    return len(changed) + len(dropped) + 1
 
 
 def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, Any]:
@@ -523,13 +431,8 @@ def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, 
 
 def run_alerter(config_path: Path | None = None, metrics_port: int | None = None) -> None:
     """`vigil alerter`: run until SIGINT or SIGTERM, then checkpoint and stop."""
-    config = load_alerter_config(config_path)
+    settings = AlerterServiceSettings.load(config_path)
     if metrics_port is not None:
-        config = config.model_copy(update={"metrics_port": metrics_port})
-    kafka_settings = load_kafka_settings()
-    with stop_on_signals() as stop:
-        service = AlerterService(config, kafka_settings)
-        try:
-            service.run(stop)
-        finally:
-            service.close()
+        alerter = settings.alerter.model_copy(update={"metrics_port": metrics_port})
+        settings = settings.model_copy(update={"alerter": alerter})
+    run_service(lambda: AlerterService(settings))

@@ -3,7 +3,7 @@ batch across cameras.
 
     embedded, cost = embed_frames(encoder, [FrameWork(changes, ts_ms, pixels, views), ...], settings)
 
-For each frame, its camera's change detector (`ChangeDetector`, pipelines/regions.py: a live
+For each frame, its camera's change detector (`ChangeDetector`, pipelines/regions/: a live
 camera's is its `CameraPipeline.changes`) says what changed. A still frame costs no model at
 all: its last embeddings stand. For the others, in one batch over every camera:
 

@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from vigil.errors import VigilError
 from vigil.paths import var_dir
 from vigil.services.common.contract import check_id, check_ts_ms
+from vigil.services.common.settings import EnvironmentSettings
 from vigil.services.common.thumbnails import JPEG_MAGIC
 
 # <camera_id>/<yyyy-mm-dd>/<ts_ms>.jpg; the camera part is the contract's ID_PATTERN, whose
@@ -54,10 +55,12 @@ def default_thumbnails_dir() -> Path:
     return var_dir() / "thumbnails"
 
 
-class ThumbnailSettings(BaseSettings):
+class ThumbnailSettings(EnvironmentSettings):
     """The thumbnail folder alone (environment: VIGIL_MILVUS_THUMBNAILS_DIR), for a service
     that reads thumbnails without opening the detector's store (the alerter). The detector's
     StoreSettings reads the same variable into its own `thumbnails_dir`."""
+
+    describes = "thumbnail"
 
     model_config = SettingsConfigDict(env_prefix="VIGIL_MILVUS_", extra="forbid", validate_default=True)
 

@@ -26,15 +26,17 @@ from vigil.pipelines.matching import MatchSettings
 from vigil.pipelines.regions import RegionSettings
 from vigil.pipelines.views import ViewSettings
 from vigil.services.common.contract import ID_PATTERN, describe_validation_error
-from vigil.services.common.settings import EnvOverFileSettings, load_section
+from vigil.services.common.kafka import KafkaSettings
+from vigil.services.common.settings import SectionSettings, ServiceSettings
 from vigil.services.detector.retention import RetentionSettings
+from vigil.services.detector.store import StoreSettings
 
 
 class DetectorConfigError(VigilError):
     """The detector's settings file or environment is invalid; the message names the field."""
 
 
-class MatchConfig(BaseModel):
+class DetectorMatchSettings(BaseModel):
     """How calibrated scores become events (per camera overridable). Durations are ms of
     capture time; the enter threshold is each query's own ("auto" = 0.5)."""
 
@@ -49,16 +51,16 @@ class MatchConfig(BaseModel):
         return MatchSettings.for_threshold(threshold, **self.model_dump())
 
 
-class CameraOverrides(BaseModel):
+class CameraOverrideSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     match: dict[str, Any] = Field(default_factory=dict, description="fields of `match` to override")
 
 
-class DetectorConfig(EnvOverFileSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="VIGIL_DETECTOR_", env_nested_delimiter="__", extra="forbid", validate_default=True
-    )
+class DetectorSettings(SectionSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_DETECTOR_")
+    section = "detector"
+    error = DetectorConfigError
 
     group_id: str = Field("vigil-detector", pattern=r"^[A-Za-z0-9._-]+$", description="Kafka consumer group")
     # "group": detectors share the cameras' partitions through the consumer group protocol
@@ -101,7 +103,7 @@ class DetectorConfig(EnvOverFileSettings):
     window_frames: int = Field(64, ge=1, le=10_000, description="recent frames kept per camera")
     query_refresh_ms: int = Field(200, ge=10, le=10_000, description="how often live query changes are read")
     metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
-    match: MatchConfig = Field(default_factory=MatchConfig)
+    match: DetectorMatchSettings = Field(default_factory=DetectorMatchSettings)
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
     # What is embedded of a frame that is not still: "regions" (crops around what moved, the
     # whole frame at a low rate) or "frames" (the whole frame, as before regions). Still frames
@@ -129,21 +131,21 @@ class DetectorConfig(EnvOverFileSettings):
     detector_boxes: bool = Field(
         False, description="also embed the encoder's own object detector's boxes inside the motion"
     )
-    cameras: dict[str, CameraOverrides] = Field(default_factory=dict)
+    cameras: dict[str, CameraOverrideSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _camera_overrides_are_valid(self) -> DetectorConfig:
+    def _camera_overrides_are_valid(self) -> DetectorSettings:
         for camera_id, overrides in self.cameras.items():
             if not re.fullmatch(ID_PATTERN, camera_id):
                 raise ValueError(f"cameras: {camera_id!r} is not a valid camera id")
             try:
-                MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
+                DetectorMatchSettings.model_validate({**self.match.model_dump(), **overrides.match})
             except ValidationError as error:
                 raise ValueError(f"cameras.{camera_id}.match: {describe_validation_error(error)}") from None
         return self
 
     @model_validator(mode="after")
-    def _discrimination_is_valid(self) -> DetectorConfig:
+    def _discrimination_is_valid(self) -> DetectorSettings:
         try:
             DiscriminationSettings(**self.discrimination)
         except (TypeError, ValueError) as error:
@@ -172,14 +174,23 @@ class DetectorConfig(EnvOverFileSettings):
             discrimination=discrimination,
         )
 
-    def match_for(self, camera_id: str) -> MatchConfig:
+    def match_for(self, camera_id: str) -> DetectorMatchSettings:
         overrides = self.cameras.get(camera_id)
         if overrides is None or not overrides.match:
             return self.match
-        return MatchConfig.model_validate({**self.match.model_dump(), **overrides.match})
+        return DetectorMatchSettings.model_validate({**self.match.model_dump(), **overrides.match})
 
 
-def load_detector_config(path: Path | None = None) -> DetectorConfig:
+def load_detector_config(path: Path | None = None) -> DetectorSettings:
     """Defaults, then the `detector:` section of the YAML file at `path` (if any; the file may
     configure the other services too, as `vigil up`'s does), then VIGIL_DETECTOR_* variables."""
-    return load_section(path, "detector", DetectorConfig, DetectorConfigError)
+    return DetectorSettings.load(path)
+
+
+class DetectorServiceSettings(ServiceSettings):
+    """Everything `vigil detector` runs on: its settings (the `detector:` section and
+    VIGIL_DETECTOR_*), Kafka (VIGIL_KAFKA_*) and its store (VIGIL_MILVUS_*)."""
+
+    detector: DetectorSettings
+    kafka: KafkaSettings
+    store: StoreSettings

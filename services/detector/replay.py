@@ -27,7 +27,7 @@ from vigil.pipelines.matching import Hit
 from vigil.pipelines.prompts import embed_queries, resolve_language
 from vigil.pipelines.views import View
 from vigil.services.common.framing import EmbeddingCost, FrameWork, embed_frames
-from vigil.services.detector.config import DetectorConfig
+from vigil.services.detector.config import DetectorSettings
 from vigil.services.detector.temporal import load_temporal_stage
 
 
@@ -66,7 +66,7 @@ def replay_camera(
     encoder: Encoder,
     frames: Iterable[tuple[int, np.ndarray]],
     queries: Sequence[ReplayQuery],
-    config: DetectorConfig | None = None,
+    config: DetectorSettings | None = None,
     *,
     camera_id: str = "replay",
     batch_frames: int | None = None,
@@ -79,13 +79,13 @@ def replay(
     encoder: Encoder,
     frames: Iterable[tuple[int, np.ndarray]],
     queries: Sequence[ReplayQuery],
-    config: DetectorConfig | None = None,
+    config: DetectorSettings | None = None,
     *,
     camera_id: str = "replay",
     batch_frames: int | None = None,
 ) -> ReplayResult:
     """`replay_camera`'s events, with what embedding the frames cost."""
-    config = config or DetectorConfig()
+    config = config or DetectorSettings()
     languages = [resolve_language(query.text, query.language) for query in queries]
     discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
     vectors = embed_queries(

@@ -1,8 +1,13 @@
 """The detector service: frames from Kafka in, hits to Kafka "hits" and Milvus out.
 
-Over 400 lines: the one loop below and the I/O around it (consumer, state log, store, metrics)
-are still one class; splitting its stages (admission, scoring, persistence) into processor
-classes of their own is issue 13's work.
+It stands on the consumer-service skeleton (services/common/consumer_service.py: poll,
+snapshot, flush, commit, rebalance, run), and its stages are processors of their own: admission
+(services/detector/admission.py), the standing queries' vectors (query_vectors.py), shedding
+(pipelines/shedding.py), scoring (pipelines/detector.py) and the hits' writer (hit_writer.py).
+Over 400 lines because what is left is one thing: the turn that runs those stages over one
+micro-batch, and the per-camera state they share (each camera's pipeline, the partition it
+came from, its saved snapshot, the replay marks), which a restart or a rebalance must load,
+save and drop together.
 
     run_detector(Path("detector.yaml"))     # `vigil detector`; until SIGINT / SIGTERM
 
@@ -12,17 +17,16 @@ One loop, one thread (onnxruntime uses the cores itself):
    a query added, edited or deleted reaches every camera's pipeline within a second (its text
    is embedded once, with its prompt ensemble, and cached by text and language);
 2. a micro-batch of frames from the "frames" consumer group: polled until `batch_max_frames`
-   or `batch_max_wait_ms` after the first frame; frames whose headers are broken, that are
-   over `max_message_bytes`, whose capture time cannot be believed (pipelines/admission.py) or
-   whose JPEG is unreadable or over the pixel bound go to the dead-letter topic, before
-   anything else sees them; frames captured more than `max_lag_s` ago are skipped (and counted),
-   so a detector that fell behind jumps to each camera's newest frames; frames the camera's
-   state has already seen (a redelivery after a restart) are skipped before decoding;
+   or `batch_max_wait_ms` after the first frame, then admitted (admission.py): bad frames
+   dead-lettered, frames captured more than `max_lag_s` ago skipped (and counted), so a
+   detector that fell behind jumps to each camera's newest frames, and frames the camera's
+   state has already seen (a redelivery after a restart) skipped before decoding;
 3. each camera's change detector plans its frames (what moved; a still frame costs no model:
-   its camera's last embeddings stand); when the batch would come out later than
-   `latency_budget_s` after capture, work is shed (older still frames, then whole-frame
-   refreshes, then older frames; never a camera's newest, nor a frame a previous owner of
-   its partition may have scored, which is replayed exactly: pipelines/shedding.py), counted;
+   its camera's last embeddings stand); when the detector cannot keep up and the batch would
+   come out later than `latency_budget_s` after capture, work is shed (older still frames,
+   then whole-frame refreshes, then older frames; never a camera's newest, nor a frame a
+   previous owner of its partition may have scored, which is replayed exactly:
+   pipelines/shedding.py), counted;
    then one batched encoder pass over every camera's regions and due whole frames
    (services/common/framing.py), and each camera's `CameraPipeline` frame by frame (each
    query judged on its best region, against its competitors: pipelines/discrimination.py);
@@ -30,7 +34,7 @@ One loop, one thread (onnxruntime uses the cores itself):
    peaks, hits (with their region's box) are upserted into
    Milvus (keyed by their deterministic id) and sent to "hits", and both are durable before
    anything is committed; about one frame per camera per `index_interval_s` goes into the
-   frame index for retrospective search;
+   frame index for retrospective search (pipelines/frame_index_sampling.py);
 5. every `commit_interval_s`: the state snapshots of the cameras that moved go to
    "detector-state", and once the broker has them the frame offsets are committed.
 
@@ -46,64 +50,44 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.structs import OffsetAndMetadata
-from PIL import Image, UnidentifiedImageError
+from kafka import TopicPartition
+from PIL import Image
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
-from vigil.errors import VigilError
 from vigil.models.encoder import Encoder
 from vigil.models.registry import create_encoder, resolve_kind
-from vigil.models.text_cache import embed_texts_cached
-from vigil.paths import models_dir
-from vigil.pipelines.admission import capture_time_problem, snapshot_time_problem
+from vigil.pipelines.admission import snapshot_time_problem
 from vigil.pipelines.calibration import score_prior_for
 from vigil.pipelines.detector import CameraPipeline, FrameEmbeddings, StandingQuery
 from vigil.pipelines.discrimination import DiscriminationSettings
-from vigil.pipelines.matching import Hit
-from vigil.pipelines.prompts import QueryVectors, embed_queries, resolve_language, shared_prompts
+from vigil.pipelines.frame_gate import FrameGate, Skip
+from vigil.pipelines.frame_index_sampling import FrameIndexSampler
 from vigil.pipelines.regions import Box, RegionPlan
 from vigil.pipelines.shedding import CostModel, LoadMeter, PlannedFrame, shed_to_budget
-from vigil.pipelines.views import FULL_FRAME, View
-from vigil.services.common.broker_health import BrokerMonitor
-from vigil.services.common.contract import (
-    MAX_FRAME_PIXELS,
-    BadMessageError,
-    FrameHeaders,
-    HitMessage,
-    QueryMessage,
-    describe_validation_error,
-    encode_json,
-)
+from vigil.pipelines.views import FULL_FRAME
+from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.framing import FrameWork, embed_frames, plan_frames
-from vigil.services.common.group_poll import poll_through_outage
 from vigil.services.common.kafka import (
     KafkaRecord,
-    KafkaSettings,
     QueryTableReader,
-    ResilientProducer,
-    assign_all_partitions,
-    ensure_topics,
-    load_kafka_settings,
-    make_consumer,
-    send_to_dead_letter,
 )
-from vigil.services.common.lifecycle import Closers, serve_metrics, stop_on_signals
 from vigil.services.common.memory import keep_large_blocks_out_of_the_heap
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.common.thumbnail_store import ThumbnailStore, thumbnail_reference
+from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.common.thumbnails import thumbnail_with_boxes
-from vigil.services.detector.config import DetectorConfig, load_detector_config
+from vigil.services.detector.admission import AdmittedFrame, FrameAdmission
+from vigil.services.detector.config import DetectorServiceSettings
+from vigil.services.detector.hit_writer import HitWriter
 from vigil.services.detector.metrics import DetectorMetrics
+from vigil.services.detector.query_vectors import StandingQueryVectors
 from vigil.services.detector.retention import Retention
-from vigil.services.detector.store import FrameRecord, HitRecord, HitStore, StoreSettings
+from vigil.services.detector.store import FrameRecord, HitStore
 from vigil.services.detector.temporal import load_temporal_stage
 
 log = logging.getLogger(__name__)
@@ -114,43 +98,22 @@ INDEX_THUMBNAIL_WIDTH = 320
 _IDLE_POLL_MS = 100
 
 
-@dataclass
-class _Frame:
-    record: KafkaRecord
-    headers: FrameHeaders
-    pixels: np.ndarray
-
-
-class _Rebalance(ConsumerRebalanceListener):
-    """Commit before partitions go, reload snapshots when partitions come."""
-
-    def __init__(self, service: DetectorService) -> None:
-        self.service = service
-
-    def on_partitions_revoked(self, revoked) -> None:
-        self.service._checkpoint(force=True)
-        self.service._forget_partitions({tp.partition for tp in revoked})
-
-    def on_partitions_assigned(self, assigned) -> None:
-        self.service._states_stale = True
-
-
-class DetectorService:
-    """See the module docstring. `run(stop)` blocks until `stop` is set; then `close()`."""
+class DetectorService(ConsumerService):
+    """Frames in, hits out, for the partitions of "frames" this member owns (see the module
+    docstring); `run(stop)` until `stop` is set, then `close()`."""
 
     def __init__(
         self,
-        config: DetectorConfig,
-        kafka_settings: KafkaSettings,
-        store_settings: StoreSettings | None = None,
+        settings: DetectorServiceSettings,
         *,
         encoder: Encoder | None = None,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
-        self.config = config
-        self.kafka_settings = kafka_settings
-        self.topics = kafka_settings.topics
+        self.settings = settings
+        self.config = config = settings.detector
+        kafka_settings = settings.kafka
         self.metrics = DetectorMetrics(metrics_registry)
+        super().__init__("detector", kafka_settings, self.metrics.registry, config.commit_interval_s)
         if encoder is None:
             kind, why = resolve_kind(config.encoder)
             log.info("encoder: %s", why)
@@ -161,21 +124,17 @@ class DetectorService:
         self.discrimination = DiscriminationSettings.for_encoder(encoder.info, **config.discrimination)
         self.cost_model = CostModel()
         self.load = LoadMeter()
+        self.gate = FrameGate(config.max_lag_s)
+        self.index_sampler = FrameIndexSampler(config.index_interval_s)
         self.temporal = load_temporal_stage() if config.temporal == "gru" else None
-        store_settings = store_settings or StoreSettings()
-        self.store = HitStore(store_settings.model_copy(update={"dim": encoder.info.dim}))
-        self.thumbnails = ThumbnailStore(store_settings.thumbnails_dir)
+        self.store = HitStore(settings.store.model_copy(update={"dim": encoder.info.dim}))
+        self.thumbnails = ThumbnailStore(settings.store.thumbnails_dir)
         self.retention = Retention(config.retention, self.store, self.thumbnails)
-        self._closers = Closers("detector")
-        self._closers.push(self.store.close)
-        try:
-            ensure_topics(kafka_settings)
-            self.broker_monitor = BrokerMonitor(kafka_settings, self.metrics.registry).start()
-            self._closers.push(self.broker_monitor.stop)
-            self.producer = ResilientProducer(kafka_settings)
-            self._closers.push(self.producer.close)
+        self.on_close(self.store.close)
+        with self.opening():
+            self.open_kafka()
             self.queries = QueryTableReader(kafka_settings, dead_letters=self.producer)
-            self._closers.push(self.queries.close)
+            self.on_close(self.queries.close)
             self.queries.load()
             self.state_log = GroupStateLog(
                 kafka_settings,
@@ -184,56 +143,44 @@ class DetectorService:
                 config.group_id,
                 "detector state",
             )
-            self.consumer = make_consumer(
-                kafka_settings, config.group_id, max_poll_records=config.batch_max_frames
+            # With every partition assigned it resumes from the group's committed offsets, and
+            # the snapshots load on the first poll (_states_stale), as after a group assignment.
+            self.open_consumer(
+                self.topics.frames,
+                config.group_id,
+                max_poll_records=config.batch_max_frames,
+                all_partitions=config.assignment == "all",
             )
-            self._closers.push(lambda: self.consumer.close(autocommit=False))
-            if config.assignment == "all":
-                # Resumes from the group's committed offsets; snapshots load on the first poll
-                # (_states_stale), as after a group assignment.
-                assign_all_partitions(self.consumer, self.topics.frames)
-            else:
-                self.consumer.subscribe([self.topics.frames], listener=_Rebalance(self))
-        except BaseException:
-            self.close()
-            raise
         self.pipelines: dict[str, CameraPipeline] = {}
         self._partition_of: dict[str, int] = {}
         self._saved_states: dict[str, dict] = {}
         self._states_stale = True
         self._replay_until: dict[TopicPartition, int] = {}
-        self._vectors: dict[tuple[str, str], QueryVectors] = {}
-        # Every prompt embedded so far (query ensembles, background prompts, negatives), so that a
-        # new query embeds its own prompts only: its language's 140 negative prompts once.
-        self._prompt_vectors: dict[str, np.ndarray] = {}
-        # Both first-class languages' background prompts and negatives, embedded once now (a few
-        # seconds at start): a query added later embeds its own ensemble only.
-        shared = shared_prompts(negatives=self.discrimination.enabled and self.discrimination.negatives)
-        self._prompt_vectors.update(
-            zip(shared, embed_texts_cached(encoder, shared, models_dir() / "text-cache"), strict=True)
+        # A few seconds at start: both languages' shared prompts (services/detector/query_vectors.py).
+        self.query_vectors = StandingQueryVectors(
+            encoder, self.discrimination, lambda camera_id: config.match_for(camera_id).for_threshold
         )
-        self._queries_version = -1
+        self.admission = FrameAdmission(
+            self.producer,
+            self.topics,
+            self.metrics,
+            self.gate,
+            config.max_clock_skew_s,
+            lambda camera_id, partition: self._pipeline(camera_id, partition).last_ts_ms,
+        )
+        self.hit_writer = HitWriter(self.store, self.producer, self.topics, self.metrics, self.encoder_name)
         self._dirty: set[str] = set()
-        self._offsets: dict[TopicPartition, int] = {}
-        self._last_indexed: dict[str, int] = {}
-        self._last_commit = time.monotonic()
         self._last_refresh = 0.0
-        if config.metrics_port:
-            self._closers.push(serve_metrics(config.metrics_port, self.metrics.registry))
+        with self.opening():
+            self.serve_metrics(config.metrics_port)
 
     # --- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        log.info(
-            "detector running: group %s, %d standing queries, encoder %s, temporal %s",
-            self.config.group_id,
-            len(self.queries.table),
-            self.encoder_name,
-            self.config.temporal,
+    def running_message(self) -> str:
+        return (
+            f"detector running: group {self.config.group_id}, {len(self.queries.table)} standing "
+            f"queries, encoder {self.encoder_name}, temporal {self.config.temporal}"
         )
-        while not stop.is_set():
-            self.step()
-        self._checkpoint(force=True)
 
     def step(self) -> int:
         """One turn of the loop: queries, one micro-batch, expiry, checkpoint. Returns frames read."""
@@ -247,7 +194,7 @@ class DetectorService:
         if records:
             self._process(records)
         self._expire_silent_cameras()
-        self._checkpoint()
+        self.checkpoint()
         self._forget_old()
         ended = time.monotonic()
         self.load.record(ended, busy_s=ended - started - waited_s, waited_s=waited_s)
@@ -273,13 +220,8 @@ class DetectorService:
         return marks
 
     def _frame_rows_per_s(self) -> float:
-        """The frame index's write rate now: one row per `index_interval_s` from each camera
-        indexed in the last ten minutes."""
-        interval_s = self.config.index_interval_s
-        if not interval_s:
-            return 0.0
-        recent_ms = time.time() * 1000 - 600_000
-        return sum(1 for ts_ms in self._last_indexed.values() if ts_ms >= recent_ms) / interval_s
+        """The frame index's write rate now (pipelines/frame_index_sampling.py)."""
+        return self.index_sampler.rows_per_s(time.time() * 1000)
 
     def _is_replay(self, record: KafkaRecord) -> bool:
         until = self._replay_until.get(TopicPartition(record.topic, record.partition))
@@ -306,9 +248,7 @@ class DetectorService:
                 timeout_ms = int((deadline - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            room = c.batch_max_frames - len(batch)
-            polled = poll_through_outage(self.consumer, timeout_ms, max_records=room)
-            got = [record for records in polled.values() for record in records]
+            got = self.poll(timeout_ms, max_records=c.batch_max_frames - len(batch))
             if not got:
                 break
             if waited_s is None:
@@ -328,45 +268,19 @@ class DetectorService:
             return
         self._last_refresh = now
         self.queries.poll(timeout_ms=0)
-        table = self.queries.table
-        if table.version == self._queries_version:
+        standing = self.query_vectors.refresh(self.queries.table)
+        if standing is None:
             return
-        self._queries_version = table.version
-        enabled = [query for query in table.snapshot().values() if query.enabled]
-        keys = {query.query_id: self._vectors_key(query) for query in enabled}
-        missing = sorted({key for key in keys.values() if key not in self._vectors})
-        if missing:
-            vectors = embed_queries(
-                self.encoder,
-                [text for text, _ in missing],
-                [lang for _, lang in missing],
-                negatives=self.discrimination.enabled and self.discrimination.negatives,
-                prompt_cache=self._prompt_vectors,
-            )
-            self._vectors.update(zip(missing, vectors, strict=True))
-        self._vectors = {key: self._vectors[key] for key in set(keys.values())}
-        self.metrics.standing_queries.set(len(enabled))
-        log.info("standing queries: %s", ", ".join(sorted(keys)) or "none")
+        self.metrics.standing_queries.set(len(standing))
+        log.info("standing queries: %s", ", ".join(standing) or "none")
         for camera_id, pipeline in self.pipelines.items():
-            self._persist(camera_id, pipeline.set_queries(self._specs_for(camera_id)), confirmed_at=None)
+            self.hit_writer.write(
+                camera_id, pipeline.set_queries(self._specs_for(camera_id)), confirmed_at=None
+            )
             self._dirty.add(camera_id)
 
-    @staticmethod
-    def _vectors_key(query: QueryMessage) -> tuple[str, str]:
-        return query.text, resolve_language(query.text, query.language)
-
     def _specs_for(self, camera_id: str) -> list[StandingQuery]:
-        match = self.config.match_for(camera_id)
-        specs = []
-        for query in self.queries.table.for_camera(camera_id):
-            key = self._vectors_key(query)
-            vectors = self._vectors.get(key)
-            if vectors is None:  # arrived after the last refresh: picked up at the next one
-                continue
-            specs.append(
-                StandingQuery(query.query_id, "\x1f".join(key), vectors, match.for_threshold(query.threshold))
-            )
-        return specs
+        return self.query_vectors.specs_for(self.queries.table, camera_id)
 
     # --- frames --------------------------------------------------------------------------
 
@@ -410,17 +324,22 @@ class DetectorService:
         self._partition_of[camera_id] = partition
         return pipeline
 
-    def _forget_partitions(self, partitions: set[int]) -> None:
+    def on_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        """Forget the cameras of partitions another member now owns (checkpointed just before)."""
+        partitions = {tp.partition for tp in revoked}
         for camera_id in [cam for cam, part in self._partition_of.items() if part in partitions]:
             self.pipelines.pop(camera_id, None)
             self._partition_of.pop(camera_id, None)
-        self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
+        self.forget_offsets(partitions)
         self._replay_until = {
             tp: end for tp, end in self._replay_until.items() if tp.partition not in partitions
         }
 
+    def on_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        self._states_stale = True  # the snapshots load again on the next poll
+
     def _process(self, records: list[KafkaRecord]) -> None:
-        frames = self._in_camera_order(self._decode(records))
+        frames = self.admission.admit(records)
         if frames:
             work = []
             for frame in frames:
@@ -451,13 +370,11 @@ class DetectorService:
             for frame, embeddings in zip(frames, embedded, strict=True):
                 self._score_frame(frame, embeddings, index_rows)
             self.store.add_frames(index_rows)
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._offsets[tp] = max(self._offsets.get(tp, 0), record.offset + 1)
+        self.consumed(records)
 
     def _shed(
-        self, frames: list[_Frame], work: list[FrameWork], plans: list[RegionPlan]
-    ) -> tuple[list[_Frame], list[FrameWork], list[RegionPlan]]:
+        self, frames: list[AdmittedFrame], work: list[FrameWork], plans: list[RegionPlan]
+    ) -> tuple[list[AdmittedFrame], list[FrameWork], list[RegionPlan]]:
         """Leave out what the latency budget cannot afford (pipelines/shedding.py), counted."""
         max_regions = self.config.regions.max_regions
         whole = self.config.embed == "frames"  # every frame that is not still is embedded whole
@@ -496,75 +413,15 @@ class DetectorService:
             kept_plans.append(plan)
         return kept_frames, kept_work, kept_plans
 
-    @staticmethod
-    def _in_camera_order(frames: list[_Frame]) -> list[_Frame]:
-        """Each camera's frames in capture order, once each (a camera's change detector and
-        pipeline are state machines over its frames; a duplicate in one batch is dropped)."""
-        ordered = sorted(frames, key=lambda frame: (frame.headers.camera_id, frame.headers.ts_ms))
-        return [
-            frame
-            for i, frame in enumerate(ordered)
-            if i == 0
-            or (frame.headers.camera_id, frame.headers.ts_ms)
-            != (ordered[i - 1].headers.camera_id, ordered[i - 1].headers.ts_ms)
-        ]
-
-    def _decode(self, records: list[KafkaRecord]) -> list[_Frame]:
-        frames: list[_Frame] = []
-        now_ms = time.time() * 1000
-        max_lag_ms = self.config.max_lag_s * 1000
-        max_skew_ms = self.config.max_clock_skew_s * 1000
-        max_bytes = self.producer.settings.max_message_bytes
-        for record in records:
-            # Headers, size and capture time are checked before anything else sees the frame:
-            # none of them may reach the camera's state (pipelines/admission.py).
-            try:
-                headers = FrameHeaders.from_kafka(record.headers)
-            except BadMessageError as error:
-                self._dead_letter(record, str(error), "bad_headers")
-                continue
-            camera_id = headers.camera_id
-            size = len(record.value or b"")
-            if size > max_bytes:  # a broker that does not enforce the topic's limit let it through
-                self._dead_letter(
-                    record,
-                    f"frame of camera {camera_id} at {headers.ts_ms} is {size} bytes, over "
-                    f"max_message_bytes {max_bytes}",
-                    "too_large",
-                )
-                continue
-            problem = capture_time_problem(headers.ts_ms, record.timestamp, now_ms, max_skew_ms, max_lag_ms)
-            if problem is not None:
-                self._dead_letter(record, f"frame of camera {camera_id}: {problem}", "clock_skew")
-                continue
-            self.metrics.stage_seconds.labels("received").observe(max(0.0, now_ms - headers.ts_ms) / 1000)
-            if now_ms - headers.ts_ms > max_lag_ms:
-                self.metrics.frames_skipped.labels(camera_id, "behind").inc()
-                continue
-            pipeline = self._pipeline(camera_id, record.partition)
-            if pipeline.last_ts_ms is not None and headers.ts_ms <= pipeline.last_ts_ms:
-                self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
-                continue
-            try:
-                pixels = decode_jpeg(record.value)
-            except ValueError as error:
-                self._dead_letter(
-                    record, f"frame of camera {camera_id} at {headers.ts_ms}: {error}", "bad_jpeg"
-                )
-                continue
-            frames.append(_Frame(record, headers, pixels))
-        done_ms = time.time() * 1000
-        for frame in frames:
-            self.metrics.stage_seconds.labels("decoded").observe((done_ms - frame.headers.ts_ms) / 1000)
-        return frames
-
-    def _score_frame(self, frame: _Frame, embeddings: FrameEmbeddings, index_rows: list[FrameRecord]) -> None:
+    def _score_frame(
+        self, frame: AdmittedFrame, embeddings: FrameEmbeddings, index_rows: list[FrameRecord]
+    ) -> None:
         headers = frame.headers
         camera_id, ts_ms = headers.camera_id, headers.ts_ms
         pipeline = self.pipelines[camera_id]
         outcome = pipeline.step(ts_ms, embeddings, ts_ms)
         if not outcome.accepted:
-            self.metrics.frames_skipped.labels(camera_id, "replayed").inc()
+            self.metrics.frames_skipped.labels(camera_id, Skip.REPLAYED.value).inc()
             return
         self._dirty.add(camera_id)
         self.metrics.frames.labels(camera_id).inc()
@@ -575,88 +432,40 @@ class DetectorService:
             # Written before the hit that may name it, so a hit never points at nothing; the
             # regions the peaks are about are drawn on it.
             self.thumbnails.save(camera_id, ts_ms, self._thumbnail(frame, outcome.peak_boxes))
-        interval_ms = self.config.index_interval_s * 1000
-        last = self._last_indexed.get(camera_id)
         full_view = pipeline.views.full
-        if interval_ms and full_view is not None and (last is None or ts_ms - last >= interval_ms):
-            self._last_indexed[camera_id] = ts_ms
+        # Until the camera has a whole-frame view there is no scene embedding to index.
+        if full_view is not None and self.index_sampler.offer(camera_id, ts_ms):
             reference = self.thumbnails.save(camera_id, ts_ms, small_jpeg(frame.pixels, frame.record.value))
             index_rows.append(FrameRecord(camera_id, ts_ms, full_view.embedding, reference))
         if outcome.hits:
-            self._persist(camera_id, outcome.hits, confirmed_at=ts_ms)
+            self.hit_writer.write(camera_id, outcome.hits, confirmed_at=ts_ms)
 
     @staticmethod
-    def _thumbnail(frame: _Frame, boxes: list[Box]) -> bytes:
+    def _thumbnail(frame: AdmittedFrame, boxes: list[Box]) -> bytes:
         regions = [(box.x0, box.y0, box.x1, box.y1) for box in boxes if box != FULL_FRAME]
         return thumbnail_with_boxes(frame.record.value, regions) if regions else frame.record.value
 
-    def _persist(self, camera_id: str, hits: list[tuple[Hit, View]], confirmed_at: int | None) -> None:
-        """Make hits durable: Milvus upsert (fsynced) and "hits" acknowledged."""
-        if not hits:
-            return
-        records = []
-        for hit, view in hits:
-            message = HitMessage(
-                hit_id=hit.hit_id,
-                camera_id=hit.camera_id,
-                query_id=hit.query_id,
-                event_start_ts_ms=hit.event_start_ts_ms,
-                peak_ts_ms=hit.peak_ts_ms,
-                end_ts_ms=hit.end_ts_ms,
-                peak_score=float(hit.peak_score),
-                thumbnail=thumbnail_reference(hit.camera_id, hit.peak_ts_ms),
-                encoder=self.encoder_name,
-                box=None if view.box == FULL_FRAME else [view.box.x0, view.box.y0, view.box.x1, view.box.y1],
-            )
-            records.append(HitRecord(message, view.embedding))
-        self.store.upsert_hits(records)
-        for record in records:
-            self.producer.send(self.topics.hits, encode_json(record.hit), key=camera_id.encode())
-        self.producer.flush()
-        now_ms = time.time() * 1000
-        for record in records:
-            hit = record.hit
-            kind = "closed" if hit.end_ts_ms is not None else "confirmed"
-            self.metrics.hits.labels(camera_id, kind).inc()
-            if kind == "confirmed" and confirmed_at is not None:
-                self.metrics.glass_to_hit_seconds.observe((now_ms - confirmed_at) / 1000)
-            log.info(
-                "hit %s %s: query %s on %s, score %.2f",
-                hit.hit_id,
-                kind,
-                hit.query_id,
-                hit.camera_id,
-                hit.peak_score,
-                extra={"hit_id": hit.hit_id, "kind": kind, "thumbnail": hit.thumbnail},
-            )
-
-    def _dead_letter(self, record: KafkaRecord, reason: str, label: str) -> None:
-        send_to_dead_letter(self.producer, self.topics, record, reason)
-        self.metrics.bad_frames.labels(label).inc()
-
     def _expire_silent_cameras(self) -> None:
-        # A camera whose newest frame is older than max_lag + max_gap will never send a frame
-        # this detector still scores before the gap is over: its open events can be closed.
-        now_ms = int(time.time() * 1000)
-        grace_ms = int(self.config.max_lag_s * 1000)
+        # Open events of cameras silent for longer than max_lag + max_gap close
+        # (pipelines/frame_gate.py: the silence clock).
+        silence_clock_ms = self.gate.silence_clock_ms(int(time.time() * 1000))
         open_events = 0
         for camera_id, pipeline in self.pipelines.items():
-            hits = pipeline.expire(now_ms - grace_ms)
+            hits = pipeline.expire(silence_clock_ms)
             if hits:
-                self._persist(camera_id, hits, confirmed_at=None)
+                self.hit_writer.write(camera_id, hits, confirmed_at=None)
                 self._dirty.add(camera_id)
             open_events += pipeline.open_events()
         self.metrics.open_events.set(open_events)
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _checkpoint(self, force: bool = False) -> None:
-        """Snapshot the cameras that moved, then commit the offsets they have consumed."""
-        if not force and time.monotonic() - self._last_commit < self.config.commit_interval_s:
-            return
-        self._last_commit = time.monotonic()
-        if not self._offsets and not self._dirty:
-            return
+    def has_state_to_save(self) -> bool:
+        return bool(self._dirty)  # e.g. events closed on a camera gone silent: no new offsets
+
+    def save_state(self) -> None:
+        """The snapshots of the cameras that moved, with each checkpoint
+        (services/common/consumer_service.py)."""
         for camera_id in sorted(self._dirty):
             pipeline = self.pipelines.get(camera_id)
             if pipeline is not None:
@@ -665,33 +474,6 @@ class DetectorService:
         # The frame index is committed past too: seal it, or a crash now would leave those
         # frames out of it for good (one fsync a commit interval, not one per batch).
         self.store.flush_frames()
-        self.producer.flush()  # snapshots acknowledged before the offsets that rely on them
-        if self._offsets:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._offsets.items()}
-            )
-            self._offsets = {}
-
-    def close(self) -> None:
-        self._closers.close()
-
-
-def decode_jpeg(jpeg: bytes | None) -> np.ndarray:
-    """RGB uint8 pixels of a JPEG; ValueError saying what is wrong with it."""
-    if not jpeg:
-        raise ValueError("the frame has no image bytes")
-    try:
-        with Image.open(io.BytesIO(jpeg)) as image:
-            if image.format != "JPEG":
-                raise ValueError(f"the frame is {image.format or 'an unknown format'}, not a JPEG")
-            width, height = image.size  # read from the header: nothing is decoded yet
-            if width * height > MAX_FRAME_PIXELS:
-                raise ValueError(
-                    f"the frame is {width} x {height} pixels, over the {MAX_FRAME_PIXELS} a frame may have"
-                )
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"the frame is not a readable JPEG ({error})") from None
 
 
 def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL_WIDTH) -> bytes:
@@ -708,19 +490,8 @@ def small_jpeg(pixels: np.ndarray, original: bytes, width: int = INDEX_THUMBNAIL
 def run_detector(config_path: Path | None = None, metrics_port: int | None = None) -> None:
     """`vigil detector`: run until SIGINT or SIGTERM, then checkpoint and stop."""
     keep_large_blocks_out_of_the_heap()  # before the first frame: services/common/memory.py
-    config = load_detector_config(config_path)
+    settings = DetectorServiceSettings.load(config_path)
     if metrics_port is not None:
-        config = config.model_copy(update={"metrics_port": metrics_port})
-    kafka_settings = load_kafka_settings()
-    try:
-        store_settings = StoreSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Milvus settings (VIGIL_MILVUS_*): {describe_validation_error(error)}"
-        ) from None
-    with stop_on_signals() as stop:
-        service = DetectorService(config, kafka_settings, store_settings)
-        try:
-            service.run(stop)
-        finally:
-            service.close()
+        detector = settings.detector.model_copy(update={"metrics_port": metrics_port})
+        settings = settings.model_copy(update={"detector": detector})
+    run_service(lambda: DetectorService(settings))

@@ -1,13 +1,10 @@
 """One thread per camera: connect, read, sample, encode, hand frames to the publisher.
 
 A camera's thread only ever blocks on its own camera, so one slow, frozen or unreachable
-camera never slows another. States:
-
-    connecting -> streaming -> stalled (no data for stall_after_s) -> down -> streaming ...
-    disabled (enabled: false); a file that reached its end (loop: false) stays down.
-
-A camera being retried stays down (its reason updated) until it streams again, so the
-"camera-status" topic says when it went down, not when it was last retried.
+camera never slows another. Its states (connecting, streaming, stalled, down, disabled), their
+transitions and what is reported are pipelines/camera_status.py's; the thread tells that state
+machine what happened and reports its changes (the "camera-status" message, the state metric,
+the log line).
 
 A lost camera is retried with exponential backoff and jitter (tenacity), capped at
 reconnect.max_delay_s, forever: cameras come back. A connection that streamed for a while
@@ -23,15 +20,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import av.error
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential, wait_random
 
+from vigil.pipelines.camera_status import CameraStatus, CameraStatusMachine, StatusChange
 from vigil.pipelines.sampling import FrameSampler, KeyframeOnlyPolicy
-from vigil.services.common.contract import CameraStatusMessage
 from vigil.services.ingest.buffers import DropOldestQueue
-from vigil.services.ingest.config import CameraConfig
+from vigil.services.ingest.config import CameraSettings
 from vigil.services.ingest.metrics import IngestMetrics
 from vigil.services.ingest.reader import (
     CameraSourceError,
@@ -46,27 +42,6 @@ logger = logging.getLogger(__name__)
 # A connection that streamed at least this long before it dropped was healthy: reconnect at
 # once and start the backoff over, instead of waiting as if every attempt had failed.
 HEALTHY_SESSION_S = 10.0
-STOPPED_REASON = "ingest stopped"
-
-
-@dataclass(frozen=True)
-class CameraStatus:
-    camera_id: str
-    state: str
-    reason: str | None  # why it is not streaming; redacted
-    since: float  # epoch seconds when the camera entered this state
-    reconnects: int = 0
-
-    def to_message(self, now: float) -> CameraStatusMessage:
-        since_ms = round(self.since * 1000)
-        return CameraStatusMessage(
-            camera_id=self.camera_id,
-            state=self.state,
-            reason=self.reason,
-            since_ts_ms=since_ms,
-            ts_ms=max(round(now * 1000), since_ms),
-            reconnects=self.reconnects,
-        )
 
 
 class CameraLost(Exception):
@@ -78,7 +53,7 @@ class CameraWorker:
 
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: CameraSettings,
         queue: DropOldestQueue[EncodedFrame],
         metrics: IngestMetrics,
         on_status: Callable[[CameraStatus], None] = lambda status: None,
@@ -90,19 +65,17 @@ class CameraWorker:
         self.sampler = FrameSampler(fps=camera.fps)
         self.keyframes = KeyframeOnlyPolicy(mode=camera.keyframes_only, sample_interval=1.0 / camera.fps)
         self._stop = threading.Event()
+        # The camera's thread and the service's stall check both move the status.
         self._state_lock = threading.Lock()
-        self._status = CameraStatus(camera.id, "connecting", None, time.time())
+        self._status_machine = CameraStatusMachine(camera.id, camera.stall_after_s, time.time())
         self._reader: FrameReader | None = None
-        self._connections = 0
-        self._last_down_error: str | None = None
-        self._announced = False  # the first state is published even if it is the initial one
         self._last_capture_time: float | None = None  # a looped file's clock continues from here
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         metrics.register_camera(camera.id, camera.redacted_url)
 
     @property
     def status(self) -> CameraStatus:
-        return self._status
+        return self._status_machine.status
 
     def start(self) -> None:
         self._thread.start()
@@ -119,16 +92,16 @@ class CameraWorker:
         """Called periodically by the service: a streaming camera silent for stall_after_s is
         stalled (its read times out after read_timeout_s and it goes down)."""
         reader = self._reader
-        if reader is None or self._status.state != "streaming":
+        if reader is None:
             return
-        if time.monotonic() - reader.last_activity > self.camera.stall_after_s:
-            self._set_state("stalled", f"no data for more than {self.camera.stall_after_s:g} s")
+        silent_s = time.monotonic() - reader.last_activity
+        self._change(lambda now: self._status_machine.check_stall(silent_s, now))
 
     # -- the camera's thread ------------------------------------------------------------
 
     def _run(self) -> None:
         if not self.camera.enabled:
-            self._set_state("disabled")
+            self._change(self._status_machine.disabled)
             return
         reconnect = self.camera.reconnect
         retrying = Retrying(
@@ -148,24 +121,22 @@ class CameraWorker:
                 if finished:
                     break
             if self._stop.is_set():  # consumers of camera-status must not think it still streams
-                self._set_state("down", STOPPED_REASON)
+                self._change(self._status_machine.stopped)
         except CameraLost:  # stop was requested while the camera was down
-            self._set_state("down", STOPPED_REASON)
+            self._change(self._status_machine.stopped)
         except Exception as error:  # the last resort: never leave a dead camera unexplained
             details = self.camera.redact("".join(traceback.format_exception(error)))
             logger.error("camera %s: thread ended:\n%s", self.camera.id, details, extra=self._log_fields())
-            self._set_state("down", f"internal error: {self.camera.redact(str(error))}")
+            self._down(f"internal error: {self.camera.redact(str(error))}")
 
     def _connect_and_stream(self) -> bool:
         """One connection. Returns True when the camera is finished (stop, file ended), False
         to reconnect at once; raises CameraLost to reconnect after a backoff."""
         if self._stop.is_set():
             return True
-        if self._connections:
+        if self._status_machine.connections:
             self.metrics.reconnects.labels(self.camera.id).inc()
-        self._connections += 1
-        if self._status.state != "down":  # a camera being retried stays down until it streams
-            self._set_state("connecting")
+        self._change(self._status_machine.connecting)
         started = time.monotonic()
         try:
             container = open_source(self.camera)
@@ -202,10 +173,10 @@ class CameraWorker:
         if not self.camera.is_live:
             if self.camera.loop:
                 return False
-            self._set_state("down", "the file ended (set loop: true to play it again)")
+            self._down("the file ended (set loop: true to play it again)")
             return True
         if time.monotonic() - started >= HEALTHY_SESSION_S:
-            self._set_state("down", "stream ended")
+            self._down("stream ended")
             logger.warning("camera %s: stream ended, reconnecting", self.camera.id, extra=self._log_fields())
             return False
         raise CameraLost("stream ended" if ended_cleanly else "no frames")
@@ -236,8 +207,8 @@ class CameraWorker:
         decoded_counter = self.metrics.frames_decoded.labels(self.camera.id)
         for decoded in reader.frames():
             decoded_counter.inc()
-            if self._status.state != "streaming":
-                self._set_state("streaming")
+            if self._status_machine.status.state != "streaming":  # no lock, no clock read per frame
+                self._change(self._status_machine.streaming)
             if not self.sampler.offer(decoded.capture_time):
                 continue
             started = time.perf_counter()
@@ -252,36 +223,28 @@ class CameraWorker:
 
     # -- state, logs ----------------------------------------------------------------------
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
+    def _change(self, event: Callable[[float], StatusChange | None]) -> None:
+        """Apply one event to the camera's status machine, now; report the change, if any."""
         with self._state_lock:
-            previous = self._status
-            if self._announced and previous.state == state and previous.reason == error:
-                return
-            reconnects = max(self._connections - 1, 0)
-            since = previous.since if self._announced and previous.state == state else time.time()
-            self._announced = True
-            self._status = CameraStatus(self.camera.id, state, error, since, reconnects)
-            status = self._status
-        self.metrics.set_state(self.camera.id, state)
-        # A camera that stays unreachable fails again every few seconds: warn when it goes
-        # down or the reason changes, not at every attempt.
-        news = state != "down" or error != self._last_down_error
-        if state == "down":
-            self._last_down_error = error
-        elif state == "streaming":
-            self._last_down_error = None
-        if news:
-            trouble = state == "stalled" or (state == "down" and error != STOPPED_REASON)
-            log = logger.warning if trouble else logger.info
+            change = event(time.time())
+        if change is None:
+            return
+        status = change.status
+        self.metrics.set_state(self.camera.id, status.state)
+        if change.news:
+            log = logger.warning if change.trouble else logger.info
             log(
                 "camera %s (%s): %s%s",
                 self.camera.id,
                 self.camera.redacted_url,
-                state,
-                f" ({error})" if error else "",
-                extra=self._log_fields(state=state),
+                status.state,
+                f" ({status.reason})" if status.reason else "",
+                extra=self._log_fields(state=status.state),
             )
         self.on_status(status)
+
+    def _down(self, reason: str | None) -> None:
+        self._change(lambda now: self._status_machine.down(reason, now))
 
     def _describe(self, error: BaseException, what: str) -> str:
         """`what`: the error's kind and message, with the camera's secrets hidden."""
@@ -292,7 +255,7 @@ class CameraWorker:
     def _log_retry(self, retry_state: RetryCallState) -> None:
         error = retry_state.outcome.exception() if retry_state.outcome else None
         delay = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self._set_state("down", str(error) if error else None)
+        self._down(str(error) if error else None)
         logger.debug(
             "camera %s: retrying in %.1f s (attempt %d)",
             self.camera.id,

@@ -36,7 +36,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from vigil.errors import VigilError
+from vigil.pipelines.frame_size import resized_size
 from vigil.services.common.contract import Identifier
+from vigil.services.common.kafka import KafkaSettings
+from vigil.services.common.settings import ServiceSettings
 
 LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -54,7 +57,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ResizeConfig(_Strict):
+class ResizeSettings(_Strict):
     """Shrink frames before JPEG encoding, keeping the aspect ratio; never enlarges.
 
     Either a bounding box (max_width and/or max_height) or the length of the shorter side.
@@ -65,7 +68,7 @@ class ResizeConfig(_Strict):
     shorter_side: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _one_way_to_resize(self) -> ResizeConfig:
+    def _one_way_to_resize(self) -> ResizeSettings:
         box = self.max_width is not None or self.max_height is not None
         if box and self.shorter_side is not None:
             raise ValueError("give either max_width/max_height or shorter_side, not both")
@@ -74,20 +77,17 @@ class ResizeConfig(_Strict):
         return self
 
     def target_size(self, width: int, height: int) -> tuple[int, int]:
-        """(width, height) of a width x height frame after resizing."""
-        if self.shorter_side is not None:
-            scale = self.shorter_side / min(width, height)
-        else:
-            scale = min(
-                self.max_width / width if self.max_width else 1.0,
-                self.max_height / height if self.max_height else 1.0,
-            )
-        if scale >= 1.0:
-            return width, height
-        return max(1, round(width * scale)), max(1, round(height * scale))
+        """(width, height) of a width x height frame after resizing (pipelines/frame_size.py)."""
+        return resized_size(
+            width,
+            height,
+            max_width=self.max_width,
+            max_height=self.max_height,
+            shorter_side=self.shorter_side,
+        )
 
 
-class ReconnectConfig(_Strict):
+class ReconnectSettings(_Strict):
     """Backoff between attempts to reach a camera: exponential from `initial_delay_s`, capped
     so that no wait exceeds `max_delay_s`, with up to `jitter_s` of it random so that cameras
     that dropped together do not all retry in the same instant."""
@@ -100,7 +100,7 @@ class ReconnectConfig(_Strict):
     jitter_s: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
-    def _jitter_fits_under_the_cap(self) -> ReconnectConfig:
+    def _jitter_fits_under_the_cap(self) -> ReconnectSettings:
         if self.jitter_s >= self.max_delay_s:
             raise ValueError(
                 f"jitter_s ({self.jitter_s}) must be smaller than max_delay_s ({self.max_delay_s})"
@@ -108,11 +108,11 @@ class ReconnectConfig(_Strict):
         return self
 
 
-class CameraSettings(_Strict):
+class CameraDefaults(_Strict):
     """What a camera inherits from `defaults` and may override."""
 
     fps: float = Field(default=1.0, gt=0, le=60, description="frames per second to publish")
-    resize: ResizeConfig | None = ResizeConfig(max_width=1280, max_height=720)
+    resize: ResizeSettings | None = ResizeSettings(max_width=1280, max_height=720)
     jpeg_quality: int = Field(default=85, ge=1, le=100)
     transport: Literal["tcp", "udp"] = Field(default="tcp", description="RTSP transport")
     keyframes_only: Literal["auto"] | bool = Field(
@@ -131,7 +131,7 @@ class CameraSettings(_Strict):
     )
     queue_size: int = Field(default=8, ge=1, description="frames held for the publisher; oldest dropped")
     decoder_threads: int = Field(default=1, ge=0, description="0 = FFmpeg decides")
-    reconnect: ReconnectConfig = ReconnectConfig()
+    reconnect: ReconnectSettings = ReconnectSettings()
     ffmpeg_options: dict[str, str] = Field(default_factory=dict, description="extra FFmpeg demuxer options")
     decoder_options: dict[str, str] = Field(
         default_factory=dict,
@@ -140,7 +140,7 @@ class CameraSettings(_Strict):
     )
 
 
-class CameraConfig(CameraSettings):
+class CameraSettings(CameraDefaults):
     """One camera with the defaults applied; `url` has the environment expanded (secret)."""
 
     id: Identifier  # the Kafka key and a header of every frame: a portable alphabet
@@ -171,7 +171,7 @@ class CameraConfig(CameraSettings):
         return text
 
 
-class PublisherConfig(_Strict):
+class PublisherSettings(_Strict):
     max_in_flight: int = Field(
         default=64,
         ge=1,
@@ -180,18 +180,33 @@ class PublisherConfig(_Strict):
     drain_timeout_s: float = Field(default=5.0, ge=0, description="at stop: time to publish what is queued")
 
 
-class IngestConfig(_Strict):
+class IngestSettings(_Strict):
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 = no /metrics endpoint")
-    publisher: PublisherConfig = PublisherConfig()
-    cameras: tuple[CameraConfig, ...]
+    publisher: PublisherSettings = PublisherSettings()
+    cameras: tuple[CameraSettings, ...]
     source: Path | None = Field(default=None, exclude=True)
 
     @property
-    def enabled_cameras(self) -> tuple[CameraConfig, ...]:
+    def enabled_cameras(self) -> tuple[CameraSettings, ...]:
         return tuple(camera for camera in self.cameras if camera.enabled)
 
+    @classmethod
+    def load(cls, path: Path | None = None) -> IngestSettings:
+        """The cameras file at `path` (see load_config); ingest has no settings without one."""
+        if path is None:
+            raise IngestConfigError("ingest needs a cameras file (--config cameras.yaml)")
+        return load_config(path)
 
-def load_config(path: Path, environ: dict[str, str] | None = None) -> IngestConfig:
+
+class IngestServiceSettings(ServiceSettings):
+    """Everything `vigil ingest` runs on: its cameras file (the top level: `cameras`, `defaults`,
+    `publisher`, `metrics_port`) and Kafka (VIGIL_KAFKA_*)."""
+
+    ingest: IngestSettings
+    kafka: KafkaSettings
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> IngestSettings:
     """Read and validate a cameras YAML file; `environ` defaults to os.environ."""
     path = Path(path)
     try:
@@ -203,7 +218,9 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> IngestConf
     return parse_config(raw, source=path, environ=os.environ if environ is None else environ)
 
 
-def parse_config(raw: Any, source: Path | None = None, environ: dict[str, str] | None = None) -> IngestConfig:
+def parse_config(
+    raw: Any, source: Path | None = None, environ: dict[str, str] | None = None
+) -> IngestSettings:
     """Validate an already-parsed YAML document (see load_config)."""
     where = str(source) if source is not None else "cameras config"
     environ = os.environ if environ is None else environ
@@ -221,7 +238,7 @@ def parse_config(raw: Any, source: Path | None = None, environ: dict[str, str] |
     if not isinstance(defaults_raw, dict):
         raise IngestConfigError(f"{where}: defaults: expected a mapping")
     try:
-        CameraSettings.model_validate(defaults_raw)
+        CameraDefaults.model_validate(defaults_raw)
     except ValidationError as error:
         raise IngestConfigError(_describe(where, "defaults", error)) from None
     cameras_raw = raw.get("cameras")
@@ -239,14 +256,14 @@ def parse_config(raw: Any, source: Path | None = None, environ: dict[str, str] |
         seen.add(camera.id)
     try:
         top_level = {key: raw[key] for key in ("metrics_port", "publisher") if key in raw}
-        return IngestConfig(**top_level, cameras=tuple(cameras), source=source)
+        return IngestSettings(**top_level, cameras=tuple(cameras), source=source)
     except ValidationError as error:
         raise IngestConfigError(_describe(where, None, error)) from None
 
 
 def _parse_camera(
     entry: Any, index: int, defaults: dict, where: str, base_dir: Path, environ: dict[str, str]
-) -> CameraConfig:
+) -> CameraSettings:
     label = f"camera #{index + 1}"
     if not isinstance(entry, dict):
         raise IngestConfigError(f"{where}: {label}: expected a mapping with id and url")
@@ -270,7 +287,7 @@ def _parse_camera(
         if not urlsplit(merged["url"]).scheme or urlsplit(merged["url"]).scheme.lower() == "file":
             merged["url"] = str(base_dir / Path(urlsplit(merged["url"]).path))
     try:
-        camera = CameraConfig.model_validate(merged)
+        camera = CameraSettings.model_validate(merged)
     except ValidationError as error:
         raise IngestConfigError(_describe(where, label, error)) from None
     camera._redacted_url = _redacted(template)

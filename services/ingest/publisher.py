@@ -25,7 +25,8 @@ import time
 
 from kafka.producer.future import RecordMetadata
 
-from vigil.services.common.contract import FrameHeaders, encode_json
+from vigil.pipelines.camera_status import CameraStatus
+from vigil.services.common.contract import CameraStatusMessage, FrameHeaders, encode_json
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
     KafkaSettings,
@@ -33,7 +34,6 @@ from vigil.services.common.kafka import (
     ResilientProducer,
 )
 from vigil.services.ingest.buffers import DropOldestQueue
-from vigil.services.ingest.camera import CameraStatus
 from vigil.services.ingest.metrics import IngestMetrics
 from vigil.services.ingest.reader import EncodedFrame
 
@@ -211,7 +211,7 @@ class FramePublisher:
             try:
                 self.producer.send(
                     self.settings.topics.camera_status,
-                    encode_json(status.to_message(time.time())),
+                    encode_json(status_message(status, time.time())),
                     key=camera_id,
                 )
             except BrokerUnavailableError as error:
@@ -227,3 +227,16 @@ class FramePublisher:
         self.producer.heal_topics(force=True)
         self._stop.wait(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX_S)
+
+
+def status_message(status: CameraStatus, now: float) -> CameraStatusMessage:
+    """The "camera-status" message for `status`, published at `now` (epoch seconds)."""
+    since_ms = round(status.since * 1000)
+    return CameraStatusMessage(
+        camera_id=status.camera_id,
+        state=status.state,
+        reason=status.reason,
+        since_ts_ms=since_ms,
+        ts_ms=max(round(now * 1000), since_ms),
+        reconnects=status.reconnects,
+    )

@@ -34,7 +34,6 @@ What a camera sends is bounded before it costs memory or CPU:
 from __future__ import annotations
 
 import io
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,9 +42,10 @@ from dataclasses import dataclass
 import av
 import av.error
 
+from vigil.pipelines.frame_size import fit_to_pixels
 from vigil.pipelines.sampling import KeyframeOnlyPolicy
 from vigil.services.common.contract import MAX_FRAME_PIXELS
-from vigil.services.ingest.config import CameraConfig, ResizeConfig
+from vigil.services.ingest.config import CameraSettings, ResizeSettings
 from vigil.services.ingest.metrics import IngestMetrics
 
 # Stream probing reads this much before the first frame is handed out; RTSP cameras describe
@@ -118,7 +118,7 @@ class EncodedFrame:
         return round(self.capture_time * 1000)
 
 
-def ffmpeg_options(camera: CameraConfig) -> dict[str, str]:
+def ffmpeg_options(camera: CameraSettings) -> dict[str, str]:
     """Demuxer options for the camera: transport and timeouts for live sources, plus the
     camera's own `ffmpeg_options`, which win."""
     options: dict[str, str] = {}
@@ -132,7 +132,7 @@ def ffmpeg_options(camera: CameraConfig) -> dict[str, str]:
     return options
 
 
-def open_source(camera: CameraConfig) -> av.container.InputContainer:
+def open_source(camera: CameraSettings) -> av.container.InputContainer:
     """Open the camera's URL or file; raises av.error.FFmpegError / OSError on failure, and
     CameraSourceError when it has no video or declares frames over MAX_FRAME_PIXELS (the
     probe's decoders are bounded too, so a larger frame is never decoded to find that out)."""
@@ -165,7 +165,7 @@ class FrameReader:
 
     def __init__(
         self,
-        camera: CameraConfig,
+        camera: CameraSettings,
         container: av.container.InputContainer,
         keyframes: KeyframeOnlyPolicy,
         wanted: Callable[[float], bool],
@@ -311,15 +311,13 @@ class FrameReader:
             self.last_activity = time.monotonic()  # pausing on purpose is not a stall
 
 
-def encode_jpeg(frame: av.VideoFrame, resize: ResizeConfig | None, quality: int) -> tuple[bytes, int, int]:
+def encode_jpeg(frame: av.VideoFrame, resize: ResizeSettings | None, quality: int) -> tuple[bytes, int, int]:
     """Resize (never enlarge) then JPEG-encode; returns (jpeg, width, height). Whatever the
     config, a frame over MAX_FRAME_PIXELS is scaled down to fit (aspect kept), since the
     detector would refuse a larger JPEG: FrameReader never yields one, this bounds any other
     caller's."""
     width, height = resize.target_size(frame.width, frame.height) if resize else (frame.width, frame.height)
-    if width * height > MAX_FRAME_PIXELS:
-        scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
-        width, height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    width, height = fit_to_pixels(width, height, MAX_FRAME_PIXELS)
     rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
     buffer = io.BytesIO()
     rgb.to_image().save(buffer, format="JPEG", quality=quality)

@@ -14,17 +14,16 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from vigil.pipelines.camera_status import CameraStatus
 from vigil.services.common.broker_health import BrokerMonitor
 from vigil.services.common.kafka import (
     BrokerUnavailableError,
-    KafkaSettings,
     ResilientProducer,
     ensure_topics,
-    load_kafka_settings,
 )
 from vigil.services.common.lifecycle import serve_metrics, stop_on_signals
-from vigil.services.ingest.camera import CameraStatus, CameraWorker
-from vigil.services.ingest.config import IngestConfig, load_config
+from vigil.services.ingest.camera import CameraWorker
+from vigil.services.ingest.config import IngestServiceSettings
 from vigil.services.ingest.metrics import IngestMetrics
 from vigil.services.ingest.publisher import FramePublisher
 
@@ -46,14 +45,14 @@ class IngestService:
 
     def __init__(
         self,
-        config: IngestConfig,
-        kafka_settings: KafkaSettings,
+        settings: IngestServiceSettings,
         *,
         metrics_registry: CollectorRegistry | None = None,
         metrics_port: int | None = None,
     ) -> None:
-        self.config = config
-        self.kafka_settings = kafka_settings
+        self.settings = settings
+        self.config = config = settings.ingest
+        self.kafka_settings = kafka_settings = settings.kafka
         self.metrics = IngestMetrics(metrics_registry)
         self.metrics_port = config.metrics_port if metrics_port is None else metrics_port
         self.producer = ResilientProducer(kafka_settings)
@@ -138,9 +137,7 @@ def run_ingest(config_path: Path, metrics_port: int | None = None) -> None:
     from the environment (VIGIL_KAFKA_BOOTSTRAP, ...). Raises IngestConfigError (a VigilError,
     printed as one line by the CLI) when the file is invalid. Call from the main thread.
     """
-    config = load_config(config_path)
-    kafka_settings = load_kafka_settings()
-    service = IngestService(config, kafka_settings, metrics_port=metrics_port)
+    service = IngestService(IngestServiceSettings.load(config_path), metrics_port=metrics_port)
     with stop_on_signals() as stop:
         try:
             service.start()

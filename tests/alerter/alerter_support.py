@@ -11,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry
 
-from vigil.services.alerter.config import AlerterConfig
+from vigil.services.alerter.config import AlerterServiceSettings, AlerterSettings
 from vigil.services.alerter.service import AlerterService
 from vigil.services.alerter.webhooks import SIGNATURE_HEADER, verify_signature
 from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id
 from vigil.services.common.kafka import assign_all_partitions, make_consumer
+from vigil.services.common.thumbnail_store import ThumbnailSettings
 
 SECRET = "s3cr3t-HMAC-key-0123456789abcdef"
 
@@ -118,9 +119,12 @@ class TopicReader:
 class Running:
     """An AlerterService looping in a thread; an exception there fails the test at stop()."""
 
-    def __init__(self, config: AlerterConfig, settings) -> None:
+    def __init__(self, config: AlerterSettings, settings) -> None:
         self.registry = CollectorRegistry()
-        self.service = AlerterService(config, settings, metrics_registry=self.registry)
+        self.service = AlerterService(
+            AlerterServiceSettings(alerter=config, kafka=settings, thumbnails=ThumbnailSettings()),
+            metrics_registry=self.registry,
+        )
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, daemon=True)

@@ -17,7 +17,7 @@ import requests
 from alerter_support import SECRET, Receiver, Running, make_hit, standing_query
 from PIL import Image
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
@@ -80,8 +80,8 @@ def gate_hit(start_ms: int, thumbnail: str, end_ms: int | None = None) -> HitMes
     return make_hit(CAMERA, QUERY, start_ms, end_ms=end_ms, peak_after_ms=500, thumbnail=thumbnail, score=0.9)
 
 
-def config_for(tmp_path, **api) -> AlerterConfig:
-    return AlerterConfig(
+def config_for(tmp_path, **api) -> AlerterSettings:
+    return AlerterSettings(
         group_id=f"alerter-api-test-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from vigil.services.alerter.book import AlertRecord
+from vigil.pipelines.alert_book import AlertRecord
 from vigil.services.alerter.feed import AlertFeed
 from vigil.services.common.contract import AlertMessage
 

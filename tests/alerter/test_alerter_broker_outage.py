@@ -10,7 +10,7 @@ import uuid
 import requests
 from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterConfig, SpeechSettings
+from vigil.services.alerter.config import AlertApiSettings, AlerterSettings, SpeechSettings
 from vigil.services.broker.local import LocalBroker, free_loopback_port
 from vigil.services.common.contract import AlertMessage, encode_json
 from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query
@@ -33,7 +33,7 @@ def test_a_broker_outage_is_reported_at_once_and_alerting_resumes_after_it(tmp_p
     ensure_topics(settings)
     with ResilientProducer(settings) as producer:
         publish_query(producer, settings.topics, standing_query(QUERY, "a person climbing the fence"))
-    config = AlerterConfig(
+    config = AlerterSettings(
         group_id=f"outage-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),

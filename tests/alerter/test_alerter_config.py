@@ -5,20 +5,20 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 
 
 def test_a_camera_is_spoken_by_its_name_in_the_alerts_language():
-    config = AlerterConfig(cameras={"hall": {"vi": "sảnh chính", "en": "main hall"}, "gate-1": "cổng 1"})
+    config = AlerterSettings(cameras={"hall": {"vi": "sảnh chính", "en": "main hall"}, "gate-1": "cổng 1"})
     assert config.camera_name("hall", "en") == "main hall"
     assert config.camera_name("hall", "vi") == "sảnh chính"
     assert config.camera_name("hall") == "sảnh chính"  # no language: the first name
     assert config.camera_name("gate-1", "en") == "cổng 1"  # one name for every language
     assert config.camera_name("lobby", "en") == "lobby"  # not configured: its id
     with pytest.raises(ValidationError, match="hall: the display name is empty"):
-        AlerterConfig(cameras={"hall": {"vi": " "}})
+        AlerterSettings(cameras={"hall": {"vi": " "}})
     with pytest.raises(ValidationError, match="cameras.hall"):
-        AlerterConfig(cameras={"hall": {"fr": "le hall"}})
+        AlerterSettings(cameras={"hall": {"fr": "le hall"}})
 
 
 def test_api_tokens_are_checked_when_the_settings_load():
@@ -38,4 +38,4 @@ def test_api_tokens_are_checked_when_the_settings_load():
 def test_webhook_names_are_unique():
     hook = {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}
     with pytest.raises(ValidationError, match="webhook names must be unique; repeated: ops"):
-        AlerterConfig(webhooks=[{"name": "ops", **hook}, {"name": "ops", **hook}])
+        AlerterSettings(webhooks=[{"name": "ops", **hook}, {"name": "ops", **hook}])

@@ -12,9 +12,9 @@ import pytest
 from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
 from kafka import KafkaAdminClient, TopicPartition
 
+from vigil.pipelines.alert_book import AlreadyAcknowledgedError
 from vigil.pipelines.alerting import AlertPolicySettings
-from vigil.services.alerter.book import AlreadyAcknowledgedError
-from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
@@ -33,9 +33,9 @@ def hit(start_ms: int, end_ms: int | None = None) -> HitMessage:
 
 
 @pytest.fixture
-def config(tmp_path) -> AlerterConfig:
+def config(tmp_path) -> AlerterSettings:
     dead_port = free_loopback_port()  # nothing listens there: every delivery is refused
-    return AlerterConfig(
+    return AlerterSettings(
         group_id=f"alerter-test-{uuid.uuid4().hex[:8]}",  # a group of its own: no other test's members
         metrics_port=0,
         policy=AlertPolicySettings(cooldown_s=60),

@@ -48,7 +48,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterConfig
+from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.broker.local import free_loopback_port
@@ -96,7 +96,7 @@ def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
         publish_query(producer, settings.topics, standing_query(QUERY, "a person climbing the fence"))
         producer.send(settings.topics.hits, encode_json(hit), key=CAMERA)
         producer.flush()
-    config = AlerterConfig(
+    config = AlerterSettings(
         group_id=f"alerter-conformance-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"]),

@@ -32,10 +32,10 @@ from vigil.services.common.kafka import (  # noqa: E402
     make_consumer,
     publish_query,
 )
-from vigil.services.detector.config import DetectorConfig  # noqa: E402
+from vigil.services.detector.config import DetectorServiceSettings, DetectorSettings  # noqa: E402
 from vigil.services.detector.service import DetectorService  # noqa: E402
 from vigil.services.detector.store import HitStore, StoreSettings  # noqa: E402
-from vigil.services.ingest.config import parse_config  # noqa: E402
+from vigil.services.ingest.config import IngestServiceSettings, parse_config  # noqa: E402
 from vigil.services.ingest.service import IngestService  # noqa: E402
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))
@@ -106,9 +106,11 @@ def test_queries_registered_and_deleted_mid_stream_start_and_stop_hits(
 ):
     camera = RtspCamera(media=live_clip, port=free_loopback_port(), mount="/hall", width=768, height=576)
     store_settings = StoreSettings(uri=str(tmp_path / "milvus"), thumbnails_dir=tmp_path / "thumbnails")
-    config = DetectorConfig(group_id="e2e-live", metrics_port=0, batch_max_wait_ms=10)
+    config = DetectorSettings(group_id="e2e-live", metrics_port=0, batch_max_wait_ms=10)
     detector = DetectorService(
-        config, kafka_settings, store_settings, encoder=offline_encoder, metrics_registry=CollectorRegistry()
+        DetectorServiceSettings(detector=config, kafka=kafka_settings, store=store_settings),
+        encoder=offline_encoder,
+        metrics_registry=CollectorRegistry(),
     )
     stop = threading.Event()
     runner = threading.Thread(target=detector.run, args=(stop,), daemon=True)
@@ -124,7 +126,8 @@ def test_queries_registered_and_deleted_mid_stream_start_and_stop_hits(
                 "cameras": [{"id": "hall", "url": camera.url, "fps": 2, "open_timeout_s": 20}],
             }
         )
-        with IngestService(ingest_config, kafka_settings, metrics_registry=CollectorRegistry()):
+        ingest = IngestServiceSettings(ingest=ingest_config, kafka=kafka_settings)
+        with IngestService(ingest, metrics_registry=CollectorRegistry()):
             # The detector is running, frames are about to flow, nobody is asking for anything yet.
             publish_query(producer, kafka_settings.topics, query("motorcycle", "a motorcycle"))
             # The clip's time 0 is its first frame's capture time, however long the camera took.

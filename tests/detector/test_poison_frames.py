@@ -32,7 +32,7 @@ from vigil.services.common.kafka import (  # noqa: E402
     publish_query,
 )
 from vigil.services.common.state_log import GroupStateLog  # noqa: E402
-from vigil.services.detector.config import DetectorConfig  # noqa: E402
+from vigil.services.detector.config import DetectorServiceSettings, DetectorSettings  # noqa: E402
 from vigil.services.detector.service import DetectorService  # noqa: E402
 from vigil.services.detector.store import StoreSettings  # noqa: E402
 
@@ -60,12 +60,14 @@ class RunningDetector:
 
     def __init__(self, settings, tmp_path: Path, encoder, group_id: str) -> None:
         self.registry = CollectorRegistry()
-        config = DetectorConfig(
+        config = DetectorSettings(
             group_id=group_id, metrics_port=0, batch_max_wait_ms=10, max_lag_s=3600, latency_budget_s=3600
         )
         store = StoreSettings(uri=str(tmp_path / "milvus"), thumbnails_dir=tmp_path / "thumbnails")
         self.service = DetectorService(
-            config, settings, store, encoder=encoder, metrics_registry=self.registry
+            DetectorServiceSettings(detector=config, kafka=settings, store=store),
+            encoder=encoder,
+            metrics_registry=self.registry,
         )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.service.run, args=(self.stop,), daemon=True)
@@ -200,7 +202,7 @@ def test_a_snapshot_stamped_ahead_of_the_clock_is_discarded_and_the_camera_is_sc
 
 def test_a_jpeg_over_the_pixel_bound_is_refused_before_it_is_decoded():
     from vigil.services.common.contract import MAX_FRAME_PIXELS
-    from vigil.services.detector.service import decode_jpeg
+    from vigil.services.detector.admission import decode_jpeg
 
     buffer = io.BytesIO()
     Image.new("RGB", (9000, 4000), (40, 90, 160)).save(buffer, format="JPEG")  # 36 MP, ~0.3 MB

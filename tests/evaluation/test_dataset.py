@@ -12,7 +12,7 @@ import pytest
 from vigil.evaluation import dataset
 from vigil.model_tools.temporal import data
 from vigil.pipelines.prompts import resolve_language
-from vigil.services.detector.config import DetectorConfig
+from vigil.services.detector.config import DetectorSettings
 
 ALL = [s for split in dataset.SPLITS for s in dataset.dev_streams(split)]
 
@@ -62,7 +62,7 @@ def test_queries_come_in_english_and_vietnamese_for_every_stream():
 
 
 def test_events_last_4_to_12_s_start_after_warm_up_and_are_further_apart_than_the_cooldown():
-    cooldown = DetectorConfig().match.cooldown_ms
+    cooldown = DetectorSettings().match.cooldown_ms
     for s in ALL:
         events = sorted(s.events, key=lambda e: e.start_ms)
         first_ts = s.ts_ms()[0]

@@ -193,7 +193,7 @@ def test_replay_decides_with_the_temporal_model_when_configured(evaluated):
     """`temporal: gru` reaches replay (and so `vigil eval`): the GRU's probabilities, not the
     per-frame calibrated score, drive the state machine, so the events' scores change."""
     from vigil.models.registry import EncoderSettings, create_encoder
-    from vigil.services.detector.config import DetectorConfig
+    from vigil.services.detector.config import DetectorSettings
     from vigil.services.detector.replay import ReplayQuery, replay_camera
 
     *_, stream, direct = evaluated
@@ -201,6 +201,6 @@ def test_replay_decides_with_the_temporal_model_when_configured(evaluated):
     encoder = create_encoder(EncoderSettings(kind="offline"))
     frames = list(dataset.render_frames(stream))
     again = replay_camera(encoder, frames, queries, camera_id=stream.name)
-    gru = replay_camera(encoder, frames, queries, DetectorConfig(temporal="gru"), camera_id=stream.name)
+    gru = replay_camera(encoder, frames, queries, DetectorSettings(temporal="gru"), camera_id=stream.name)
     assert again == direct and direct  # the threshold's events are reproducible, and there are some
     assert [(h.query_id, h.peak_score) for h in gru] != [(h.query_id, h.peak_score) for h in direct]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.services.ingest.config import IngestConfigError, ResizeConfig, load_config
+from vigil.services.ingest.config import IngestConfigError, ResizeSettings, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ cameras:
     lobby, dock = load_config(path, environ={}).cameras
     assert (lobby.fps, lobby.jpeg_quality, lobby.resize.max_width) == (2, 70, 640)
     assert (dock.fps, dock.jpeg_quality) == (0.5, 70)
-    assert dock.resize == ResizeConfig(shorter_side=224)  # a resize replaces the default's whole
+    assert dock.resize == ResizeSettings(shorter_side=224)  # a resize replaces the default's whole
     assert dock.ffmpeg_options == {"probesize": "100000", "analyzeduration": "0"}  # merged key by key
     assert (dock.reconnect.initial_delay_s, dock.reconnect.max_delay_s) == (1, 3)
     assert lobby.transport == "tcp" and lobby.keyframes_only == "auto" and lobby.enabled
@@ -182,11 +182,11 @@ def test_disabled_cameras_are_kept_but_not_enabled(tmp_path):
 @pytest.mark.parametrize(
     ("resize", "size", "expected"),
     [
-        (ResizeConfig(max_width=640, max_height=480), (1920, 1080), (640, 360)),
-        (ResizeConfig(max_width=640, max_height=480), (320, 240), (320, 240)),  # never enlarged
-        (ResizeConfig(max_height=480), (1280, 960), (640, 480)),
-        (ResizeConfig(shorter_side=224), (1280, 720), (398, 224)),
-        (ResizeConfig(shorter_side=224), (576, 768), (224, 299)),
+        (ResizeSettings(max_width=640, max_height=480), (1920, 1080), (640, 360)),
+        (ResizeSettings(max_width=640, max_height=480), (320, 240), (320, 240)),  # never enlarged
+        (ResizeSettings(max_height=480), (1280, 960), (640, 480)),
+        (ResizeSettings(shorter_side=224), (1280, 720), (398, 224)),
+        (ResizeSettings(shorter_side=224), (576, 768), (224, 299)),
     ],
 )
 def test_resize_keeps_the_aspect_ratio(resize, size, expected):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vigil.pipelines.sampling import FrameSampler, KeyframeOnlyPolicy
-from vigil.services.ingest.config import ResizeConfig, parse_config
+from vigil.services.ingest.config import ResizeSettings, parse_config
 from vigil.services.ingest.reader import FrameReader, encode_jpeg, open_source
 
 
@@ -89,11 +89,11 @@ def test_jpeg_is_resized_before_encoding(vtest_media):
     (decoded,), _ = read(camera_config(str(vtest_media), realtime=False), limit=1)
     full, width, height = encode_jpeg(decoded.frame, None, quality=85)
     assert (width, height) == (768, 576)
-    small, width, height = encode_jpeg(decoded.frame, ResizeConfig(max_width=320), quality=85)
+    small, width, height = encode_jpeg(decoded.frame, ResizeSettings(max_width=320), quality=85)
     assert (width, height) == (320, 240)
     assert Image.open(io.BytesIO(small)).size == (320, 240)
     assert len(small) < len(full) / 3
-    shorter, *size = encode_jpeg(decoded.frame, ResizeConfig(shorter_side=224), quality=85)
+    shorter, *size = encode_jpeg(decoded.frame, ResizeSettings(shorter_side=224), quality=85)
     assert tuple(size) == (299, 224) == Image.open(io.BytesIO(shorter)).size
 
 

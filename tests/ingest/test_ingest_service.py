@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from vigil.services.broker.local import LocalBroker, free_loopback_port
 from vigil.services.common.kafka import KafkaSettings, TopicMissingError, ensure_topics
-from vigil.services.ingest.config import parse_config
+from vigil.services.ingest.config import IngestServiceSettings, parse_config
 from vigil.services.ingest.service import IngestService
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,9 @@ def running_ingest(settings: KafkaSettings, cameras: list[dict], defaults=None, 
         }
     )
     registry = CollectorRegistry()
-    service = IngestService(config, settings, metrics_registry=registry).start()
+    service = IngestService(
+        IngestServiceSettings(ingest=config, kafka=settings), metrics_registry=registry
+    ).start()
     reader = None
     try:
         reader = TopicReader(settings)

@@ -4,6 +4,7 @@ bounded memory, snapshots, and settings that name the field they got wrong."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import get_args
 
@@ -13,11 +14,14 @@ from pydantic import ValidationError
 
 from vigil.pipelines.alerting import (
     SUPPRESS_REASONS,
+    UNKNOWN_QUERY_SEVERITY,
     AlertPolicy,
     AlertPolicySettings,
     Decision,
     Severity,
+    decision_clock_ms,
     escalate,
+    severity_of,
 )
 from vigil.services.common import contract
 from vigil.services.common.contract import HitMessage, derive_hit_id, describe_validation_error
@@ -626,3 +630,27 @@ def test_invalid_settings_name_the_bad_field(settings, field, message):
         AlertPolicySettings.model_validate(settings)
     described = describe_validation_error(caught.value)
     assert f"{field}: " in described and message in described, described
+
+
+# --- what the service feeds decide(): the severity of a hit's query, and the clock
+
+
+@dataclass(frozen=True)
+class RatedQuery:
+    severity: Severity
+
+
+def test_a_hit_is_decided_at_its_querys_severity_or_warning_when_the_query_is_gone():
+    assert severity_of(RatedQuery("critical")) == "critical"
+    assert severity_of(RatedQuery("info")) == "info"
+    assert severity_of(None) == UNKNOWN_QUERY_SEVERITY == "warning"
+    policy = AlertPolicy(AlertPolicySettings(cooldown_s=0))
+    decision = policy.decide(hit(MONDAY_NOON_UTC), severity_of(None), MONDAY_NOON_UTC)
+    assert decision.raised and decision.severity == "warning"
+
+
+def test_a_hit_is_decided_at_its_records_timestamp_and_the_wall_clock_only_without_one():
+    assert decision_clock_ms(1_700_000_000_000, wall_ms=1_800_000_000_000) == 1_700_000_000_000
+    assert decision_clock_ms(0, wall_ms=1_800_000_000_000) == 0
+    assert decision_clock_ms(-1, wall_ms=1_800_000_000_000) == 1_800_000_000_000  # Kafka's "no timestamp"
+    assert decision_clock_ms(None, wall_ms=1_800_000_000_000) == 1_800_000_000_000

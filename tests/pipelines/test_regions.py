@@ -5,7 +5,7 @@ Gaussian sensor noise of 4 grey levels), sampled at 2 frames/s of capture time, 
 `small_grey` like a camera's frames do. Real frames are OpenCV's vtest.avi (pedestrians in a
 hall, 768x576, 10 frames/s), decoded with PyAV and taken at 2 frames/s.
 
-Over 400 lines: it is the one test file of pipelines/regions.py, and its footage helpers
+Over 400 lines: it is the one test file of pipelines/regions/, and its footage helpers
 (scene, camera noise, shake, rain, vtest) serve every test in it.
 """
 

@@ -59,7 +59,7 @@ def _published_frames(home: Path, camera_id: str) -> list:
     from vigil.services.broker.local import LocalBroker, free_loopback_port
     from vigil.services.common.contract import FrameHeaders
     from vigil.services.common.kafka import KafkaSettings, make_consumer
-    from vigil.services.detector.service import decode_jpeg
+    from vigil.services.detector.admission import decode_jpeg
 
     broker = LocalBroker(free_loopback_port(), log_dir=home / "broker", data_dir=home / "broker").start()
     frames = {}

@@ -1,7 +1,7 @@
 """The evaluation's dev set: long camera streams of real footage with small real photos pasted in
 for known spans, and the standing queries each camera registers (deterministic, from a seed).
 
-It is built from the temporal scorer's material (vigil/model_tools/temporal/data.py): the same real clips,
+It is built from the temporal scorer's material (vigil/model_tools/temporal/data/): the same real clips,
 played forwards and backwards as one camera; the same real photos; the same split of footage
 and photos into two sides that share nothing; the same `FrameRecipe` rendering. What differs is
 what is measured: here every photo covers only 2-15 % of the frame's *area* (small objects, at

@@ -48,14 +48,14 @@ def evaluate(
     whose marked tables are replaced (None: leave the docs alone). `encoder`/`streams`: given
     instead of created/drawn (tests)."""
     from vigil.models.registry import EncoderSettings, create_encoder, resolve_kind
-    from vigil.services.detector.config import DetectorConfig
+    from vigil.services.detector.config import DetectorSettings
 
     encoder_settings = encoder_settings or EncoderSettings(kind="offline")
     kind = resolve_kind(encoder_settings)[0]
     names = splits_for(split)
     if encoder is None:
         encoder = create_encoder(encoder_settings)
-    config = config if config is not None else DetectorConfig()
+    config = config if config is not None else DetectorSettings()
     out_dir = out_dir or default_out_dir()
     written = []
     for name in names:

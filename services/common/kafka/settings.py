@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from vigil.errors import VigilError
-from vigil.services.common.contract import Topics, describe_validation_error
+from vigil.services.common.contract import Topics
+from vigil.services.common.settings import EnvironmentSettings
 
 DEFAULT_LOCAL_PORT = 19092
 DEFAULT_BOOTSTRAP = f"127.0.0.1:{DEFAULT_LOCAL_PORT}"
@@ -25,12 +25,14 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
 
-class KafkaSettings(BaseSettings):
+class KafkaSettings(EnvironmentSettings):
     """Where Kafka is and how to talk to it (environment: VIGIL_KAFKA_<FIELD>).
 
     Leaving `bootstrap` unset means the embedded default: a local tansu broker on
     127.0.0.1:19092 (services/broker.resolve_bootstrap starts one when none answers there).
     """
+
+    describes = "Kafka"
 
     model_config = SettingsConfigDict(env_prefix="VIGIL_KAFKA_", extra="forbid", validate_default=True)
 
@@ -150,12 +152,7 @@ class KafkaSettings(BaseSettings):
 
 def load_kafka_settings() -> KafkaSettings:
     """KafkaSettings from the environment; a VigilError naming the bad variable otherwise."""
-    try:
-        return KafkaSettings()
-    except ValidationError as error:
-        raise VigilError(
-            f"invalid Kafka settings (VIGIL_KAFKA_*): {describe_validation_error(error)}"
-        ) from None
+    return KafkaSettings.load()
 
 
 def split_host_port(address: str) -> tuple[str, int]:

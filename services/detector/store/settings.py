@@ -7,17 +7,20 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from vigil.paths import var_dir
+from vigil.services.common.settings import EnvironmentSettings
 from vigil.services.common.thumbnail_store import default_thumbnails_dir
 
 SERVER_URI_SCHEMES = ("http://", "https://", "tcp://", "unix:")
 COLLECTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 
 
-class StoreSettings(BaseSettings):
+class StoreSettings(EnvironmentSettings):
     """Where hits, frames and thumbnails are stored (environment: VIGIL_MILVUS_<FIELD>)."""
+
+    describes = "Milvus"
 
     model_config = SettingsConfigDict(env_prefix="VIGIL_MILVUS_", extra="forbid", validate_default=True)
 

@@ -8,8 +8,10 @@ baseline on held-out sequences, and write its report (run by `make models`).
                                                            # that the committed model and report
                                                            # reproduce
 
-Steps (data: data.py; replay and figures: evaluate.py; recipe: recipe.py; TRAINING.md:
-training_report.py, all beside this file):
+Steps (run() takes them in order and writes the report; each lives beside this file: the
+sequences in data/, the replays' inputs in replay_inputs.py, the GRU's training and export in
+gru.py, the replays and their figures in evaluate.py, the recipe in recipe.py, TRAINING.md's
+prose in training_report.py):
 1. draw the labelled sequences (fixed seeds), render their frames from real footage and real
    photos and embed them with the offline encoder (cached under var/temporal/);
 2. embed the queries as the live detector does (pipelines.prompts: prompt ensembles, background
@@ -25,10 +27,6 @@ training_report.py, all beside this file):
    machine: the baseline (calibrated score >= 0.5, "auto"), the baseline with its threshold
    tuned on the training sequences, and the GRU (probability >= 0.5);
 6. write gru.onnx, report.json, TRAINING.md and the reference tensors the tests compare with.
-
-Over 400 lines because it is one run, in order: building the inputs, the replays, training,
-selection, export and the report's figures all share the sequences and replays of one run;
-split across modules they would be passed from one to the next and read nowhere else.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import platform
 import sys
 import tempfile
@@ -48,6 +45,13 @@ import numpy as np
 
 from vigil.model_tools.temporal import data as dataset
 from vigil.model_tools.temporal import evaluate
+from vigil.model_tools.temporal.gru import (
+    export_onnx,
+    select_pos_weight,
+    torch_scores,
+    train_model,
+    training_windows,
+)
 from vigil.model_tools.temporal.recipe import (
     BATCH,
     EPOCHS,
@@ -56,16 +60,13 @@ from vigil.model_tools.temporal.recipe import (
     MODEL_NAME,
     ONNX_NAME,
     OPSET,
-    POS_WEIGHTS,
-    QUIET,
-    QUIET_KEEP,
     REPORT_NAME,
     SEED,
     SELECT_EPOCHS,
     TRAINING_NAME,
     TUNED_THRESHOLDS,
-    VALIDATION_EVERY,
 )
+from vigil.model_tools.temporal.replay_inputs import build_inputs, gate_summary, replay, score_prior
 from vigil.model_tools.temporal.training_report import response_probe, verdict_text, write_training_md
 from vigil.models.encoder import sha256_file
 from vigil.models.temporal import MODEL_DIR
@@ -80,14 +81,21 @@ SOURCES = (
     "vigil/model_tools/temporal/train.py",
     "vigil/model_tools/temporal/recipe.py",
     "vigil/model_tools/temporal/training_report.py",
-    "vigil/model_tools/temporal/data.py",
+    "vigil/model_tools/temporal/data/__init__.py",
+    "vigil/model_tools/temporal/data/sources.py",
+    "vigil/model_tools/temporal/data/queries.py",
+    "vigil/model_tools/temporal/data/sequences.py",
+    "vigil/model_tools/temporal/data/frames.py",
+    "vigil/model_tools/temporal/data/embedding.py",
+    "vigil/model_tools/temporal/replay_inputs.py",
+    "vigil/model_tools/temporal/gru.py",
     "vigil/model_tools/temporal/evaluate.py",
     "pipelines/temporal.py",
     "models/temporal/inputs.py",
 )
 
 
-# ------------------------------------------------------------------------------- data
+# ---------------------------------------------------------------------------- sources
 
 
 def sources_sha256() -> str:
@@ -96,274 +104,6 @@ def sources_sha256() -> str:
         digest.update(name.encode())
         digest.update((REPO_ROOT / name).read_bytes())
     return digest.hexdigest()
-
-
-def score_prior(info):
-    """The live detector's prior (pipelines.calibration.score_prior_for), when there is one."""
-    try:
-        from vigil.pipelines.calibration import score_prior_for
-    except ImportError:  # an older checkout: prior-less warm-up, as its detector does
-        return None
-    return score_prior_for(info)
-
-
-def frame_conditions(sequence: dataset.Sequence) -> list[str]:
-    """What each frame shows besides the camera's own scene, for the false-alert breakdown."""
-    base = sequence.pieces[0].segment
-    conditions = []
-    for t in sequence.times_s:
-        if sequence.event_at(t) is not None:
-            conditions.append("photo")
-        elif sequence.piece_at(t).segment != base:
-            conditions.append("cut")
-        elif sequence.gain_at(t) != 1.0:
-            conditions.append("light")
-        else:
-            conditions.append("plain")
-    return conditions
-
-
-def gate_inputs(
-    frames: np.ndarray, chosen: list[dataset.Query], vectors: dict, settings
-) -> tuple[list[np.ndarray], list[tuple[int, ...]]]:
-    """Per query: its gate's cosines on every frame ((n, 1 + negatives): its text, then the
-    negatives of its language its gate counts) and its rivals' indexes. A sequence is replayed
-    as two cameras, one with the queries in each language (as an operator registers them), so
-    a query's rivals are the other queries of its language (rivals_for drops synonyms)."""
-    from vigil.pipelines.discrimination import gate_negatives, rivals_for
-
-    cosines, rivals = [], []
-    for query in chosen:
-        mine = vectors[query.key]
-        texts = np.concatenate([mine.text[None, :], gate_negatives(mine, settings)])
-        cosines.append((frames @ texts.T).astype(np.float32))
-        camera = {str(i): vectors[q.key] for i, q in enumerate(chosen) if q.language == query.language}
-        rivals.append(tuple(int(i) for i in rivals_for(mine, camera, settings)))
-    return cosines, rivals
-
-
-def build_inputs(encoder, timings: dict) -> dict[str, list[tuple[dataset.Sequence, evaluate.SequenceInput]]]:
-    from vigil.pipelines.discrimination import DiscriminationSettings
-    from vigil.pipelines.prompts import embed_queries, query_scores
-
-    started = time.perf_counter()
-    sequences = {name: dataset.draw_sequences(split) for name, split in dataset.SPLITS.items()}
-    recipes = {s.name: dataset.frame_recipes(s) for split in sequences.values() for s in split}
-    cache = dataset.EmbeddingCache(dataset.encoder_fingerprint(encoder))
-    embedded = dataset.embed_recipes(encoder, [r for rs in recipes.values() for r in rs], cache)
-    timings["embedding_s"] = time.perf_counter() - started
-    timings["frames_embedded_now"] = embedded
-    queries = dataset.all_queries()
-    vectors = dict(
-        zip(
-            [q.key for q in queries],
-            embed_queries(encoder, [q.text for q in queries], [q.language for q in queries]),
-            strict=True,
-        )
-    )
-    settings = DiscriminationSettings.for_encoder(encoder.info)  # the live detector's default
-    inputs: dict[str, list] = {}
-    for split, drawn in sequences.items():
-        inputs[split] = []
-        for sequence in drawn:
-            frames = np.stack([cache.vectors[r.key()] for r in recipes[sequence.name]])
-            chosen = sequence.queries()
-            scores = [query_scores(frames, vectors[q.key]) for q in chosen]
-            gate_cosines, rivals = gate_inputs(frames, chosen, vectors, settings)
-            inputs[split].append(
-                (
-                    sequence,
-                    evaluate.SequenceInput(
-                        name=sequence.name,
-                        ts_ms=sequence.ts_ms(),
-                        raw=np.stack([raw for raw, _ in scores]).astype(np.float32),
-                        background=np.stack([bg for _, bg in scores]).astype(np.float32),
-                        labels=np.stack([sequence.labels(q) for q in chosen]),
-                        query_keys=[q.key for q in chosen],
-                        conditions=frame_conditions(sequence),
-                        gate_cosines=gate_cosines,
-                        rivals=rivals,
-                    ),
-                )
-            )
-    return inputs
-
-
-def gate_summary(inputs, results: list[evaluate.StreamResult]) -> dict:
-    """The gate as the training replays saw it: rivals and negatives per query (medians), and
-    how many frames' margins lie within the feature's scale (the rest are clipped)."""
-    from vigil.pipelines.temporal import GATE_SCALE
-
-    gate = FEATURE_NAMES.index("gate")
-    present = [r.rows[:, FEATURE_NAMES.index("present")] > 0 for r in results]
-    rows = np.concatenate([r.rows[m] for r, m in zip(results, present, strict=True)])
-    labels = np.concatenate([r.labels[m] for r, m in zip(results, present, strict=True)])
-    return {
-        "scale": GATE_SCALE,
-        "min_margin": evaluate.GATE_MIN_MARGIN,
-        "rivals_median": float(np.median([len(r) for _, i in inputs for r in i.rivals])),
-        "negatives_median": float(np.median([c.shape[1] - 1 for _, i in inputs for c in i.gate_cosines])),
-        "within_scale_pct": round(100.0 * float((np.abs(rows[:, gate]) < 1.0).mean()), 1),
-        "passing_pct_photo_shown": round(100.0 * float((rows[labels == 1, gate] > 0).mean()), 1),
-        "passing_pct_otherwise": round(100.0 * float((rows[labels == 0, gate] > 0).mean()), 1),
-    }
-
-
-def replay(inputs, prior, scorer=None, match=evaluate.MATCH) -> list[evaluate.StreamResult]:
-    results = []
-    for _, sequence_input in inputs:
-        results.extend(evaluate.run_sequence(sequence_input, prior, scorer, match))
-    return results
-
-
-def training_windows(results: list[evaluate.StreamResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(windows, labels, weights): every window of every stream, quiet ones thinned (see QUIET)."""
-    windows = np.concatenate([sliding_windows(r.rows, TEMPORAL_WINDOW) for r in results])
-    labels = np.concatenate([r.labels for r in results]).astype(np.float32)
-    quiet = (labels == 0) & (windows[:, :, 0].max(axis=1) < QUIET)
-    keep = ~quiet | (np.random.default_rng(SEED).integers(QUIET_KEEP, size=len(labels)) == 0)
-    weights = np.where(quiet, float(QUIET_KEEP), 1.0).astype(np.float32)
-    return windows[keep], labels[keep], weights[keep]
-
-
-# ------------------------------------------------------------------------------ model
-
-
-def build_model(hidden: int = HIDDEN):
-    import torch
-
-    class TemporalGRU(torch.nn.Module):
-        """(batch, window, features) -> (batch,) probability that the event is on at the last frame."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.gru = torch.nn.GRU(len(FEATURE_NAMES), hidden, num_layers=1, batch_first=True)
-            self.head = torch.nn.Linear(hidden, 1)
-
-        def logits(self, windows):
-            out, _ = self.gru(windows)
-            return self.head(out[:, -1, :]).squeeze(-1)
-
-        def forward(self, windows):
-            return torch.sigmoid(self.logits(windows))
-
-    return TemporalGRU()
-
-
-def train_model(
-    windows: np.ndarray, labels: np.ndarray, weights: np.ndarray, pos_weight: float, epochs: int
-) -> tuple[object, list[float]]:
-    """A GRU fitted from the same seed: deterministic on one machine (one thread)."""
-    import torch
-
-    torch.manual_seed(SEED)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    model = build_model()
-    x = torch.from_numpy(windows)
-    y = torch.from_numpy(labels)
-    w = torch.from_numpy(weights) * torch.where(y > 0, pos_weight, 1.0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    steps_per_epoch = math.ceil(len(x) / BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=LEARNING_RATE, total_steps=epochs * steps_per_epoch, pct_start=0.1
-    )
-    generator = torch.Generator().manual_seed(SEED)
-    losses = []
-    started = time.perf_counter()
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), BATCH):
-            index = order[start : start + BATCH]
-            optimiser.zero_grad()
-            loss = (
-                torch.nn.functional.binary_cross_entropy_with_logits(
-                    model.logits(x[index]), y[index], weight=w[index], reduction="sum"
-                )
-                / w[index].sum()
-            )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            schedule.step()
-            total += float(loss.detach()) * len(index)
-        losses.append(total / len(x))
-        log.info(
-            "pos_weight %g, epoch %d/%d: loss %.5f (%.0f s)",
-            pos_weight,
-            epoch + 1,
-            epochs,
-            losses[-1],
-            time.perf_counter() - started,
-        )
-    model.eval()
-    return model, losses
-
-
-def select_pos_weight(train_inputs, train_results, prior) -> tuple[float, dict]:
-    """The POS_WEIGHTS value whose model has the best event F1 on the validation part of the
-    training sequences (ties: the smaller weight), and every candidate's validation figures."""
-    validation_names = {
-        s.name for i, (s, _) in enumerate(train_inputs) if i % VALIDATION_EVERY == VALIDATION_EVERY - 1
-    }
-    fit = training_windows([r for r in train_results if r.sequence not in validation_names])
-    validation = [entry for entry in train_inputs if entry[0].name in validation_names]
-    masks = [r.z_known & (r.labels == 0) for r in train_results if r.sequence in validation_names]
-    figures = {}
-    for pos_weight in POS_WEIGHTS:
-        model, _ = train_model(*fit, pos_weight=pos_weight, epochs=SELECT_EPOCHS)
-        results = replay(validation, prior, lambda w, m=model: torch_scores(m, w))
-        f = evaluate.score_streams(results, masks, 0.5)
-        figures[str(pos_weight)] = {
-            k: f[k] for k in ("event_f1", "event_precision", "event_recall", "frame_f1")
-        }
-        log.info("pos_weight %g: validation event F1 %.3f", pos_weight, f["event_f1"])
-    best = max(POS_WEIGHTS, key=lambda pw: (round(figures[str(pw)]["event_f1"], 9), -pw))
-    return best, {"validation_sequences": len(validation), "candidates": figures}
-
-
-def export_onnx(model, path: Path) -> None:
-    import onnx
-    import torch
-
-    example = torch.zeros(2, TEMPORAL_WINDOW, len(FEATURE_NAMES))
-    partial = path.with_suffix(".onnx.tmp")
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (example,),
-            str(partial),
-            input_names=["windows"],
-            output_names=["probability"],
-            dynamic_shapes={"windows": {0: torch.export.Dim("batch", min=1, max=65536)}},
-            opset_version=OPSET,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    proto = onnx.load(str(partial))
-    del proto.metadata_props[:]  # the exporter's node-name notes: noise, and they vary by version
-    for key, value in {
-        "name": MODEL_NAME,
-        "window": str(TEMPORAL_WINDOW),
-        "features": ",".join(FEATURE_NAMES),
-        "hidden": str(HIDDEN),
-        "training_report": f"models/temporal/{TRAINING_NAME}",
-    }.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name, proto.doc_string = "vigil.model_tools.temporal.train", MODEL_NAME
-    onnx.save(proto, str(partial))
-    partial.replace(path)
-
-
-def torch_scores(model, windows: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return model(torch.from_numpy(np.asarray(windows, np.float32))).numpy()
 
 
 # ----------------------------------------------------------------------------- report

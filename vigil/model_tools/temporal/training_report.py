@@ -155,7 +155,7 @@ difference {report["parity"]["max_abs_diff"]:.1e} over {report["parity"]["window
 
 ## Data
 
-Real footage with real photos pasted in for known spans (vigil/model_tools/temporal/data.py). A sequence
+Real footage with real photos pasted in for known spans (vigil/model_tools/temporal/data/). A sequence
 is one camera at 1 or 2 frames/s for {dataset.DURATION_S[0]:.0f}-{dataset.DURATION_S[1]:.0f} s
 (timing jitter, {dataset.DROP_P:.0%} dropped frames, some stalls of
 {dataset.STALL[1]:.0f}-{dataset.STALL[2]:.0f} s): its scene played back and forth, sometimes cut

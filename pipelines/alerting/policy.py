@@ -39,16 +39,18 @@ a fixed set (`SUPPRESS_REASONS`). A hit goes through, in this order:
      inside the cooldown (the escalation is news), later ones wait for the cooldown like any
      other until the query calms down (fewer than `escalate_after` hits in the window), after
      which a new escalation may bypass it again.
-4. Severity comes from the query (`query_severity`, the QueryMessage's severity), escalated
+4. Severity comes from the query (`query_severity`, the QueryMessage's severity, or for a
+   hit whose query is not standing UNKNOWN_QUERY_SEVERITY: `severity_of(query)`), escalated
    as above; muting is decided on the final severity, so an escalation to critical is heard
    during quiet hours.
 
 `now_ms` is only used to forget: hit ids and (camera, query) pairs not seen for `dedupe_ttl_s`
 are dropped, and at most `dedupe_max_hits` hit ids are kept (the least recently seen go
-first), so memory stays bounded. The service should pass the hit record's Kafka timestamp,
-which a replay sees again unchanged, so that even forgetting is deterministic. Forgetting
-an open hit's id before its close arrives makes the close a new hit; its event start is the
-one the pair's cooldown is anchored on, so it is suppressed by cooldown (when cooldown_s > 0).
+first), so memory stays bounded. The service should pass the hit record's Kafka timestamp
+(`decision_clock_ms`), which a replay sees again unchanged, so that even forgetting is
+deterministic. Forgetting an open hit's id before its close arrives makes the close a new
+hit; its event start is the one the pair's cooldown is anchored on, so it is suppressed by
+cooldown (when cooldown_s > 0).
 
 `to_state()` / `restore()` snapshot what the policy remembers as JSON-able data (settings are
 not part of it: a policy restored under edited settings applies the new ones from then on).
@@ -56,285 +58,17 @@ not part of it: a policy restored under edited settings applies the new ones fro
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal, Protocol, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-
-# The same values as services.common.contract.Severity (pipelines/ does not import services/;
-# tests/pipelines/test_alert_policy.py checks that the two stay equal). Ordered, lowest first.
-Severity = Literal["info", "warning", "critical"]
-SEVERITIES: tuple[str, ...] = get_args(Severity)
+from vigil.pipelines.alerting.settings import AlertPolicySettings
+from vigil.pipelines.alerting.severity import SEVERITIES, Severity, escalate
 
 SuppressReason = Literal["duplicate", "cooldown", "disarmed"]
 SUPPRESS_REASONS: tuple[str, ...] = get_args(SuppressReason)
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
-_FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 STATE_VERSION = 1
-
-
-def require_unique_names(names: list[str], what: str) -> None:
-    """ValueError naming the repeated ones: schedules, webhooks and API clients are referred to
-    by name (in overrides, metrics, acknowledgements), so a name must mean one thing."""
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"{what} names must be unique; repeated: {', '.join(repeated)}")
-
-
-def escalate(severity: Severity) -> Severity:
-    """One level up; critical stays critical."""
-    return SEVERITIES[min(SEVERITIES.index(severity) + 1, len(SEVERITIES) - 1)]  # type: ignore[return-value]
-
-
-# --- settings (the `alerter:` section of the YAML file) -------------------------------------
-
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
-
-
-def _minute_of_day(clock: str) -> int:
-    hours, minutes = clock.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def _parse_days(value: object) -> list[str]:
-    """Weekdays as written ("mon", "Monday", "mon-fri", "fri-mon" wrapping over the weekend)
-    -> canonical short names, Monday first."""
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-        raise ValueError('days must be a list of weekdays such as ["mon-fri", "sun"]')
-
-    def day(name: str) -> int:
-        key = name.strip().lower()
-        for index, (short, full) in enumerate(zip(WEEKDAYS, _FULL_DAY_NAMES, strict=True)):
-            if key in (short, full):
-                return index
-        raise ValueError(f"{name!r} is not a weekday (mon, tue, wed, thu, fri, sat, sun)")
-
-    chosen: set[int] = set()
-    for item in items:
-        first, dash, last = item.partition("-")
-        if not dash:
-            chosen.add(day(first))
-            continue
-        start, end = day(first), day(last)
-        chosen.update((start + offset) % 7 for offset in range((end - start) % 7 + 1))
-    if not chosen:
-        raise ValueError("a window needs at least one weekday")
-    return [WEEKDAYS[index] for index in sorted(chosen)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TimeWindow(_Strict):
-    """A weekly window of local time: on each of `days`, from `start` (included) to `end`
-    (excluded), "HH:MM". An `end` not after `start` crosses midnight and ends the next day:
-    {days: [fri], start: "22:00", end: "06:00"} is Friday 22:00 to Saturday 06:00 (the day
-    is the one the window starts on). "24:00" may end a window at midnight; a whole day is
-    "00:00"-"24:00". Times are wall-clock times of the schedule's time zone, so on a DST
-    change day a window may last an hour more or less than its nominal length."""
-
-    days: list[str] = Field(
-        default_factory=lambda: list(WEEKDAYS), description="weekdays; ranges like mon-fri"
-    )
-    start: str = Field(description='"HH:MM", local time')
-    end: str = Field(
-        description='"HH:MM", local time; not after start = crosses midnight; "24:00" = midnight'
-    )
-
-    @field_validator("days", mode="before")
-    @classmethod
-    def _weekdays(cls, days: object) -> list[str]:
-        return _parse_days(days)
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _clock(cls, clock: object, info: ValidationInfo) -> str:
-        if isinstance(clock, int) and not isinstance(clock, bool):
-            # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320 (but 06:00 as text).
-            raise ValueError(
-                f'got the number {clock}: write times in quotes, e.g. "22:00" (YAML reads 22:00 as 1320)'
-            )
-        match = _CLOCK.match(clock) if isinstance(clock, str) else None
-        hours, minutes = (int(match[1]), int(match[2])) if match else (-1, -1)
-        midnight_end = info.field_name == "end" and (hours, minutes) == (24, 0)
-        if not midnight_end and not (0 <= hours <= 23 and 0 <= minutes <= 59):
-            allowed = '"00:00" to "23:59"' + (' or "24:00"' if info.field_name == "end" else "")
-            raise ValueError(f"{clock!r} is not a time of day (HH:MM, {allowed})")
-        return f"{hours:02d}:{minutes:02d}"
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> TimeWindow:
-        if self.start == self.end:
-            raise ValueError(
-                f'start and end are both {self.start!r}: for a whole day write "00:00" to "24:00"'
-            )
-        return self
-
-    def contains(self, weekday: int, minute_of_day: int) -> bool:
-        """Whether local time (weekday 0 = Monday, minute since local midnight) is inside."""
-        start, end = _minute_of_day(self.start), _minute_of_day(self.end)
-        days = {WEEKDAYS.index(name) for name in self.days}
-        if start < end:
-            return weekday in days and start <= minute_of_day < end
-        # Crosses midnight: the evening part belongs to the day the window starts on, the
-        # morning part to the window that started the day before.
-        started_today = weekday in days and minute_of_day >= start
-        started_yesterday = (weekday - 1) % 7 in days and minute_of_day < end
-        return started_today or started_yesterday
-
-
-class AppliesTo(_Strict):
-    """Which hits a schedule governs: the listed cameras and/or queries; an empty list = all."""
-
-    cameras: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=list, description="empty = all"
-    )
-    queries: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=list, description="empty = all"
-    )
-
-    def matches(self, camera_id: str, query_id: str) -> bool:
-        camera_ok = not self.cameras or camera_id in self.cameras
-        return camera_ok and (not self.queries or query_id in self.queries)
-
-
-class Schedule(_Strict):
-    """When the cameras/queries of `applies_to` may alert, in local time of `timezone`.
-
-    armed: omitted = always armed; otherwise the target is disarmed outside every window.
-    quiet_hours: alerts raised inside them are muted (recorded, not spoken), except critical.
-    """
-
-    name: str = Field(min_length=1, max_length=128)
-    timezone: str = Field("UTC", description='IANA time zone, e.g. "Asia/Ho_Chi_Minh"')
-    applies_to: AppliesTo = Field(default_factory=AppliesTo)
-    armed: list[TimeWindow] | None = Field(None, description="omitted = always armed")
-    quiet_hours: list[TimeWindow] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_time_zone(cls, timezone: str) -> str:
-        try:
-            ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f'unknown time zone {timezone!r} (an IANA name such as "Asia/Ho_Chi_Minh" or "UTC")'
-            ) from None
-        return timezone
-
-    @field_validator("armed")
-    @classmethod
-    def _some_window(cls, armed: list[TimeWindow] | None) -> list[TimeWindow] | None:
-        if armed is not None and not armed:
-            # An empty list would disarm for good: almost surely a mistake, and disabling the
-            # query or camera says that better.
-            raise ValueError("an empty list would never arm; omit `armed` to be armed at all times")
-        return armed
-
-    def local_time(self, ts_ms: int) -> tuple[int, int]:
-        """(weekday, minute of day) of the instant `ts_ms` in this schedule's time zone."""
-        local = datetime.fromtimestamp(ts_ms // 1000, ZoneInfo(self.timezone))
-        return local.weekday(), local.hour * 60 + local.minute
-
-    def is_armed(self, ts_ms: int) -> bool:
-        if self.armed is None:
-            return True
-        weekday, minute = self.local_time(ts_ms)
-        return any(window.contains(weekday, minute) for window in self.armed)
-
-    def is_quiet(self, ts_ms: int) -> bool:
-        weekday, minute = self.local_time(ts_ms)
-        return any(window.contains(weekday, minute) for window in self.quiet_hours)
-
-
-class AlertOverrides(_Strict):
-    """Per-camera or per-query values replacing the global ones; a field left out inherits.
-    `escalate_after: null` given explicitly turns escalation off for that camera or query."""
-
-    cooldown_s: float | None = Field(None, ge=0, le=86_400)
-    escalate_after: int | None = Field(None, ge=2, le=1_000)
-    escalate_window_s: float | None = Field(None, gt=0, le=86_400)
-
-    @model_validator(mode="after")
-    def _null_only_for_escalate_after(self) -> AlertOverrides:
-        for name in ("cooldown_s", "escalate_window_s"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name}: null is not a value here; leave it out to inherit the default")
-        return self
-
-
-@dataclass(frozen=True)
-class PairRules:
-    """The rules in force for one (camera, query), in ms; escalate_after None = no escalation."""
-
-    cooldown_ms: int
-    escalate_after: int | None
-    escalate_window_ms: int
-
-
-class AlertPolicySettings(_Strict):
-    """The alert policy's settings (the `alerter:` section of the YAML file).
-
-    cameras / queries: overrides keyed by camera id / query id. A query's override wins over
-    its camera's, which wins over the defaults: the query says what kind of event it is
-    (a fire alarm wants no cooldown wherever it fires), the camera only where it happens.
-    """
-
-    cooldown_s: float = Field(60.0, ge=0, le=86_400, description="per (camera, query), between event starts")
-    dedupe_ttl_s: float = Field(86_400.0, gt=0, le=30 * 86_400, description="how long hit ids are remembered")
-    # A day's hits of a busy site. The alerter keeps each remembered id as a Kafka record of its
-    # own (take_hit_changes), so the bound is on memory and restart time, not on record size.
-    dedupe_max_hits: int = Field(20_000, ge=1, le=100_000, description="hit ids remembered at most")
-    escalate_after: int | None = Field(
-        None,
-        ge=2,
-        le=1_000,
-        description="this many raised or cooled-down hits in the window escalate; null = off",
-    )
-    escalate_window_s: float = Field(600.0, gt=0, le=86_400)
-    schedules: list[Schedule] = Field(default_factory=list)
-    cameras: dict[Annotated[str, Field(min_length=1)], AlertOverrides] = Field(default_factory=dict)
-    queries: dict[Annotated[str, Field(min_length=1)], AlertOverrides] = Field(default_factory=dict)
-
-    @field_validator("schedules")
-    @classmethod
-    def _unique_names(cls, schedules: list[Schedule]) -> list[Schedule]:
-        require_unique_names([schedule.name for schedule in schedules], "schedule")
-        return schedules
-
-    def rules_for(self, camera_id: str, query_id: str) -> PairRules:
-        values: dict[str, Any] = {
-            "cooldown_s": self.cooldown_s,
-            "escalate_after": self.escalate_after,
-            "escalate_window_s": self.escalate_window_s,
-        }
-        for overrides in (self.cameras.get(camera_id), self.queries.get(query_id)):  # query last: it wins
-            if overrides is not None:
-                values.update({name: getattr(overrides, name) for name in overrides.model_fields_set})
-        return PairRules(
-            cooldown_ms=round(values["cooldown_s"] * 1000),
-            escalate_after=values["escalate_after"],
-            escalate_window_ms=round(values["escalate_window_s"] * 1000),
-        )
-
-    def pair_retention_ms(self) -> int:
-        """How long an idle (camera, query)'s cooldown and escalation memory must be kept: at
-        least the dedupe TTL, and never shorter than any cooldown or escalation window."""
-        seconds = [self.dedupe_ttl_s, self.cooldown_s, self.escalate_window_s]
-        for overrides in (*self.cameras.values(), *self.queries.values()):
-            seconds += [overrides.cooldown_s or 0, overrides.escalate_window_s or 0]
-        return round(max(seconds) * 1000)
-
-
-# --- decisions ----------------------------------------------------------------------------
 
 
 class AlertableHit(Protocol):
@@ -353,6 +87,14 @@ class AlertableHit(Protocol):
     def peak_ts_ms(self) -> int: ...
     @property
     def end_ts_ms(self) -> int | None: ...
+
+
+def decision_clock_ms(record_timestamp_ms: int | None, wall_ms: int) -> int:
+    """The `now_ms` to decide a hit at: its Kafka record's timestamp, which a replay sees again
+    unchanged; the wall clock only for a record that has none (None, or Kafka's -1)."""
+    if record_timestamp_ms is not None and record_timestamp_ms >= 0:
+        return record_timestamp_ms
+    return wall_ms
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,60 @@
+"""The `vigil` command line (Typer). Commands parse arguments and print; the work lives in
+models/, pipelines/ and services/. User mistakes end as one line on stderr, exit code 2.
+
+The commands live by subject; this module puts them on `app`, in the order `vigil --help` lists
+them, and holds the entry point (`main`, the console script's):
+    models.py    zeroshot, and `vigil models` (list, build, export-clip)
+    footage.py   scan and eval: recorded footage, no broker
+    services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
+    queries.py   `vigil queries` (add, delete, list)
+    options.py   the encoder options the commands share
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vigil import __version__
+from vigil.cli.footage import eval_command, scan
+from vigil.cli.models import models_app, zeroshot
+from vigil.cli.queries import queries_app
+from vigil.cli.services import alerter, broker, demo, detector, ingest, up
+from vigil.errors import VigilError
+from vigil.logs import configure_logging
+
+app = typer.Typer(
+    help="Vigil: real-time surveillance event detection against standing natural-language queries.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals in tracebacks could print credentials from settings.
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(models_app, name="models")
+app.add_typer(queries_app, name="queries")
+
+app.command()(zeroshot)
+app.command()(demo)
+app.command()(broker)
+app.command()(ingest)
+app.command()(scan)
+app.command("eval")(eval_command)
+app.command()(detector)
+app.command()(alerter)
+app.command()(up)
+
+
+@app.command()
+def version() -> None:
+    """Print Vigil's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    configure_logging()
+    try:
+        app()
+    except VigilError as error:
+        typer.echo(f"vigil: error: {error}", err=True)
+        sys.exit(2)
