@@ -9,7 +9,6 @@ and are forgotten row by row.
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 from vigil.services.common.contract import check_id, check_ts_ms
 from vigil.services.detector.frame_slices import FrameSlice, slice_for
 from vigil.services.detector.store.connection import MAX_QUERY_ROWS, MilvusConnection
+from vigil.services.detector.store.filters import MilvusFilter
 
 logger = logging.getLogger(__name__)
 
@@ -146,24 +146,19 @@ class FrameIndex(MilvusConnection):
         vectors = [self._vector(vector, f"query vector {i}") for i, vector in enumerate(query_vectors)]
         if not vectors:
             return []
-        conditions = []
-        if camera_ids is not None:
-            for camera_id in camera_ids:
-                check_id("camera_id", camera_id)
-            if not camera_ids:
-                return [[] for _ in vectors]
-            conditions.append(f"camera_id in {json.dumps(list(camera_ids))}")
-        if since_ts_ms is not None:
-            check_ts_ms("since_ts_ms", since_ts_ms)
-            conditions.append(f"ts_ms >= {since_ts_ms}")
-        if until_ts_ms is not None:
-            check_ts_ms("until_ts_ms", until_ts_ms)
-            conditions.append(f"ts_ms <= {until_ts_ms}")
+        condition = (
+            MilvusFilter()
+            .id_in("camera_id", camera_ids)
+            .at_or_after("ts_ms", since_ts_ms, "since_ts_ms")
+            .at_or_before("ts_ms", until_ts_ms, "until_ts_ms")
+        )
+        if camera_ids is not None and not camera_ids:
+            return [[] for _ in vectors]
         results = self._client.search(
             self.settings.frames_collection,
             data=vectors,
             anns_field="embedding",
-            filter=" and ".join(conditions),
+            filter=str(condition),
             limit=top_k,
             output_fields=["camera_id", "ts_ms", "thumbnail"],
             search_params={"metric_type": "COSINE", "params": {"ef": max(self.settings.search_ef, top_k)}},

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vigil.services.common.contract import Box, HitMessage, check_id, check_ts_ms, derive_hit_id
+from vigil.services.common.contract import Box, HitMessage, check_ts_ms, derive_hit_id
 from vigil.services.common.thumbnail_store import REFERENCE_RE, InvalidThumbnailReferenceError
 from vigil.services.detector.store.connection import MAX_QUERY_ROWS, MilvusConnection
+from vigil.services.detector.store.filters import MilvusFilter
 from vigil.services.detector.store.schema import BOX_FIELD
 
 # end_ts_ms of an event that is still on: Milvus INT64 fields are not nullable here.
@@ -101,19 +102,15 @@ class HitsCollection(MilvusConnection):
         """
         if not 1 <= limit <= MAX_QUERY_ROWS:
             raise ValueError(f"limit must be from 1 to {MAX_QUERY_ROWS}, got {limit}")
-        conditions = []
-        if camera_id is not None:
-            check_id("camera_id", camera_id)
-            conditions.append(f"camera_id == {json.dumps(camera_id)}")
-        if query_id is not None:
-            check_id("query_id", query_id)
-            conditions.append(f"query_id == {json.dumps(query_id)}")
-        if since_ts_ms is not None:
-            check_ts_ms("since_ts_ms", since_ts_ms)
-            conditions.append(f"peak_ts_ms >= {since_ts_ms}")
+        condition = (
+            MilvusFilter()
+            .id_is("camera_id", camera_id)
+            .id_is("query_id", query_id)
+            .at_or_after("peak_ts_ms", since_ts_ms, "since_ts_ms")
+        )
         rows = self._client.query(
             self.settings.hits_collection,
-            filter=" and ".join(conditions),
+            filter=str(condition),
             output_fields=[
                 "hit_id",
                 "camera_id",
