@@ -10,11 +10,10 @@ import textwrap
 
 import pytest
 
-# In a fresh process: the test's own heap is then known, not the pytest process's.
-SCRIPT = textwrap.dedent(
+# Each script runs in a fresh process: its heap is then known, not the pytest process's.
+PRELUDE = textwrap.dedent(
     """
     import ctypes
-    from vigil.services.common.memory import trim_c_heap
 
     def rss_mib():
         with open("/proc/self/status") as status:
@@ -23,6 +22,12 @@ SCRIPT = textwrap.dedent(
     libc = ctypes.CDLL(None)
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.free.argtypes = [ctypes.c_void_p]
+    """
+)
+SCRIPT = PRELUDE + textwrap.dedent(
+    """
+    from vigil.services.common.memory import trim_c_heap
+
     # 64 MiB in 16 KiB blocks (below glibc's mmap threshold, so on the heap), each touched;
     # every block but the last is freed, which keeps the free pages below a live block, where
     # glibc does not return them by itself.
@@ -47,18 +52,11 @@ def test_free_heap_pages_below_a_live_block_go_back_to_the_os():
     assert float(before) - float(after) > 48, (before, after)  # most of the 64 MiB freed
 
 
-LARGE_BLOCKS = textwrap.dedent(
+LARGE_BLOCKS = PRELUDE + textwrap.dedent(
     """
-    import ctypes, sys
+    import sys
     from vigil.services.common.memory import keep_large_blocks_out_of_the_heap
 
-    def rss_mib():
-        with open("/proc/self/status") as status:
-            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
-
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
-    libc.free.argtypes = [ctypes.c_void_p]
     # A 16 MiB block (a mapping of its own) freed: glibc raises its mmap threshold to 16 MiB.
     libc.free(libc.malloc(16 * 1024 * 1024))
     if sys.argv[1] == "fixed":
