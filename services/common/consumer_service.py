@@ -78,11 +78,10 @@ class _CheckpointOnRevoke(AsyncConsumerRebalanceListener):
             offsets = self.service.prepare_commit()
             if offsets:
                 await self.service.consumer.commit_async(offsets)
-        self.service.on_revoked(revoked)
+        self.service.partitions_gone(revoked)
 
     async def on_partitions_lost(self, lost: set[TopicPartition]) -> None:
-        self.service.forget_offsets({partition.partition for partition in lost})
-        self.service.on_revoked(lost)
+        self.service.partitions_gone(lost)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.service.on_assigned(assigned)
@@ -195,9 +194,12 @@ class ConsumerService:
         self._offsets = {}
         return offsets
 
-    def forget_offsets(self, partitions: Collection[int]) -> None:
-        """Drop what was consumed on `partitions` from the next commit (they were revoked)."""
-        self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp.partition not in partitions}
+    def partitions_gone(self, partitions: Collection[TopicPartition]) -> None:
+        """Another member owns `partitions` now: what was consumed there is not this member's
+        to commit, and the service drops what it kept for them (`on_revoked`)."""
+        gone = set(partitions)
+        self._offsets = {tp: offset for tp, offset in self._offsets.items() if tp not in gone}
+        self.on_revoked(partitions)
 
     # --- hooks ---------------------------------------------------------------------------
 
@@ -211,7 +213,8 @@ class ConsumerService:
         """Queue the snapshots the offsets about to be committed rely on."""
 
     def on_revoked(self, partitions: Collection[TopicPartition]) -> None:
-        """After the checkpoint that precedes a revocation."""
+        """`partitions` went to another member: revoked (after the checkpoint that precedes a
+        revocation) or lost (no checkpoint: they were no longer this member's)."""
 
     def on_assigned(self, partitions: Collection[TopicPartition]) -> None:
         pass

@@ -330,7 +330,6 @@ class DetectorService(ConsumerService):
         for camera_id in [cam for cam, part in self._partition_of.items() if part in partitions]:
             self.pipelines.pop(camera_id, None)
             self._partition_of.pop(camera_id, None)
-        self.forget_offsets(partitions)
         self._replay_until = {
             tp: end for tp, end in self._replay_until.items() if tp.partition not in partitions
         }
