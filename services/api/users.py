@@ -111,6 +111,8 @@ def users_router(authority: TokenAuthority, directory: IdentityDirectory) -> API
     unavailable = {503: _refusal("Kafka did not confirm the change (the broker is away); try again")}
     unknown_user = {404: _refusal("No user with this name")}
     last_admin = {409: _refusal("The change would leave no admin")}
+    # FastAPI answers 400 (not 422) to a body it cannot even decode (bytes that are not UTF-8).
+    unreadable = {400: _refusal("The body could not be read as JSON")}
 
     def refuse(status: int, error: Exception) -> HTTPException:
         return HTTPException(status, str(error))
@@ -123,7 +125,7 @@ def users_router(authority: TokenAuthority, directory: IdentityDirectory) -> API
         "/users",
         status_code=201,
         response_model=User,
-        responses={**as_admin, 409: _refusal("A user with this name exists"), **unavailable},
+        responses={**as_admin, **unreadable, 409: _refusal("A user with this name exists"), **unavailable},
     )
     def add_user(body: UserInput, principal: Principal = admin) -> User:
         try:
@@ -136,7 +138,7 @@ def users_router(authority: TokenAuthority, directory: IdentityDirectory) -> API
     @router.put(
         "/users/{name}",
         response_model=User,
-        responses={**as_admin, **unknown_user, **last_admin, **unavailable},
+        responses={**as_admin, **unreadable, **unknown_user, **last_admin, **unavailable},
     )
     def change_user(name: UserNamePath, body: UserChange, principal: Principal = admin) -> User:
         """Change a user's role, display name or disabled flag (re-enabling revives no token)."""
@@ -177,7 +179,13 @@ def users_router(authority: TokenAuthority, directory: IdentityDirectory) -> API
         "/users/{name}/tokens",
         status_code=201,
         response_model=NewToken,
-        responses={**as_admin, **unknown_user, 409: _refusal("The user is disabled"), **unavailable},
+        responses={
+            **as_admin,
+            **unreadable,
+            **unknown_user,
+            409: _refusal("The user is disabled"),
+            **unavailable,
+        },
     )
     def issue_token(
         name: UserNamePath, body: TokenInput | None = None, principal: Principal = admin
