@@ -14,7 +14,7 @@ line or error carries a secret or its digest. A change Kafka did not confirm is 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,7 +99,10 @@ class NewToken(TokenInfo):
     token: str = Field(description="the bearer token; keep it, it is not shown again")
 
 
-def _refusal(description: str) -> dict:
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _refusal(description: str) -> dict[str, Any]:
     return {"model": ErrorDetail, "description": description}
 
 
@@ -108,11 +111,13 @@ def users_router(authority: TokenAuthority, directory: IdentityDirectory) -> API
     router = APIRouter(prefix="/api/v1", tags=["users"])
     admin = Depends(requires(authority, "admin"))
     as_admin = auth_responses("admin")
-    unavailable = {503: _refusal("Kafka did not confirm the change (the broker is away); try again")}
-    unknown_user = {404: _refusal("No user with this name")}
-    last_admin = {409: _refusal("The change would leave no admin")}
+    unavailable: Responses = {
+        503: _refusal("Kafka did not confirm the change (the broker is away); try again")
+    }
+    unknown_user: Responses = {404: _refusal("No user with this name")}
+    last_admin: Responses = {409: _refusal("The change would leave no admin")}
     # FastAPI answers 400 (not 422) to a body it cannot even decode (bytes that are not UTF-8).
-    unreadable = {400: _refusal("The body could not be read as JSON")}
+    unreadable: Responses = {400: _refusal("The body could not be read as JSON")}
 
     def refuse(status: int, error: Exception) -> HTTPException:
         return HTTPException(status, str(error))
