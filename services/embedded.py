@@ -9,7 +9,9 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
 1. finds Kafka: VIGIL_KAFKA_BOOTSTRAP when set, else the local broker on 127.0.0.1:19092,
    started here when none answers (services/broker), durable in <VIGIL_HOME>/broker;
 2. registers the file's standing queries on "queries" (id, text, language, cameras, threshold,
-   severity; an existing query with the same id is replaced);
+   severity; an existing query with the same id is replaced); with the alerts API on, no
+   `tokens` configured and no user on "identities", makes the first admin and shows its token
+   once (`on_first_admin`: `vigil up` prints it on stdout, never in the log);
 3. runs `vigil ingest`, `vigil detector` and `vigil alerter` as child processes on that config,
    restarting one that dies (a crash of one stage must not take the others down; each keeps
    its own cores, which two CPU-heavy stages in one Python process would not). They run in
@@ -63,6 +65,7 @@ from vigil.services.common.contract import (
     describe_validation_error,
 )
 from vigil.services.common.disk import check_free_disk
+from vigil.services.common.identities import first_admin_announcement, first_admin_token
 from vigil.services.common.kafka import (
     KafkaSettings,
     ResilientProducer,
@@ -316,9 +319,11 @@ def run_embedded(
     stop: threading.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
     on_status: Callable[[CameraStatusMessage], None] | None = None,
+    on_first_admin: Callable[[str], None] | None = None,
 ) -> None:
     """See the module docstring. `on_ready(bootstrap)` is called once the children are started;
-    `on_status` gets every camera status ingest publishes from then on."""
+    `on_status` gets every camera status ingest publishes from then on; `on_first_admin` the
+    announcement of the first admin's API token, when this start made it (shown once, never logged)."""
     config_path = Path(config_path).resolve()
     # Every service's settings are checked before anything starts.
     IngestServiceSettings.load(config_path)
@@ -361,6 +366,11 @@ def run_embedded(
             log.info(
                 "registered %d standing queries: %s", len(queries), ", ".join(q.query_id for q in queries)
             )
+        api = alerter_config.api
+        if on_first_admin is not None and api.port and not api.tokens:
+            first = first_admin_token(settings, api.token_file)
+            if first is not None:
+                on_first_admin(first_admin_announcement(first, api.token_file))
         follower = _Follower(settings, on_hit, on_alert, on_status)
         watch = BrokerWatch(endpoint, settings, queries)
         for child in children:

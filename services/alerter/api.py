@@ -8,6 +8,7 @@
     POST /api/v1/alerts/{alert_id}/acknowledge      operator: once; 409 names who did it first
     GET  /media/audio/{name}                        signed link or viewer: the spoken alert
     GET  /media/thumbnails/{camera}/{day}/{ts}.jpg  signed link or viewer: the peak frame
+    /api/v1/users, /api/v1/tokens                  admin: users and tokens (services/api/users.py)
 
 Every alert is served as an `AlertView`: the record (the alert message, open/acknowledged by
 whom and when, the event's end) plus `thumbnail_url` and `audio_url`, absolute signed links
@@ -48,6 +49,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vigil.pipelines.alert_book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
 from vigil.services.alerter.speech import CONTENT_TYPES
+from vigil.services.api.users import users_router
 from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
 from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
 from vigil.services.common.http import (
@@ -349,5 +351,6 @@ def create_alert_api(
             raise HTTPException(404, f"no thumbnail {reference!r}") from None
         return FileResponse(path, media_type="image/jpeg", headers=_MEDIA_CACHING)
 
+    app.include_router(users_router(authority, service.identities))
     app.add_middleware(RequestLog, logger=log)
     return app

@@ -78,7 +78,7 @@ from vigil.services.alerter.state import (
     save_policy_memory,
 )
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
-from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
+from vigil.services.common.auth import UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
     AlertMessage,
@@ -89,6 +89,7 @@ from vigil.services.common.contract import (
     encode_json,
 )
 from vigil.services.common.http import HttpServer
+from vigil.services.common.identities import IdentityDirectory, open_token_authority
 from vigil.services.common.kafka import (
     KafkaRecord,
     QueryTableReader,
@@ -129,6 +130,7 @@ class AlerterService(ConsumerService):
         self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
         self.http: HttpServer | None = None
+        self.identities: IdentityDirectory | None = None  # with the HTTP API on
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
         self.warmer: SpeechWarmer | None = None
         self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit
@@ -164,11 +166,11 @@ class AlerterService(ConsumerService):
 
     def _start_api(self) -> None:
         settings = self.config.api
-        tokens = settings.tokens
-        if not tokens:
-            generated = load_or_create_secret(settings.token_file, "alerter API admin token")
-            tokens = [ApiToken(name="admin", role="admin", token=generated)]
-            log.info("API tokens: none configured; the admin token is in %s", settings.token_file)
+        # The configured tokens, then the users' on "identities" (the first admin made if none).
+        authority, self.identities = open_token_authority(
+            self.settings.kafka, self.producer, settings.tokens, settings.token_file
+        )
+        self.on_close(self.identities.close)
         if settings.signing_key is not None:
             key = settings.signing_key.get_secret_value()
         else:
@@ -176,7 +178,7 @@ class AlerterService(ConsumerService):
         thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
-        app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
+        app = create_alert_api(self, authority, links, thumbnails)
         self.http = HttpServer(app, settings.host, settings.port, "alerter")
         self.on_close(self.http.close)
         self.on_close(self.feed.close)  # closed first: open event streams end at once

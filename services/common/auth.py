@@ -1,20 +1,25 @@
 """Who may do what over HTTP: named bearer tokens with roles, and signed links to media.
 
-    authority = TokenAuthority([ApiToken(name="an", role="operator", token="...")])
+    authority = TokenAuthority([ApiToken(name="an", role="operator", token="...")], directory)
     authority.identify("...")            # Principal(name="an", role="operator") or None
 
-Roles are ordered, each including the ones before it:
+Roles are ordered, each including the ones before it (pipelines/identities.py):
 - viewer: read alerts, follow the live stream, fetch thumbnails and audio;
-- operator: also acknowledge alerts;
-- admin: everything.
+- operator: also standing queries and acknowledging alerts;
+- admin: everything, users and tokens included.
+
+Tokens come from two places: the alerter's settings (`tokens`, for existing deployments and
+tests: hashed in memory here) and the users and tokens on the "identities" topic, stored
+hashed (`directory`, services/common/identities.py).
 
 A token is presented as `Authorization: Bearer <token>`, or as `?access_token=<token>` where a
 client cannot set headers (a browser's EventSource). Tokens are compared in constant time on
 their SHA-256, and a token never reaches a log: services log request paths without query strings.
 
-With no token configured, `load_or_create_secret` generates one admin token into a file readable
-only by its owner (under VIGIL_HOME), so a fresh install is never open to writes; the log names
-the file, never the token.
+With no token configured and no user on "identities", the first admin's token is generated with
+`load_or_create_secret` into a file readable only by its owner (under VIGIL_HOME) and stored
+hashed (services/common/identities.py, `ensure_first_admin`), so a fresh install is never open
+to writes; the log names the file, never the token.
 
 Media (thumbnails, spoken audio) is also reachable through signed links, `UrlSigner`: a path, an
 expiry and an HMAC-SHA256 over both, so that an <img> or <audio> element, or a webhook receiver
@@ -29,19 +34,22 @@ import logging
 import os
 import secrets
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Protocol
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from vigil.errors import VigilError
 
+# Re-exported: the HTTP side imports roles and principals from here.
+from vigil.pipelines.identities import ROLE_RANK as ROLE_RANK
+from vigil.pipelines.identities import USER_NAME_PATTERN
+from vigil.pipelines.identities import Principal as Principal
+from vigil.pipelines.identities import Role as Role
+
 log = logging.getLogger(__name__)
 
-Role = Literal["viewer", "operator", "admin"]
-ROLE_RANK: dict[str, int] = {"viewer": 0, "operator": 1, "admin": 2}
 MIN_SECRET_CHARS = 16
 
 
@@ -50,20 +58,15 @@ class ApiToken(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$", description="who, e.g. a login")
+    name: str = Field(pattern=USER_NAME_PATTERN, description="who, e.g. a login")
     role: Role
     token: SecretStr = Field(min_length=MIN_SECRET_CHARS, description="the bearer token (at least 16 chars)")
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who made a request, as established from their token."""
+class TokenDirectory(Protocol):
+    """Tokens kept elsewhere (services/common/identities.py: the users and tokens on Kafka)."""
 
-    name: str
-    role: Role
-
-    def may(self, role: Role) -> bool:
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+    def identify(self, presented: str) -> Principal | None: ...
 
 
 def _digest(token: str) -> bytes:
@@ -71,10 +74,12 @@ def _digest(token: str) -> bytes:
 
 
 class TokenAuthority:
-    """Bearer tokens to principals. Two clients may not share a token (it would make the user
-    recorded on an acknowledgement ambiguous)."""
+    """Bearer tokens to principals: the configured ones (settings), then the `directory`'s (the
+    users and tokens on Kafka). Two configured clients may not share a token (it would make the
+    user recorded on an acknowledgement ambiguous)."""
 
-    def __init__(self, tokens: list[ApiToken]) -> None:
+    def __init__(self, tokens: list[ApiToken], directory: TokenDirectory | None = None) -> None:
+        self.directory = directory
         self._principals: list[tuple[bytes, Principal]] = []
         seen: dict[bytes, str] = {}
         for token in tokens:
@@ -94,7 +99,14 @@ class TokenAuthority:
         for candidate, principal in self._principals:
             if hmac.compare_digest(candidate, digest):
                 found = principal
+        if found is None and self.directory is not None:
+            found = self.directory.identify(presented)
         return found
+
+    @property
+    def configured_admins(self) -> int:
+        """How many configured tokens are admins' (a way in that no stored change removes)."""
+        return sum(1 for _digest, principal in self._principals if principal.role == "admin")
 
     def __len__(self) -> int:
         return len(self._principals)

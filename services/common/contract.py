@@ -55,6 +55,8 @@ class Topics(BaseModel):
     detector_state: str = "detector-state"
     # The alerter's policy memory and alert records (key = "<group>:policy" / "<group>:alert:<id>").
     alert_state: str = "alert-state"
+    # Users and API tokens, hashed (key = "user:<name>" / "token:<token_id>"; tombstone deletes).
+    identities: str = "identities"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

@@ -124,6 +124,9 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
     print("\n".join(lines))
     assert process.returncode == 0
     assert f"alerts API http://127.0.0.1:{api_port}/docs" in "\n".join(lines), lines
+    # The first admin's token: printed once on stdout (the log is stderr), kept in the token file.
+    admin_token = (tmp_path / "api-token").read_text().strip()
+    assert sum(admin_token in line for line in lines) == 1, lines
     assert any(line.startswith("HIT   camera hall  query cat") for line in lines), lines
     alerts = [m for line in lines if (m := ALERT_LINE.match(line))]
     assert {m["query"] for m in alerts} == set(LANGUAGES), lines

@@ -64,6 +64,7 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert set(specs) == {
         "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
         "p-detector-state", "p-alert-state",
+        "p-identities",
     }  # fmt: skip
     frames = specs["p-frames"]
     assert frames["num_partitions"] == 8
@@ -75,6 +76,8 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert specs["p-detector-state"]["num_partitions"] == 1
     assert specs["p-alert-state"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-alert-state"]["num_partitions"] == 1
+    assert specs["p-identities"]["configs"]["cleanup.policy"] == "compact"
+    assert specs["p-identities"]["num_partitions"] == 1
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
     assert int(specs["p-dead-letters"]["configs"]["max.message.bytes"]) > int(
         frames["configs"]["max.message.bytes"]

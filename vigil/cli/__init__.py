@@ -7,6 +7,7 @@ them, and holds the entry point (`main`, the console script's):
     footage.py   scan and eval: recorded footage, no broker
     services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
     queries.py   `vigil queries` (add, delete, list)
+    users.py     `vigil users` (add, list, disable) and `vigil tokens` (create, list, revoke)
     options.py   the encoder options the commands share
 """
 
@@ -21,6 +22,7 @@ from vigil.cli.footage import eval_command, scan
 from vigil.cli.models import models_app, zeroshot
 from vigil.cli.queries import queries_app
 from vigil.cli.services import alerter, broker, demo, detector, ingest, up
+from vigil.cli.users import tokens_app, users_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
 
@@ -33,6 +35,8 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(queries_app, name="queries")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 
 app.command()(zeroshot)
 app.command()(demo)

@@ -102,4 +102,5 @@ def up(
         on_alert=lambda alert: typer.echo(describe_alert(alert, alert_audio_path(alert, alerter_config))),
         seconds=seconds,
         on_ready=lambda bootstrap: typer.echo(alerter_config.api.describe() or "alerts API off"),
+        on_first_admin=typer.echo,  # stdout, once: never the log (stderr)
     )
