@@ -74,6 +74,8 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.detector_state: spec(1, compacted),
         # The alerter's policy memory and alert records: loaded whole at start, like detector_state.
         topics.alert_state: spec(1, compacted),
+        # One partition: the API loads the whole audit trail at start, in the order it was written.
+        topics.query_history: spec(1, deleted_after(settings.query_history_retention_ms)),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
