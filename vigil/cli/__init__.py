@@ -6,7 +6,7 @@ them, and holds the entry point (`main`, the console script's):
     models.py    zeroshot, and `vigil models` (list, build, export-clip)
     footage.py   scan and eval: recorded footage, no broker
     services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
-    queries.py   `vigil queries` (add, delete, list)
+    queries.py   `vigil queries` (add, edit, delete, list, history)
     options.py   the encoder options the commands share
 """
 
