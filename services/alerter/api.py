@@ -2,7 +2,8 @@
 
     GET  /healthz                                   no token: {"status": "ok" | "degraded", "kafka": ...}
     GET  /api/v1/me                                 viewer: who the token belongs to
-    GET  /api/v1/alerts?status=open&camera_id=&query_id=&limit=100        viewer
+    GET  /api/v1/alerts?status=open&camera_id=&query_id=&severity=&since_ts_ms=&until_ts_ms=
+                       &offset=0&limit=100          viewer: {"alerts", "total", "offset", "limit"}
     GET  /api/v1/alerts/stream                      viewer: Server-Sent Events (below)
     GET  /api/v1/alerts/{alert_id}                  viewer
     POST /api/v1/alerts/{alert_id}/acknowledge      operator: once; 409 names who did it first
@@ -30,11 +31,15 @@ The OpenAPI document (/openapi.json) lists every one of these per route, with th
 schemes: a bearer token in the Authorization header or `?access_token=`, and for media also a
 signed link (`signedLink`: `?expires=..&signature=..`). tests/alerter/test_api_conformance.py
 holds the running API to it with schemathesis.
+
+The routes of services/api/ are included here: standing queries and their history (queries.py),
+hits (hits.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -48,10 +53,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict
 
 from vigil.pipelines.alert_book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
+from vigil.pipelines.event_listing import EventFacts, EventFilter, page_of
 from vigil.services.alerter.speech import CONTENT_TYPES
+from vigil.services.api.event_lists import Paging, event_filter, paging
+from vigil.services.api.hits import hits_router
+from vigil.services.api.queries import queries_router
 from vigil.services.api.users import users_router
 from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
-from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
+from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage
 from vigil.services.common.http import (
     WWW_AUTHENTICATE,
     ErrorDetail,
@@ -165,6 +174,15 @@ class AlertView(BaseModel):
 
 class AlertList(BaseModel):
     alerts: list[AlertView]
+    total: int | None = None  # every alert that matched (None only in older clients' eyes)
+    offset: int = 0
+    limit: int | None = None
+
+
+def alert_facts(record: AlertRecord[AlertMessage]) -> EventFacts:
+    """What the list's filters read of an alert: dated when it was raised."""
+    alert = record.alert
+    return EventFacts(alert.camera_id, alert.query_id, alert.severity, alert.raised_ts_ms, record.status)
 
 
 class AlertLinks:
@@ -235,16 +253,22 @@ def create_alert_api(
 
     @app.get("/api/v1/alerts", response_model=AlertList, responses=as_viewer)
     def list_alerts(
+        wanted: Annotated[EventFilter, Depends(event_filter)],
+        page: Annotated[Paging, Depends(paging)],
         status: Literal["open", "acknowledged", "all"] = "open",
-        camera_id: Identifier | None = None,
-        query_id: Identifier | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         principal: Principal = viewer,
     ) -> AlertList:
-        """Alerts, newest raised first."""
-        records = service.alert_records(status=status, camera_id=camera_id, query_id=query_id, limit=limit)
+        """Alerts, newest raised first, filtered (all filters hold; times are when raised) and paged."""
+        wanted = dataclasses.replace(wanted, status=None if status == "all" else status)
+        matching = [record for record in service.alert_records() if wanted.admits(alert_facts(record))]
+        shown = page_of(matching, page.offset, page.limit)
         now_s = time.time()
-        return AlertList.model_construct(alerts=[links.view(record, now_s) for record in records])
+        return AlertList.model_construct(
+            alerts=[links.view(record, now_s) for record in shown.items],
+            total=shown.total,
+            offset=shown.offset,
+            limit=shown.limit,
+        )
 
     @app.get("/api/v1/alerts/stream", response_class=EventSourceResponse, responses=json_refusals(as_viewer))
     async def stream(
@@ -352,5 +376,7 @@ def create_alert_api(
         return FileResponse(path, media_type="image/jpeg", headers=_MEDIA_CACHING)
 
     app.include_router(users_router(authority, service.identities))
+    app.include_router(queries_router(authority, service.query_catalog))
+    app.include_router(hits_router(authority, service.seen_hits, links.thumbnail_url))
     app.add_middleware(RequestLog, logger=log)
     return app

@@ -66,6 +66,7 @@ from vigil.pipelines.alerting import (
     decision_clock_ms,
     severity_of,
 )
+from vigil.pipelines.hit_log import HitLog
 from vigil.services.alerter.api import AlertLinks, create_alert_api
 from vigil.services.alerter.config import AlerterServiceSettings
 from vigil.services.alerter.feed import AlertFeed, ChangeKind
@@ -78,6 +79,8 @@ from vigil.services.alerter.state import (
     save_policy_memory,
 )
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
+from vigil.services.api.hits import SeenHit
+from vigil.services.api.query_catalog import QueryCatalog
 from vigil.services.common.auth import UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
@@ -107,6 +110,8 @@ _FROM_THE_HIT = frozenset(
     ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail")
 )
 _PRUNE_INTERVAL_S = 60.0
+# The hits GET /api/v1/hits can list (services/api/hits.py); ~1 KiB each.
+_HITS_KEPT = 10_000
 
 
 class AlerterService(ConsumerService):
@@ -126,6 +131,8 @@ class AlerterService(ConsumerService):
         super().__init__("alerter", kafka_settings, self.metrics.registry, config.commit_interval_s)
         self.policy = AlertPolicy(config.policy)
         self.book = AlertBook[AlertMessage]()
+        self.hit_log = HitLog[HitMessage](_HITS_KEPT)
+        self.query_catalog: QueryCatalog | None = None  # with the HTTP API on
         self.feed = AlertFeed(config.api.replay_changes)
         self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
         self.links: AlertLinks | None = None  # with the HTTP API on
@@ -176,6 +183,9 @@ class AlerterService(ConsumerService):
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
         thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
+        # The API's own reader of "queries" and "query-history" (the loop's reader is its thread's).
+        self.query_catalog = QueryCatalog(self.settings.kafka, self.producer).load().follow()
+        self.on_close(self.query_catalog.close)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, authority, links, thumbnails)
@@ -256,6 +266,8 @@ class AlerterService(ConsumerService):
             self.metrics.bad_hits.inc()
             return None
         query = self.queries.table.get(hit.query_id)
+        with self._lock:
+            self.hit_log.add(hit)
         if hit.camera_id not in self._cameras:
             self._cameras.add(hit.camera_id)
             self._warm_up()
@@ -387,6 +399,22 @@ class AlerterService(ConsumerService):
         """See AlertBook.records. Thread-safe."""
         with self._lock:
             return self.book.records(status, camera_id, query_id, limit)
+
+    def seen_hits(self) -> list[SeenHit]:
+        """The hits read since start (the newest `_HITS_KEPT`), newest event first, each with its
+        alert if it raised one and the severity of that alert, else of its query now. Thread-safe."""
+        standing = self.queries.table.snapshot()
+        with self._lock:
+            hits = self.hit_log.hits()
+            alert_ids = {hit.hit_id: alert_id_for(hit.hit_id) for hit in hits}
+            alerts = {hit_id: self.book.get(a) for hit_id, a in alert_ids.items() if a in self.book}
+        seen = []
+        for hit in hits:
+            record = alerts.get(hit.hit_id)
+            query = standing.get(hit.query_id)
+            severity = record.alert.severity if record is not None else query.severity if query else None
+            seen.append(SeenHit(hit, record.alert_id if record is not None else None, severity))
+        return seen
 
     def alert_record(self, alert_id: str) -> AlertRecord[AlertMessage]:
         """Raises UnknownAlertError. Thread-safe."""

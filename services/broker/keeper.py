@@ -26,8 +26,9 @@ object store now answers those listings from the folder (objectstore/server.js: 
 keeps at most LOCAL_FRAMES_RETENTION_MS of frames (the detector skips frames older than its
 `max_lag_s`, 10 s, anyway) and LOCAL_EVENTS_RETENTION_MS of the other deleted topics (hits are
 kept in Milvus, alerts and acknowledgements on the compacted "alert-state"; the topics only
-carry them to their consumers, which are seconds behind). A Kafka cluster applies the
-configured retention itself.
+carry them to their consumers, which are seconds behind), but "query-history" for as long as
+configured (a record per operator edit, and the only copy of the audit trail). A Kafka cluster
+applies the configured retention itself.
 """
 
 from __future__ import annotations
@@ -186,7 +187,11 @@ class StoreKeeper:
         return removed
 
     def retention_ms(self, topic: str, configured_ms: int) -> int:
-        """The topic's retention on the local log: the configured one, capped (module docstring)."""
+        """The topic's retention on the local log: the configured one, capped (module docstring),
+        except for "query-history": one record per operator edit stays a handful of batches, and
+        it is the only copy of who changed a query (nothing downstream keeps it)."""
+        if topic == self.settings.topics.query_history:
+            return configured_ms
         cap = LOCAL_FRAMES_RETENTION_MS if topic == self.settings.topics.frames else LOCAL_EVENTS_RETENTION_MS
         return min(configured_ms, cap)
 

@@ -57,6 +57,8 @@ class Topics(BaseModel):
     alert_state: str = "alert-state"
     # Users and API tokens, hashed (key = "user:<name>" / "token:<token_id>"; tombstone deletes).
     identities: str = "identities"
+    # Every change of a standing query, who made it and when (key = query_id; append-only).
+    query_history: str = "query-history"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -159,6 +161,21 @@ class QueryMessage(VigilMessage):
 
     def applies_to(self, camera_id: str) -> bool:
         return self.enabled and (not self.cameras or camera_id in self.cameras)
+
+
+QueryAction = Literal["created", "updated", "deleted"]
+
+
+class QueryChangeMessage(VigilMessage):
+    """One change of a standing query on "query-history" (key = query_id): who made it, when,
+    and the query as it stood after it (None once deleted). "queries" is compacted, so only this
+    append-only topic remembers earlier versions."""
+
+    query_id: Identifier
+    action: QueryAction
+    by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    ts_ms: TimestampMs
+    query: QueryMessage | None = None
 
 
 # A hit's primary key: one derivation, shared with the matching pipeline that creates hits.

@@ -75,3 +75,32 @@ def test_vigil_up_checks_every_section_before_starting_anything(kafka_settings, 
         result = vigil(kafka_settings, "up", "--config", str(config))
         assert result.returncode == 2 and field in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_queries_are_edited_and_their_history_names_who_and_what(kafka_settings):
+    assert vigil(kafka_settings, "queries", "add", "a cat", "--id", "cat").returncode == 0
+    edited = vigil(
+        kafka_settings, "queries", "edit", "cat", "--severity", "critical", "--camera", "hall", "--disable"
+    )
+    assert edited.returncode == 0, edited.stderr
+    listed = {q["query_id"]: q for q in json.loads(vigil(kafka_settings, "queries", "list", "--json").stdout)}
+    cat = listed["cat"]
+    assert (cat["text"], cat["severity"], cat["cameras"], cat["enabled"]) == (
+        "a cat",
+        "critical",
+        ["hall"],
+        False,
+    )
+    assert vigil(kafka_settings, "queries", "delete", "cat").returncode == 0
+    history = vigil(kafka_settings, "queries", "history", "cat", "--json")
+    assert history.returncode == 0, history.stderr
+    changes = json.loads(history.stdout)
+    assert [c["action"] for c in changes] == ["created", "updated", "deleted"]
+    assert changes[1]["query"]["severity"] == "critical" and changes[2]["query"] is None
+    assert len({c["by"] for c in changes}) == 1
+    for args, expected in [
+        (("edit", "no-such-query", "--severity", "info"), "no standing query 'no-such-query'"),
+        (("history", "no-such-query"), "no standing query 'no-such-query'"),
+    ]:
+        result = vigil(kafka_settings, "queries", *args)
+        assert result.returncode == 2 and expected in result.stderr, result.stderr

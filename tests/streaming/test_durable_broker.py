@@ -17,6 +17,7 @@ from vigil.services.broker.endpoint import start_local_broker
 from vigil.services.broker.keeper import (
     DELETE_RETENTION_MS,
     LIST_PAGE_KEYS,
+    LOCAL_EVENTS_RETENTION_MS,
     LOCAL_FRAMES_RETENTION_MS,
     StoredBatch,
     expired_batches,
@@ -343,5 +344,26 @@ def test_retention_pages_through_a_long_partition_oldest_first(tmp_path):
         assert settings.frames_retention_ms > LOCAL_FRAMES_RETENTION_MS
         assert keeper.run_once(int(time.time() * 1000) + 3 * 60_000)[frames] == total - 1
         assert read_all(settings, frames) == [(total - 1, b"cam", b"jpeg-%d" % (total - 1))]
+    finally:
+        endpoint.close()
+
+
+def test_the_keeper_keeps_the_query_history_past_the_local_cap_until_its_own_retention(tmp_path):
+    """The local log caps deleted topics at LOCAL_EVENTS_RETENTION_MS, but not "query-history":
+    it is the only copy of who changed a standing query."""
+    settings = settings_at(f"127.0.0.1:{free_loopback_port()}")
+    endpoint = start_local_broker(settings, log_dir=tmp_path, data_dir=tmp_path / "data")
+    try:
+        endpoint.keeper.stop()
+        keeper = endpoint.keeper
+        history, hits = settings.topics.query_history, settings.topics.hits
+        produce_one_batch_each(settings, history, [(b"fence", b"created"), (b"fence", b"updated")])
+        produce_one_batch_each(settings, hits, [(b"cam", b"hit-1"), (b"cam", b"hit-2")])
+        now_ms = int(time.time() * 1000)
+        removed = keeper.run_once(now_ms + 2 * LOCAL_EVENTS_RETENTION_MS)
+        assert removed.get(history) is None and removed[hits] == 1
+        assert [value for _, _, value in read_all(settings, history)] == [b"created", b"updated"]
+        removed = keeper.run_once(now_ms + settings.query_history_retention_ms + 60_000)
+        assert removed[history] == 1  # the newest batch stays, as ever
     finally:
         endpoint.close()

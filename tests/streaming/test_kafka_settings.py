@@ -63,7 +63,7 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     specs = topic_specs(KafkaSettings(frame_partitions=8, topic_prefix="p-"))
     assert set(specs) == {
         "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
-        "p-detector-state", "p-alert-state",
+        "p-detector-state", "p-alert-state", "p-query-history",
         "p-identities",
     }  # fmt: skip
     frames = specs["p-frames"]
@@ -79,6 +79,10 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert specs["p-identities"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-identities"]["num_partitions"] == 1
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
+    # The audit trail of standing queries: append-only, one partition (loaded whole, in order), a year.
+    history = specs["p-query-history"]
+    assert history["num_partitions"] == 1 and history["configs"]["cleanup.policy"] == "delete"
+    assert int(history["configs"]["retention.ms"]) == 365 * 86_400_000
     assert int(specs["p-dead-letters"]["configs"]["max.message.bytes"]) > int(
         frames["configs"]["max.message.bytes"]
     )

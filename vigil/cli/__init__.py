@@ -8,6 +8,7 @@ them, and holds the entry point (`main`, the console script's):
     services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
     queries.py   `vigil queries` (add, delete, list)
     users.py     `vigil users` (add, list, disable) and `vigil tokens` (create, list, revoke)
+    queries.py   `vigil queries` (add, edit, delete, list, history)
     options.py   the encoder options the commands share
 """
 

@@ -1,4 +1,6 @@
-"""`vigil queries`: register, list and delete standing queries on Kafka."""
+"""`vigil queries`: register, edit, list and delete standing queries on Kafka, and show who changed
+one when. Every change goes to "query-history" too, under the shell's user name (as the API's go
+under the token's user; services/api/query_catalog.py)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,44 @@ import typer
 
 from vigil.errors import VigilError
 
-queries_app = typer.Typer(help='Register, list and delete standing queries (on Kafka "queries").')
+queries_app = typer.Typer(help='Register, edit, list and delete standing queries (on Kafka "queries").')
 
 
 def _kafka_settings():
     from vigil.services.common.kafka import load_kafka_settings
 
     return load_kafka_settings()
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser() or "cli"
+    except OSError:  # no user name in the environment or the password database
+        return "cli"
+
+
+def _invalid(error: ValueError) -> VigilError:
+    from pydantic import ValidationError
+
+    from vigil.services.common.contract import describe_validation_error
+
+    reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
+    return VigilError(f"invalid query: {reason}")
+
+
+def _change(write) -> None:
+    """Run `write(catalog, user)` over a loaded catalog of the queries and their history."""
+    from vigil.services.api.query_catalog import QueryCatalog, QueryExistsError, UnknownQueryError
+    from vigil.services.common.kafka import ResilientProducer
+
+    settings = _kafka_settings()
+    with ResilientProducer(settings) as producer, QueryCatalog(settings, producer) as catalog:
+        try:
+            write(catalog.load(), _user())
+        except (QueryExistsError, UnknownQueryError) as error:
+            raise VigilError(str(error)) from None
 
 
 @queries_app.command("add")
@@ -31,13 +64,9 @@ def queries_add(
     disabled: Annotated[bool, typer.Option("--disabled", help="register it switched off")] = False,
 ) -> None:
     """Add or replace a standing query."""
-    import getpass
     import time
 
-    from pydantic import ValidationError
-
-    from vigil.services.common.contract import QueryMessage, describe_validation_error
-    from vigil.services.common.kafka import ResilientProducer, publish_query
+    from vigil.services.common.contract import QueryMessage
 
     try:
         level: float | str = threshold if threshold == "auto" else float(threshold)
@@ -50,30 +79,101 @@ def queries_add(
                 "threshold": level,
                 "severity": severity,
                 "enabled": not disabled,
-                "created_by": getpass.getuser() or "cli",
+                "created_by": _user(),
                 "updated_ts_ms": int(time.time() * 1000),
             }
         )
     except ValueError as error:
-        reason = describe_validation_error(error) if isinstance(error, ValidationError) else str(error)
-        raise VigilError(f"invalid query: {reason}") from None
-    settings = _kafka_settings()
-    with ResilientProducer(settings) as producer:
-        publish_query(producer, settings.topics, query)
+        raise _invalid(error) from None
+    _change(lambda catalog, user: catalog.upsert(query, user))
     typer.echo(f"registered {query.query_id}: {query.text!r}")
+
+
+@queries_app.command("edit")
+def queries_edit(
+    query_id: Annotated[str, typer.Argument(help="query id")],
+    text: Annotated[str | None, typer.Option("--text", help="what to look for instead")] = None,
+    camera: Annotated[
+        list[str] | None,
+        typer.Option("--camera", help="only these cameras (repeat); --all-cameras: every one"),
+    ] = None,
+    all_cameras: Annotated[bool, typer.Option("--all-cameras", help="watch every camera")] = False,
+    threshold: Annotated[str | None, typer.Option("--threshold", help="'auto' or a number in (0, 1)")] = None,
+    language: Annotated[Literal["auto", "en", "vi"] | None, typer.Option("--language")] = None,
+    severity: Annotated[Literal["info", "warning", "critical"] | None, typer.Option("--severity")] = None,
+    enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="switch it on or off")] = None,
+) -> None:
+    """Change some fields of a standing query; the others stay."""
+    import time
+
+    from vigil.services.common.contract import QueryMessage
+
+    changes: dict[str, object] = {
+        name: value
+        for name, value in (
+            ("text", text),
+            ("language", language),
+            ("severity", severity),
+            ("enabled", enabled),
+        )
+        if value is not None
+    }
+    if camera or all_cameras:
+        changes["cameras"] = [] if all_cameras else camera
+    if threshold is not None:
+        try:
+            changes["threshold"] = threshold if threshold == "auto" else float(threshold)
+        except ValueError:
+            raise VigilError(
+                f"invalid query: threshold must be 'auto' or a number, got {threshold!r}"
+            ) from None
+    if not changes:
+        raise VigilError("nothing to change: give --text, --camera, --threshold, --severity, ...")
+
+    def edit(catalog, user: str) -> None:
+        current = catalog.get(query_id)
+        try:
+            edited = QueryMessage.model_validate(
+                {**current.model_dump(), **changes, "updated_ts_ms": int(time.time() * 1000)}
+            )
+        except ValueError as error:
+            raise _invalid(error) from None
+        catalog.update(edited, user)
+
+    _change(edit)
+    typer.echo(f"edited {query_id}: {', '.join(sorted(changes))}")
+
+
+@queries_app.command("history")
+def queries_history(
+    query_id: Annotated[str, typer.Argument(help="query id")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON on stdout")] = False,
+) -> None:
+    """Who changed a standing query, when and to what (oldest first)."""
+    from datetime import UTC, datetime
+
+    from vigil.services.api.query_catalog import QueryCatalog, UnknownQueryError
+    from vigil.services.common.kafka import ResilientProducer
+
+    settings = _kafka_settings()
+    with ResilientProducer(settings) as producer, QueryCatalog(settings, producer) as catalog:
+        try:
+            changes = catalog.load().history(query_id)
+        except UnknownQueryError as error:
+            raise VigilError(str(error)) from None
+    if as_json:
+        typer.echo(json.dumps([c.model_dump(mode="json") for c in changes], ensure_ascii=False, indent=2))
+        return
+    for change in changes:
+        when = datetime.fromtimestamp(change.ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        what = f"  {change.query.text!r} [{change.query.severity}]" if change.query is not None else ""
+        typer.echo(f"{when}  {change.action:<8} by {change.by}{what}")
 
 
 @queries_app.command("delete")
 def queries_delete(query_id: Annotated[str, typer.Argument(help="query id")]) -> None:
     """Delete a standing query (its open events are closed)."""
-    from vigil.services.common.kafka import QueryTableReader, ResilientProducer, delete_query
-
-    settings = _kafka_settings()
-    with QueryTableReader(settings) as reader:
-        if query_id not in reader.load():
-            raise VigilError(f"no standing query {query_id!r}")
-    with ResilientProducer(settings) as producer:
-        delete_query(producer, settings.topics, query_id)
+    _change(lambda catalog, user: catalog.delete(query_id, user))
     typer.echo(f"deleted {query_id}")
 
 

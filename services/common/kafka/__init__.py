@@ -14,7 +14,8 @@ derived is durable downstream.
 One module per concept: settings.py (KafkaSettings and its loader), reachability.py (is a broker
 there), errors.py, metrics.py, topics.py (specs and creation), producer.py (ResilientProducer),
 consumers.py, dead_letters.py, queries.py (publishing and reading the standing queries; the
-table's rules are pipelines/query_table.py). Callers import from here.
+table's rules are pipelines/query_table.py), query_history.py (a change: its audit record and the
+query together). Callers import from here.
 """
 
 from vigil.services.common.kafka.consumers import (
@@ -38,6 +39,7 @@ from vigil.services.common.kafka.metrics import (
 )
 from vigil.services.common.kafka.producer import ResilientProducer
 from vigil.services.common.kafka.queries import QueryTableReader, decode_query, delete_query, publish_query
+from vigil.services.common.kafka.query_history import decode_query_change, publish_query_change
 from vigil.services.common.kafka.reachability import broker_reachable
 from vigil.services.common.kafka.settings import (
     DAY_MS,
@@ -75,11 +77,13 @@ __all__ = [
     "assign_all_partitions",
     "broker_reachable",
     "decode_query",
+    "decode_query_change",
     "delete_query",
     "ensure_topics",
     "load_kafka_settings",
     "make_consumer",
     "publish_query",
+    "publish_query_change",
     "replay_to_end",
     "send_json_dead_letter",
     "send_to_dead_letter",

@@ -59,6 +59,9 @@ class KafkaSettings(EnvironmentSettings):
     frames_retention_ms: int = Field(HOUR_MS, ge=60_000, description="frames are only useful live")
     events_retention_ms: int = Field(30 * DAY_MS, ge=HOUR_MS, description="hits and alerts")
     dead_letters_retention_ms: int = Field(14 * DAY_MS, ge=HOUR_MS)
+    query_history_retention_ms: int = Field(
+        365 * DAY_MS, ge=DAY_MS, description="who changed which standing query, and when"
+    )
 
     max_block_ms: int = Field(5_000, ge=100, le=120_000, description="longest a send may wait")
     producer_buffer_bytes: int = Field(64 * MIB, ge=MIB, description="unacknowledged bytes per producer")

@@ -76,6 +76,8 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.alert_state: spec(1, compacted),
         # Users and tokens: one partition, read whole and followed by every process that authenticates.
         topics.identities: spec(1, compacted),
+        # One partition: the API loads the whole audit trail at start, in the order it was written.
+        topics.query_history: spec(1, deleted_after(settings.query_history_retention_ms)),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
