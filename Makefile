@@ -12,9 +12,10 @@ PYTEST_ARGS ?=
 # Debian packages: WordNet 3.0, from which the offline encoder's committed label texts were
 # generated (a test regenerates them and compares); GStreamer's RTSP server (run with the
 # system python3 for `gi`) serves real RTSP cameras to the tests and the demo; espeak-ng speaks
-# alerts offline (Vietnamese and English) when Google TTS is unreachable.
+# alerts offline (Vietnamese and English) when Google TTS is unreachable; chromium is the real
+# browser that Playwright drives in the console's test (tests/console/).
 APT_PACKAGES := wordnet-base python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav espeak-ng
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-libav espeak-ng chromium
 APT_STAMP := $(VENV)/.apt-installed
 OBJECTSTORE := services/broker/objectstore
 OBJECTSTORE_STAMP := $(OBJECTSTORE)/node_modules/.installed

@@ -135,6 +135,11 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
             + "; ".join(f"{q['id']} = {q['text']!r}" for q in DEMO_QUERIES)
         )
         typer.echo(alerter_config.api.describe() or "alerts API off")
+        if admin_token is not None:
+            typer.echo(
+                f"operators' console: {alerter_config.api.base_url()}/console/  (sign in with the admin "
+                f"token {admin_token}; browsable while the demo runs, `vigil demo --seconds 600` for longer)"
+            )
 
     streaming_since: dict[str, float] = {}
     stop = threading.Event()
@@ -156,6 +161,7 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     try:
         config = write_demo_config(directory, camera.url, api_port=free_loopback_port())
         alerter_config = load_alerter_config(config)
+        admin_token = demo_admin_token(alerter_config.api)
         run_embedded(
             config, on_hit=on_hit, on_alert=on_alert, stop=stop, on_ready=started, on_status=on_status
         )
@@ -181,6 +187,17 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     else:
         typer.echo(f"FAILED: {'; '.join(problems)}")
     return outcome
+
+
+def demo_admin_token(api) -> str | None:
+    """The admin token to paste into the console: the one the alerter generates in its token
+    file (var/api-token) when no tokens are configured, made here first (the same file, the same
+    function) so that it can be printed before the alerter is up. None with configured tokens."""
+    from vigil.services.common.auth import load_or_create_secret
+
+    if api.tokens or not api.port:
+        return None
+    return load_or_create_secret(api.token_file, "alerter API admin token")
 
 
 def summarise(

@@ -84,7 +84,10 @@ class AlertApiSettings(BaseModel):
             return None
         tokens = "the configured tokens" if self.tokens else f"the admin token in {self.token_file}"
         base = self.base_url()
-        return f"alerts API {base}/docs, live stream {base}/api/v1/alerts/stream (bearer: {tokens})"
+        return (
+            f"console {base}/console/, alerts API {base}/docs, live stream {base}/api/v1/alerts/stream "
+            f"(bearer: {tokens})"
+        )
 
     def base_url(self, bound_port: int | None = None) -> str:
         """Absolute base of links, without a trailing slash."""

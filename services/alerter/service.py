@@ -107,7 +107,7 @@ log = logging.getLogger(__name__)
 _IDLE_POLL_MS = 100
 # What an alert repeats of the hit that raised it.
 _FROM_THE_HIT = frozenset(
-    ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail")
+    ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail", "box")
 )
 _PRUNE_INTERVAL_S = 60.0
 # The hits GET /api/v1/hits can list (services/api/hits.py); ~1 KiB each.

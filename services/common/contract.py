@@ -318,6 +318,12 @@ class AlertMessage(VigilMessage):
         default=None, description="file name of the spoken alert in the speech cache; None = no audio"
     )
     speech_engine: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    box: Box | None = Field(default=None, description="the hit's region of the thumbnail, as in HitMessage")
+
+    @field_validator("box", mode="before")
+    @classmethod
+    def _box_in_the_frame(cls, box: object) -> object:
+        return None if box is None else validate_box(box)
 
 
 class CameraStatusMessage(VigilMessage):

@@ -61,7 +61,8 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
     with ResilientProducer(kafka_settings) as producer:
         query = standing_query(QUERY, "Một chiếc xe máy", language="vi", severity="critical")
         publish_query(producer, topics, query)
-        for message in (hit(first), hit(first, end_ms=first + 5_000), hit(cooled), hit(second)):
+        boxed = hit(second).model_copy(update={"box": (0.5, 0.25, 0.75, 1.0)})  # the region that matched
+        for message in (hit(first), hit(first, end_ms=first + 5_000), hit(cooled), boxed):
             producer.send(topics.hits, encode_json(message), key=CAMERA)
         producer.send(topics.hits, b'{"hit_id": "broken"', key=CAMERA)
         producer.flush()
@@ -98,6 +99,7 @@ def test_hits_become_spoken_alerts_that_survive_a_restart(kafka_settings, config
     messages = [AlertMessage.model_validate_json(record.value) for record in alerts.records]
     assert [m.alert_id for m in messages] == [first_id, alert_id_for(hit(second).hit_id)]
     assert all(record.key == CAMERA.encode() for record in alerts.records)
+    assert [m.box for m in messages] == [None, (0.5, 0.25, 0.75, 1.0)]  # the console draws it
     for message in messages:
         assert message.text == "Khẩn cấp: phát hiện một chiếc xe máy tại camera cổng chính."
         assert message.language == "vi" and message.severity == "critical" and not message.muted

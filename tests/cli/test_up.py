@@ -311,3 +311,19 @@ def test_vigil_up_refuses_to_start_on_a_nearly_full_disk_and_starts_nothing(tmp_
     assert "VIGIL_MIN_FREE_DISK_MIB" in finished.stderr
     assert not broker_reachable(f"127.0.0.1:{port}", timeout_s=0.5)  # no broker was started
     assert not (tmp_path / "broker").exists()
+
+
+def test_the_demo_prints_the_admin_token_the_alerter_will_accept(tmp_path):
+    from vigil.demo import demo_admin_token
+    from vigil.services.alerter.config import AlertApiSettings
+    from vigil.services.common.auth import ApiToken, load_or_create_secret
+
+    api = AlertApiSettings(port=8110, token_file=tmp_path / "api-token")
+    token = demo_admin_token(api)
+    # The alerter, started after, reads the same file (services/alerter/service.py, _start_api).
+    assert token == load_or_create_secret(api.token_file, "alerter API admin token")
+    assert (api.token_file.stat().st_mode & 0o777) == 0o600
+    assert demo_admin_token(api) == token  # a second demo reuses it
+    assert "console http://127.0.0.1:8110/console/" in api.describe()
+    configured = [ApiToken(name="ada", role="admin", token="a-configured-admin-token-0123")]
+    assert demo_admin_token(AlertApiSettings(port=8110, tokens=configured)) is None

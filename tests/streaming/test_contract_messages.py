@@ -102,6 +102,7 @@ def _with(message, **changes) -> bytes:
         (HitMessage, _with(HIT, box=[0.1, 0.2, 0.3]), "box"),
         (HitMessage, _with(HIT, box=[0.6, 0.2, 0.3, 0.4]), "box"),
         (AlertMessage, _with(ALERT, severity="urgent"), "severity"),
+        (AlertMessage, _with(ALERT, box=[0.6, 0.2, 0.3, 0.4]), "box"),
         (CameraStatusMessage, _with(STATUS, state="sleeping"), "state"),
         (CameraStatusMessage, _with(STATUS, reconnects=-1), "reconnects"),
     ],
@@ -123,6 +124,14 @@ def test_a_hit_with_a_box_round_trips_as_a_json_array_of_four_fractions():
     from_numpy = HitMessage(**{**HIT.model_dump(), "box": np.array([0.5, 0.25, 0.75, 1.0], dtype=np.float32)})
     assert from_numpy.box == (0.5, 0.25, 0.75, 1.0) and all(type(v) is float for v in from_numpy.box)
     assert HIT.box is None and json.loads(encode_json(HIT))["box"] is None
+
+
+def test_an_alert_carries_its_hits_box_for_the_console_and_older_alerts_decode_without_one():
+    boxed = ALERT.model_copy(update={"box": BOXED_HIT.box})
+    assert decode_json(AlertMessage, encode_json(boxed)).box == (0.25, 0.1, 0.75, 0.9)
+    older = json.loads(encode_json(ALERT))
+    del older["box"]
+    assert decode_json(AlertMessage, json.dumps(older).encode()).box is None
 
 
 @pytest.mark.parametrize(
