@@ -208,7 +208,7 @@ export function createAlertsView(section, context) {
         ? h(
             "button",
             { type: "button", class: "play", onclick: () => toggle(audio) },
-            audio.paused ? `▶ ${t("alert.play")}` : `⏸ ${t("alert.pause")}`,
+            audio.paused ? `▶ ${t("alert.play")}` : `❚❚ ${t("alert.pause")}`,
           )
         : h("span", { class: "muted" }, t("alert.noAudio")),
       canAcknowledge &&
