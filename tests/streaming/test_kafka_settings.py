@@ -63,7 +63,7 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     specs = topic_specs(KafkaSettings(frame_partitions=8, topic_prefix="p-"))
     assert set(specs) == {
         "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
-        "p-detector-state", "p-alert-state",
+        "p-detector-state", "p-alert-state", "p-cameras",
     }  # fmt: skip
     frames = specs["p-frames"]
     assert frames["num_partitions"] == 8
@@ -75,6 +75,10 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert specs["p-detector-state"]["num_partitions"] == 1
     assert specs["p-alert-state"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-alert-state"]["num_partitions"] == 1
+    # One table of cameras whose deletes are remembered (the YAML file must not seed them back).
+    assert specs["p-cameras"]["configs"]["cleanup.policy"] == "compact"
+    assert specs["p-cameras"]["num_partitions"] == 1
+    assert int(specs["p-cameras"]["configs"]["delete.retention.ms"]) >= 5 * 365 * 24 * 3600 * 1000
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
     assert int(specs["p-dead-letters"]["configs"]["max.message.bytes"]) > int(
         frames["configs"]["max.message.bytes"]
