@@ -78,6 +78,8 @@ from vigil.services.alerter.state import (
     save_policy_memory,
 )
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
+from vigil.services.api.camera_directory import CameraDirectory
+from vigil.services.api.latest_frames import LatestFrames
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
@@ -174,6 +176,10 @@ class AlerterService(ConsumerService):
         else:
             key = load_or_create_secret(settings.signing_key_file, "media link signing key")
         thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
+        self.camera_directory = CameraDirectory(self.settings.kafka)  # the API's cameras
+        self.on_close(self.camera_directory.close)
+        self.latest_frames = LatestFrames(self.settings.kafka)  # their snapshots
+        self.on_close(self.latest_frames.close)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, TokenAuthority(tokens), links, thumbnails)
