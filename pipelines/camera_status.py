@@ -14,6 +14,7 @@ logged:
 - `since` is when the camera entered its state: a new reason in the same state (a camera still
   down, now for another cause) keeps it, so "camera-status" says when the camera went down, not
   when it was last retried.
+- A deleted camera (the "cameras" topic) ends down, its reason saying so (DELETED_REASON).
 - A camera being retried stays down (its reason updated by each failure) until it streams again:
   a connection attempt does not make it "connecting".
 - `reconnects` counts the connection attempts after the first.
@@ -35,6 +36,8 @@ CameraState = Literal["connecting", "streaming", "stalled", "down", "disabled"]
 
 # The reason a camera is down once ingest stops: no trouble, so not a warning.
 STOPPED_REASON = "ingest stopped"
+# The reason a camera is down for good: an operator deleted it ("cameras" topic). No trouble either.
+DELETED_REASON = "camera deleted"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class CameraStatusMachine:
         """Ingest stops: consumers of "camera-status" must not think the camera still streams."""
         return self._enter("down", STOPPED_REASON, now)
 
+    def deleted(self, now: float) -> StatusChange | None:
+        """The camera was deleted: ingest stops reading it, and "camera-status" says why."""
+        return self._enter("down", DELETED_REASON, now)
+
     def _enter(self, state: CameraState, reason: str | None, now: float) -> StatusChange | None:
         previous = self._status
         if self._announced and previous.state == state and previous.reason == reason:
@@ -117,5 +124,5 @@ class CameraStatusMachine:
             self._last_down_reason = reason
         elif state == "streaming":
             self._last_down_reason = None
-        trouble = state == "stalled" or (state == "down" and reason != STOPPED_REASON)
+        trouble = state == "stalled" or (state == "down" and reason not in (STOPPED_REASON, DELETED_REASON))
         return StatusChange(self._status, news, trouble)

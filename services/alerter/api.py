@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict
 from vigil.pipelines.alert_book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
 from vigil.pipelines.event_listing import EventFacts, EventFilter, page_of
 from vigil.services.alerter.speech import CONTENT_TYPES
+from vigil.services.api.cameras import cameras_router
 from vigil.services.api.console import console_router
 from vigil.services.api.event_lists import Paging, event_filter, paging
 from vigil.services.api.hits import hits_router
@@ -380,5 +381,6 @@ def create_alert_api(
     app.include_router(queries_router(authority, service.query_catalog))
     app.include_router(hits_router(authority, service.seen_hits, links.thumbnail_url))
     app.include_router(console_router())
+    app.include_router(cameras_router(authority, service.camera_directory, service.latest_frames, links))
     app.add_middleware(RequestLog, logger=log)
     return app

@@ -79,7 +79,9 @@ from vigil.services.alerter.state import (
     save_policy_memory,
 )
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
+from vigil.services.api.camera_directory import CameraDirectory
 from vigil.services.api.hits import SeenHit
+from vigil.services.api.latest_frames import LatestFrames
 from vigil.services.api.query_catalog import QueryCatalog
 from vigil.services.common.auth import UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
@@ -186,6 +188,10 @@ class AlerterService(ConsumerService):
         # The API's own reader of "queries" and "query-history" (the loop's reader is its thread's).
         self.query_catalog = QueryCatalog(self.settings.kafka, self.producer).load().follow()
         self.on_close(self.query_catalog.close)
+        self.camera_directory = CameraDirectory(self.settings.kafka)  # the API's cameras
+        self.on_close(self.camera_directory.close)
+        self.latest_frames = LatestFrames(self.settings.kafka)  # their snapshots
+        self.on_close(self.latest_frames.close)
         # The app needs the links and the links the server's address: filled in once it is bound.
         links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
         app = create_alert_api(self, authority, links, thumbnails)

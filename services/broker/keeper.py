@@ -8,7 +8,7 @@ lifecycle rule would, the StoreKeeper deletes whole batch objects through the st
 - `cleanup.policy=delete`: a batch stored longer ago than the topic's `retention.ms`;
 - `cleanup.policy=compact`: a batch none of whose records is its key's newest one (read through
   Kafka, so the keeper knows each record's key), or whose newest records are all tombstones
-  older than DELETE_RETENTION_MS (Kafka's `delete.retention.ms` default).
+  older than the topic's `delete.retention.ms` (Kafka's default, a day, when it sets none).
 
 Like Kafka's log cleaner it never touches a partition's newest batch, and readers see what
 they would see on Kafka: a reader from the start gets every key's newest value (a compacted
@@ -122,9 +122,9 @@ class CompactionIndex:
             self.newest[key] = (offset, tombstone, timestamp_ms)
         self.read_up_to = max(self.read_up_to, offset + 1)
 
-    def live_offsets(self, now_ms: int) -> set[int]:
-        """Offsets that must stay; a tombstone older than DELETE_RETENTION_MS is forgotten."""
-        cutoff = now_ms - DELETE_RETENTION_MS
+    def live_offsets(self, now_ms: int, delete_retention_ms: int = DELETE_RETENTION_MS) -> set[int]:
+        """Offsets that must stay; a tombstone older than `delete_retention_ms` is forgotten."""
+        cutoff = now_ms - delete_retention_ms
         for key in [key for key, (_, tombstone, ts) in self.newest.items() if tombstone and ts < cutoff]:
             del self.newest[key]
         return {offset for offset, _, _ in self.newest.values()} | self.keyless
@@ -164,7 +164,9 @@ class StoreKeeper:
                 if configs.get("cleanup.policy") == "compact":
                     batches = self._list_batches(topic, partition)
                     index = self._indexes.get(TopicPartition(topic, partition), CompactionIndex())
-                    doomed = superseded_batches(batches, index.live_offsets(now_ms), index.read_up_to)
+                    kept_ms = int(configs.get("delete.retention.ms", DELETE_RETENTION_MS))
+                    live = index.live_offsets(now_ms, kept_ms)
+                    doomed = superseded_batches(batches, live, index.read_up_to)
                     reason = "compacted"
                 else:
                     retention_ms = self.retention_ms(topic, int(configs["retention.ms"]))

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from vigil.errors import VigilError
+from vigil.pipelines.camera_urls import MAX_CAMERA_URL_CHARS, camera_url_problem
 from vigil.pipelines.matching import hit_id
 
 FRAME_SCHEMA_VERSION = 1
@@ -59,6 +60,8 @@ class Topics(BaseModel):
     identities: str = "identities"
     # Every change of a standing query, who made it and when (key = query_id; append-only).
     query_history: str = "query-history"
+    # The cameras ingest reads, as operators manage them (key = camera_id; a tombstone deletes).
+    cameras: str = "cameras"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -343,6 +346,35 @@ class CameraStatusMessage(VigilMessage):
         if since is not None and ts_ms < since:
             raise ValueError(f"ts_ms {ts_ms} is before since_ts_ms {since}")
         return ts_ms
+
+
+class CameraMessage(VigilMessage):
+    """A camera ingest reads ("cameras", key = camera_id; a tombstone, value None, deletes it).
+
+    `url` is the source as ingest opens it (credentials included, or `${NAME}` references to
+    ingest's environment, expanded there as in the YAML file): it is never shown as it is
+    (pipelines/camera_urls.py masks it). What the message does not carry (resize, timeouts,
+    FFmpeg options) comes from ingest's YAML `defaults` and the camera's own YAML entry.
+    """
+
+    camera_id: Identifier
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    url: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CAMERA_URL_CHARS)] = Field(repr=False)
+    enabled: bool = True
+    fps: Annotated[float, Field(gt=0, le=60)] | None = Field(
+        default=None, description="None: ingest's default"
+    )
+    transport: Literal["tcp", "udp"] | None = Field(default=None, description="RTSP; None: ingest's default")
+    updated_by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    updated_ts_ms: TimestampMs
+
+    @field_validator("url")
+    @classmethod
+    def _a_source_ingest_reads(cls, url: str) -> str:
+        problem = camera_url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)  # the problem names no part of the URL: it may hold a password
+        return url
 
 
 MessageT = TypeVar("MessageT", bound=VigilMessage)

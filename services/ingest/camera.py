@@ -65,6 +65,8 @@ class CameraWorker:
         self.sampler = FrameSampler(fps=camera.fps)
         self.keyframes = KeyframeOnlyPolicy(mode=camera.keyframes_only, sample_interval=1.0 / camera.fps)
         self._stop = threading.Event()
+        self._deleted = False  # stopped for good: its last status says "camera deleted"
+        self._silenced = False  # replaced by a reader with new settings: it reports no more
         # The camera's thread and the service's stall check both move the status.
         self._state_lock = threading.Lock()
         self._status_machine = CameraStatusMachine(camera.id, camera.stall_after_s, time.time())
@@ -80,8 +82,15 @@ class CameraWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def request_stop(self) -> None:
+    def request_stop(self, *, deleted: bool = False, replaced: bool = False) -> None:
+        """Stop reading. `deleted`: the camera is gone, its last status says so; `replaced`: a
+        reader with new settings takes over, so this one reports nothing more (a late "ingest
+        stopped" from it must not overwrite its successor's status)."""
+        self._deleted = self._deleted or deleted
+        self._silenced = self._silenced or replaced
         self._stop.set()
+        if deleted and not self.camera.enabled:  # its thread ended at "disabled": say it here
+            self._change(self._status_machine.deleted)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread; False if it is still inside a blocking read after `timeout`."""
@@ -121,9 +130,9 @@ class CameraWorker:
                 if finished:
                     break
             if self._stop.is_set():  # consumers of camera-status must not think it still streams
-                self._change(self._status_machine.stopped)
+                self._change(self._stopped_event())
         except CameraLost:  # stop was requested while the camera was down
-            self._change(self._status_machine.stopped)
+            self._change(self._stopped_event())
         except Exception as error:  # the last resort: never leave a dead camera unexplained
             details = self.camera.redact("".join(traceback.format_exception(error)))
             logger.error("camera %s: thread ended:\n%s", self.camera.id, details, extra=self._log_fields())
@@ -227,7 +236,7 @@ class CameraWorker:
         """Apply one event to the camera's status machine, now; report the change, if any."""
         with self._state_lock:
             change = event(time.time())
-        if change is None:
+        if change is None or self._silenced:
             return
         status = change.status
         self.metrics.set_state(self.camera.id, status.state)
@@ -242,6 +251,9 @@ class CameraWorker:
                 extra=self._log_fields(state=status.state),
             )
         self.on_status(status)
+
+    def _stopped_event(self) -> Callable[[float], StatusChange | None]:
+        return self._status_machine.deleted if self._deleted else self._status_machine.stopped
 
     def _down(self, reason: str | None) -> None:
         self._change(lambda now: self._status_machine.down(reason, now))

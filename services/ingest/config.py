@@ -36,13 +36,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from vigil.errors import VigilError
+from vigil.pipelines.camera_urls import ENV_REFERENCE, LIVE_SCHEMES
 from vigil.pipelines.frame_size import resized_size
-from vigil.services.common.contract import Identifier
+from vigil.services.common.contract import CameraMessage, Identifier
 from vigil.services.common.kafka import KafkaSettings
 from vigil.services.common.settings import ServiceSettings
 
-LIVE_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp"})
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REFERENCE = ENV_REFERENCE
 _MERGED_KEY_BY_KEY = ("ffmpeg_options", "decoder_options", "reconnect")
 
 
@@ -148,6 +148,13 @@ class CameraSettings(CameraDefaults):
     enabled: bool = True
     _redacted_url: str = PrivateAttr(default="")
     _secrets: tuple[str, ...] = PrivateAttr(default=())
+    _url_template: str = PrivateAttr(default="")
+
+    @property
+    def url_template(self) -> str:
+        """The URL as configured, `${NAME}` references unexpanded (a file path made absolute):
+        what the "cameras" topic is seeded with, so the environment's secrets stay out of Kafka."""
+        return self._url_template
 
     @property
     def redacted_url(self) -> str:
@@ -185,6 +192,22 @@ class IngestSettings(_Strict):
     publisher: PublisherSettings = PublisherSettings()
     cameras: tuple[CameraSettings, ...]
     source: Path | None = Field(default=None, exclude=True)
+    # What cameras of the "cameras" topic are built from, besides their message (build_camera).
+    _defaults_raw: dict = PrivateAttr(default_factory=dict)
+    _entries_raw: dict[str, dict] = PrivateAttr(default_factory=dict)
+    _environ: dict[str, str] | None = PrivateAttr(default=None)
+
+    def build_camera(self, message: CameraMessage) -> CameraSettings:
+        """The settings a reader runs `message`'s camera on: the YAML `defaults`, then the
+        camera's own YAML entry when the file has one (what the message does not carry: resize,
+        timeouts, FFmpeg options), then the message. IngestConfigError names what is wrong (an
+        environment variable the URL refers to that is not set)."""
+        entry = {**self._entries_raw.get(message.camera_id, {})}
+        entry.update(id=message.camera_id, url=message.url, enabled=message.enabled)
+        entry.update({name: value for name in ("fps", "transport") if (value := getattr(message, name))})
+        base_dir = self.source.parent if self.source is not None else Path.cwd()
+        environ = os.environ if self._environ is None else self._environ
+        return _parse_camera(entry, 0, self._defaults_raw, "cameras topic", base_dir, environ)
 
     @property
     def enabled_cameras(self) -> tuple[CameraSettings, ...]:
@@ -256,9 +279,13 @@ def parse_config(
         seen.add(camera.id)
     try:
         top_level = {key: raw[key] for key in ("metrics_port", "publisher") if key in raw}
-        return IngestSettings(**top_level, cameras=tuple(cameras), source=source)
+        settings = IngestSettings(**top_level, cameras=tuple(cameras), source=source)
     except ValidationError as error:
         raise IngestConfigError(_describe(where, None, error)) from None
+    settings._defaults_raw = dict(defaults_raw)
+    settings._entries_raw = {entry["id"]: dict(entry) for entry in cameras_raw}
+    settings._environ = None if environ is os.environ else dict(environ)
+    return settings
 
 
 def _parse_camera(
@@ -286,11 +313,13 @@ def _parse_camera(
             ) from None
         if not urlsplit(merged["url"]).scheme or urlsplit(merged["url"]).scheme.lower() == "file":
             merged["url"] = str(base_dir / Path(urlsplit(merged["url"]).path))
+            template = str(base_dir / Path(urlsplit(template).path))
     try:
         camera = CameraSettings.model_validate(merged)
     except ValidationError as error:
         raise IngestConfigError(_describe(where, label, error)) from None
     camera._redacted_url = _redacted(template)
+    camera._url_template = template
     userinfo = urlsplit(camera.url).netloc.rpartition("@")[0]
     camera._secrets = tuple(
         sorted(

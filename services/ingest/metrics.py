@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from vigil.services.common.contract import CameraState
 
 CAMERA_STATES: tuple[str, ...] = get_args(CameraState)
-DROP_REASONS = ("queue_full", "broker_unavailable", "delivery_failed", "too_large", "shutdown")
+DROP_REASONS = ("queue_full", "broker_unavailable", "delivery_failed", "too_large", "shutdown", "deleted")
 
 # Decoding one packet takes ~0.1 ms (small H.264 P-frame) to ~50 ms (4K keyframe).
 _DECODE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -105,6 +105,13 @@ class IngestMetrics:
         for reason in DROP_REASONS:
             self.frames_dropped.labels(camera_id, reason)
         self.queue_depth.labels(camera_id).set(0)
+
+    def forget_source(self, camera_id: str, redacted_url: str) -> None:
+        """The camera stopped reading this source (deleted, or edited to another URL)."""
+        try:
+            self.camera_info.remove(camera_id, redacted_url)
+        except KeyError:
+            pass
 
     def set_state(self, camera_id: str, state: str) -> None:
         for known in CAMERA_STATES:

@@ -79,6 +79,14 @@ class FramePublisher:
             self._seq[camera_id] = 0
         return self._queues[camera_id]
 
+    def remove_queue(self, camera_id: str) -> None:
+        """Forget a deleted camera's queue (its reader has stopped); what it held is dropped,
+        counted as `deleted`. Its sequence numbers continue should the camera come back."""
+        queue = self._queues.pop(camera_id, None)
+        left = queue.drain() if queue is not None else []
+        if left:
+            self.metrics.frames_dropped.labels(camera_id, "deleted").inc(len(left))
+
     def post_status(self, status: CameraStatus) -> None:
         """Publish the camera's state (only the latest is kept while the broker is away)."""
         with self._status_lock:
@@ -109,7 +117,7 @@ class FramePublisher:
             self.producer.flush(timeout_s=max(0.5, deadline - time.monotonic()))
         except BrokerUnavailableError as error:
             logger.warning("ingest stopping: %s", error)
-        for camera_id, queue in self._queues.items():
+        for camera_id, queue in list(self._queues.items()):
             left = queue.drain()
             if left:
                 self.metrics.frames_dropped.labels(camera_id, "shutdown").inc(len(left))
@@ -135,10 +143,11 @@ class FramePublisher:
         for camera_id in camera_ids[self._rotation :] + camera_ids[: self._rotation]:
             if not self._wait_for_room(deadline):
                 return False
-            frame = self._queues[camera_id].get_nowait()
-            if frame is None:
+            queue = self._queues.get(camera_id)  # None: the camera was deleted meanwhile
+            frame = queue.get_nowait() if queue is not None else None
+            if queue is None or frame is None:
                 continue
-            self.metrics.queue_depth.labels(camera_id).set(len(self._queues[camera_id]))
+            self.metrics.queue_depth.labels(camera_id).set(len(queue))
             published_any = True
             self._publish(frame)
         return published_any

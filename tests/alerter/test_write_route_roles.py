@@ -69,6 +69,14 @@ def a_user(name: str) -> Callable[[Api], None]:
     return prepare
 
 
+def a_camera(camera_id: str) -> Callable[[Api], None]:
+    def prepare(api: Api) -> None:
+        body = {"camera_id": camera_id, "url": "rtsp://127.0.0.1:1/roles"}
+        assert api.call("POST", "/api/v1/cameras", "admin", body).status_code == 201
+
+    return prepare
+
+
 def a_token(api: Api) -> dict[str, str]:
     a_user("roles-token-holder")(api)
     issued = api.call("POST", "/api/v1/users/roles-token-holder/tokens", "admin", {})
@@ -97,6 +105,15 @@ WRITE_ROUTES: dict[tuple[str, str], Write] = {
         "admin", {"name": "roles-token-user"}, {}, a_user("roles-token-user")
     ),
     ("DELETE", "/api/v1/tokens/{token_id}"): Write("admin", prepare=a_token),
+    ("POST", "/api/v1/cameras"): Write(
+        "admin", body={"camera_id": "roles-new-cam", "url": "rtsp://127.0.0.1:1/x"}
+    ),
+    ("PUT", "/api/v1/cameras/{camera_id}"): Write(
+        "admin", {"camera_id": "roles-put-cam"}, {"url": "rtsp://127.0.0.1:1/y"}, a_camera("roles-put-cam")
+    ),
+    ("DELETE", "/api/v1/cameras/{camera_id}"): Write(
+        "admin", {"camera_id": "roles-gone-cam"}, None, a_camera("roles-gone-cam")
+    ),
 }
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from vigil.pipelines.camera_status import STOPPED_REASON, CameraStatus, CameraStatusMachine, StatusChange
+from vigil.pipelines.camera_status import (
+    DELETED_REASON,
+    STOPPED_REASON,
+    CameraStatus,
+    CameraStatusMachine,
+    StatusChange,
+)
 
 T0 = 1_780_000_000.0
 STALL_AFTER_S = 2.0
@@ -193,3 +199,11 @@ def test_down_without_a_reason_is_reported_and_news_only_after_a_reason():
     camera.down("lost", T0 + 10)
     change = camera.down(None, T0 + 11)
     assert change is not None and change.news
+
+
+def test_a_deleted_camera_ends_down_saying_so_and_that_is_no_trouble():
+    change = streaming_machine().deleted(T0 + 30)
+    assert change == StatusChange(
+        CameraStatus("cam-1", "down", DELETED_REASON, T0 + 30), news=True, trouble=False
+    )
+    assert DELETED_REASON == "camera deleted"

@@ -280,6 +280,8 @@ def test_the_keeper_expires_frames_past_their_retention_and_compacts_state(tmp_p
             queries,
             [(b"k1", b"v1"), (b"k2", b"v1"), (b"k1", b"v2"), (b"k3", b"v1"), (b"k3", None), (b"k4", b"v1")],
         )
+        cameras = settings.topics.cameras
+        produce_one_batch_each(settings, cameras, [(b"gate", b"v1"), (b"gate", None), (b"dock", b"v1")])
         now_ms = int(time.time() * 1000)
 
         keeper.run_once(now_ms)  # frames are young: kept; superseded k1 and k3 records go
@@ -297,6 +299,8 @@ def test_the_keeper_expires_frames_past_their_retention_and_compacts_state(tmp_p
         assert read_all(settings, frames) == [(3, b"cam", b"jpeg-3")]  # the newest batch stays
         # The tombstone is forgotten once older than delete.retention.ms, like Kafka's.
         assert read_all(settings, queries) == [(1, b"k2", b"v1"), (2, b"k1", b"v2"), (5, b"k4", b"v1")]
+        # ... unless the topic keeps its tombstones longer: a deleted camera stays deleted.
+        assert read_all(settings, cameras) == [(1, b"gate", None), (2, b"dock", b"v1")]
         produce_one_batch_each(settings, frames, [(b"cam", b"jpeg-4")])
         assert read_all(settings, frames) == [(3, b"cam", b"jpeg-3"), (4, b"cam", b"jpeg-4")]
     finally:

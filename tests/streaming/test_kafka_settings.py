@@ -64,7 +64,7 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert set(specs) == {
         "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
         "p-detector-state", "p-alert-state", "p-query-history",
-        "p-identities",
+        "p-identities", "p-cameras",
     }  # fmt: skip
     frames = specs["p-frames"]
     assert frames["num_partitions"] == 8
@@ -78,6 +78,10 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert specs["p-alert-state"]["num_partitions"] == 1
     assert specs["p-identities"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-identities"]["num_partitions"] == 1
+    # One table of cameras whose deletes are remembered (the YAML file must not seed them back).
+    assert specs["p-cameras"]["configs"]["cleanup.policy"] == "compact"
+    assert specs["p-cameras"]["num_partitions"] == 1
+    assert int(specs["p-cameras"]["configs"]["delete.retention.ms"]) >= 5 * 365 * 24 * 3600 * 1000
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
     # The audit trail of standing queries: append-only, one partition (loaded whole, in order), a year.
     history = specs["p-query-history"]

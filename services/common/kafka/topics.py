@@ -40,6 +40,9 @@ if not any(getattr(existing, "hides_kafka_secrets", False) for existing in _admi
     _admin_log.addFilter(_HideClientConfiguration())
 
 
+CAMERA_TOMBSTONES_KEPT_MS = 10 * 365 * 24 * 3600 * 1000
+
+
 def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
     """Every topic with its partitions and configs, as KafkaAdminClient.create_topics takes them.
 
@@ -78,6 +81,10 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.identities: spec(1, compacted),
         # One partition: the API loads the whole audit trail at start, in the order it was written.
         topics.query_history: spec(1, deleted_after(settings.query_history_retention_ms)),
+        # One partition, like queries: ingest and the API load the whole table. Tombstones are
+        # kept (10 years rather than Kafka's day): a camera deleted through the API must stay
+        # deleted, not be seeded again from the YAML file once its tombstone is compacted away.
+        topics.cameras: spec(1, {**compacted, "delete.retention.ms": str(CAMERA_TOMBSTONES_KEPT_MS)}),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
