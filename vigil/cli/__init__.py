@@ -7,6 +7,7 @@ them, and holds the entry point (`main`, the console script's):
     footage.py   scan and eval: recorded footage, no broker
     services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
     queries.py   `vigil queries` (add, delete, list)
+    search.py    search and index: retrospective search over the frame index
     options.py   the encoder options the commands share
 """
 
@@ -20,6 +21,7 @@ from vigil import __version__
 from vigil.cli.footage import eval_command, scan
 from vigil.cli.models import models_app, zeroshot
 from vigil.cli.queries import queries_app
+from vigil.cli.search import index, search
 from vigil.cli.services import alerter, broker, demo, detector, ingest, up
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
@@ -40,6 +42,8 @@ app.command()(broker)
 app.command()(ingest)
 app.command()(scan)
 app.command("eval")(eval_command)
+app.command()(search)
+app.command()(index)
 app.command()(detector)
 app.command()(alerter)
 app.command()(up)
