@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vigil.pipelines.alert_book import AlertRecord, AlertStatus, AlreadyAcknowledgedError, UnknownAlertError
 from vigil.services.alerter.speech import CONTENT_TYPES
+from vigil.services.api.search import search_router
 from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
 from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage, Identifier
 from vigil.services.common.http import (
@@ -349,5 +350,6 @@ def create_alert_api(
             raise HTTPException(404, f"no thumbnail {reference!r}") from None
         return FileResponse(path, media_type="image/jpeg", headers=_MEDIA_CACHING)
 
+    app.include_router(search_router(service.search, authority, links))
     app.add_middleware(RequestLog, logger=log)
     return app
