@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 CANDIDATES_PER_RESULT = 10
 MAX_CANDIDATES = 1024  # Milvus' top_k limit here (FrameIndex.search_frames)
 MAX_SPAN_S = 600
+# Prompts kept embedded (about 1.5 KiB each at 384-d): the background prompts and recent texts'.
+PROMPT_CACHE_LIMIT = 5_000
 
 
 class SearchUnavailableError(VigilError):
@@ -77,6 +79,8 @@ class FrameSearch:
             )
         self.store = store
         self.encoder = encoder
+        # prompt -> embedding: the background prompts are embedded once, not on every search.
+        self._prompt_cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(
@@ -111,7 +115,9 @@ class FrameSearch:
         raw cosine, and below by margin). A mean, not the detector's max over the background,
         so that the margin is one linear direction that Milvus' vector index can search.
         """
-        (vectors,) = embed_queries(self.encoder, [text], negatives=False)
+        if len(self._prompt_cache) > PROMPT_CACHE_LIMIT:
+            self._prompt_cache.clear()  # the searched texts' prompts pile up; the background is re-made once
+        (vectors,) = embed_queries(self.encoder, [text], negatives=False, prompt_cache=self._prompt_cache)
         direction = vectors.text - vectors.background.mean(axis=0)
         scale = float(np.linalg.norm(direction))
         if not scale > 1e-6:
