@@ -139,7 +139,7 @@ class FrameSearch:
             raise ValueError(f"since_ts_ms ({since_ts_ms}) is after until_ts_ms ({until_ts_ms})")
         vector, scale = self.text_vector(text)
         top_k = min(MAX_CANDIDATES, limit * CANDIDATES_PER_RESULT)
-        (frames,) = self.store.search_frames([vector], top_k, camera_ids, since_ts_ms, until_ts_ms)
+        (frames,) = self.store.search_frames(vector[np.newaxis], top_k, camera_ids, since_ts_ms, until_ts_ms)
         hits = self.store.search_hits(
             vector, min(MAX_CANDIDATES, limit * 2), camera_ids, since_ts_ms, until_ts_ms
         )

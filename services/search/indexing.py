@@ -134,7 +134,7 @@ def _small_jpeg(pixels: np.ndarray) -> bytes:
     image = Image.fromarray(pixels)
     if width > THUMBNAIL_WIDTH:
         image = image.resize(
-            (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width))), Image.BILINEAR
+            (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width))), Image.Resampling.BILINEAR
         )
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
