@@ -329,6 +329,26 @@ def lite_pools_table(result: dict) -> str:
     return lite_pools.table(result)
 
 
+def bench_search(quick: bool, rounds: int) -> dict:
+    """bench/search.py: search latency over 100,000 indexed frames in Milvus lite and the rate of
+    `vigil index` (10,000 frames and 3 repeats in --quick); `rounds` is not used. The 1,000,000
+    case: `python bench/search.py --frames 1000000 --skip-indexing` (see bench/search.notes.md)."""
+    import search
+
+    command = [sys.executable, str(ROOT / "bench" / "search.py")]
+    if quick:
+        command += ["--frames=10000", "--repeats=3"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    rows = [json.loads(line) for line in output.splitlines() if line.strip()]
+    return {"summary": search.summarize(rows)}
+
+
+def search_table(result: dict) -> str:
+    import search
+
+    return search.table(result)
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -341,6 +361,7 @@ PARTS = {
     "soak": (bench_soak, soak_table),
     "frame_index": (bench_frame_index, frame_index_table),
     "lite_pools": (bench_lite_pools, lite_pools_table),
+    "search": (bench_search, search_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -356,4 +377,5 @@ HEADINGS = {
     "soak": "Soak and disk: `vigil up` on 8 real RTSP cameras for 30 minutes",
     "frame_index": "Frame index memory: Milvus lite's RSS per row, without and with `frames_max_rows`",
     "lite_pools": "Milvus lite's memory under each pyarrow pool (hit writes as the detector makes them)",
+    "search": "Retrospective search: latency over a large frame index in Milvus lite; `vigil index`'s rate",
 }

@@ -60,6 +60,7 @@ from vigil.services.api.console import console_router
 from vigil.services.api.event_lists import Paging, event_filter, paging
 from vigil.services.api.hits import hits_router
 from vigil.services.api.queries import queries_router
+from vigil.services.api.search import search_router
 from vigil.services.api.users import users_router
 from vigil.services.common.auth import LinkError, Principal, Role, TokenAuthority, UrlSigner
 from vigil.services.common.contract import DERIVED_ID_PATTERN, AlertMessage
@@ -382,5 +383,6 @@ def create_alert_api(
     app.include_router(hits_router(authority, service.seen_hits, links.thumbnail_url))
     app.include_router(console_router())
     app.include_router(cameras_router(authority, service.camera_directory, service.latest_frames, links))
+    app.include_router(search_router(service.search, authority, links))
     app.add_middleware(RequestLog, logger=log)
     return app

@@ -29,6 +29,7 @@ from vigil.services.common.contract import ID_PATTERN
 from vigil.services.common.kafka import KafkaSettings
 from vigil.services.common.settings import SectionSettings, ServiceSettings
 from vigil.services.common.thumbnail_store import ThumbnailSettings
+from vigil.services.search import SearchSettings
 
 
 class AlerterConfigError(VigilError):
@@ -186,3 +187,5 @@ class AlerterServiceSettings(ServiceSettings):
     alerter: AlerterSettings
     kafka: KafkaSettings
     thumbnails: ThumbnailSettings
+    # The API's search: the detector's store and encoder (services/search/frame_search.py).
+    search: SearchSettings = Field(default_factory=SearchSettings.load)

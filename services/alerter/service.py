@@ -103,6 +103,7 @@ from vigil.services.common.kafka import (
 )
 from vigil.services.common.state_log import GroupStateLog
 from vigil.services.common.thumbnail_store import ThumbnailStore
+from vigil.services.search import LazyFrameSearch
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class AlerterService(ConsumerService):
         self.links: AlertLinks | None = None  # with the HTTP API on
         self.http: HttpServer | None = None
         self.identities: IdentityDirectory | None = None  # with the HTTP API on
+        # The API's search, opened on its first request through the detector's store.
+        self.search = LazyFrameSearch(settings.search)
+        self.on_close(self.search.close)
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
         self.warmer: SpeechWarmer | None = None
         self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit

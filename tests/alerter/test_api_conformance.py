@@ -48,6 +48,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from vigil.models.registry import EncoderSettings, create_encoder
 from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
@@ -56,6 +57,7 @@ from vigil.services.common.auth import ApiToken
 from vigil.services.common.contract import encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
 from vigil.services.common.thumbnail_store import ThumbnailStore
+from vigil.services.detector.store import HitStore, StoreSettings
 
 CAMERA, QUERY = "gate-7", "climber"
 VIEWER, OPERATOR = "viewer-token-conformance-0123", "operator-token-conformance-0123"
@@ -111,6 +113,16 @@ def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
             ],
         ),
     )
+    # The search routes read the detector's store: a store owned here, as the detector would.
+    dim = create_encoder(EncoderSettings(kind="auto")).info.dim
+    store_settings = StoreSettings(uri=str(tmp / "milvus"), dim=dim, thumbnails_dir=tmp / "thumbnails")
+    with pytest.MonkeyPatch.context() as env, HitStore(store_settings):
+        env.setenv("VIGIL_MILVUS_URI", store_settings.uri)
+        env.setenv("VIGIL_MILVUS_THUMBNAILS_DIR", str(tmp / "thumbnails"))
+        yield from _serve(config, settings, hit, reference, buffer.getvalue())
+
+
+def _serve(config, settings, hit, reference: str, thumbnail_bytes: bytes) -> Iterator[Api]:
     running = Running(config, settings)
     try:
         alert_id = alert_id_for(hit.hit_id)
@@ -127,7 +139,7 @@ def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
             audio=record.alert.audio,
             thumbnail=reference,
             thumbnail_url=view.thumbnail_url,
-            thumbnail_bytes=buffer.getvalue(),
+            thumbnail_bytes=thumbnail_bytes,
         )
     finally:
         running.stop()

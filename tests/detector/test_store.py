@@ -26,7 +26,6 @@ from vigil.services.detector.store import (
     FrameRecord,
     HitRecord,
     HitStore,
-    MilvusLockedError,
     StoreError,
     StoreSettings,
 )
@@ -133,23 +132,57 @@ def test_vectors_of_the_wrong_dimension_and_underived_hit_ids_are_refused(store)
         store.search_frames([unit(1)], camera_ids=['x" or camera_id != "'])
 
 
-def test_a_second_owner_of_the_lite_directory_gets_a_clear_error(store):
-    directory = Path(store.settings.uri)
-    with pytest.raises(MilvusLockedError, match=f"{directory}.*only one process may open Milvus lite"):
-        HitStore(store.settings)
+def test_a_second_store_on_the_lite_directory_goes_through_the_owner(store):
+    # Milvus lite allows one owner; a second HitStore (in this process or another:
+    # tests/detector/test_lite_sharing.py) connects to the owner's server instead of failing.
+    with HitStore(store.settings) as second:
+        assert second.lite_owner_uri is not None and store.lite_owner_uri is None
+        second.add_frames([FrameRecord("via-owner", 7_000, unit(0, 0, 1))])
+        second.flush_frames()
+    (matches,) = store.search_frames([unit(0, 0, 1)], top_k=1, camera_ids=["via-owner"])
+    assert [match.frame_id for match in matches] == ["via-owner:7000"]
 
-    # Another process is refused too (the lock is an OS file lock on the directory).
-    script = textwrap.dedent(
-        f"""
-        from vigil.services.detector.store import HitStore, MilvusLockedError, StoreSettings
-        try:
-            HitStore(StoreSettings(uri={str(directory)!r}, dim={DIM}))
-        except MilvusLockedError as error:
-            print("LOCKED", error)
-        """
+
+def test_hits_are_searched_by_vector_within_cameras_and_peak_times(store):
+    box = (0.25, 0.5, 0.75, 1.0)
+    near = make_hit("search-a", "cat", start=10_000, peak=11_000, end=12_000, box=box)
+    far = make_hit("search-a", "dog", start=20_000, peak=21_000, end=22_000)
+    other = make_hit("search-b", "cat", start=10_000, peak=11_000)
+    store.upsert_hits(
+        [
+            HitRecord(near, unit(0, 0, 0, 1)),
+            HitRecord(far, unit(1, 0, 0, 1)),
+            HitRecord(other, unit(0, 0, 0, 1)),
+        ]
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert "LOCKED" in result.stdout, result.stderr
+    found = store.search_hits(unit(0, 0, 0, 1), top_k=2, camera_ids=["search-a"])
+    assert [match.hit for match in found] == [near, far]
+    assert found[0].score == pytest.approx(1.0, abs=1e-5) and found[1].score == pytest.approx(
+        0.7071, abs=1e-3
+    )
+    assert [
+        m.hit for m in store.search_hits(unit(0, 0, 0, 1), camera_ids=["search-a"], since_ts_ms=15_000)
+    ] == [far]
+    assert [
+        m.hit for m in store.search_hits(unit(0, 0, 0, 1), camera_ids=["search-a"], until_ts_ms=15_000)
+    ] == [near]
+    assert store.search_hits(unit(0, 0, 0, 1), camera_ids=[]) == []
+
+
+def test_the_frames_of_a_camera_between_two_times_oldest_first(store):
+    store.add_frames(
+        [
+            FrameRecord("moment", ts, unit(1, ts / 1000), f"moment/1970-01-01/{ts}.jpg")
+            for ts in range(9_000, 0, -1_000)
+        ]
+    )
+    store.add_frames([FrameRecord("moment-other", 5_000, unit(1))])
+    store.flush_frames()
+    frames = store.frames_between("moment", 3_000, 6_000)
+    assert [(f.camera_id, f.ts_ms, f.thumbnail) for f in frames] == [
+        ("moment", ts, f"moment/1970-01-01/{ts}.jpg") for ts in (3_000, 4_000, 5_000, 6_000)
+    ]
+    assert [f.ts_ms for f in store.frames_between("moment", 0, 10_000, limit=2)] == [1_000, 2_000]
 
 
 def test_rows_survive_close_and_reopen_and_a_changed_dimension_is_refused(tmp_path):

@@ -6,9 +6,9 @@ them, and holds the entry point (`main`, the console script's):
     models.py    zeroshot, and `vigil models` (list, build, export-clip)
     footage.py   scan and eval: recorded footage, no broker
     services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
-    queries.py   `vigil queries` (add, delete, list)
     users.py     `vigil users` (add, list, disable) and `vigil tokens` (create, list, revoke)
     queries.py   `vigil queries` (add, edit, delete, list, history)
+    search.py    search and index: retrospective search over the frame index
     options.py   the encoder options the commands share
 """
 
@@ -22,6 +22,7 @@ from vigil import __version__
 from vigil.cli.footage import eval_command, scan
 from vigil.cli.models import models_app, zeroshot
 from vigil.cli.queries import queries_app
+from vigil.cli.search import index, search
 from vigil.cli.services import alerter, broker, demo, detector, ingest, up
 from vigil.cli.users import tokens_app, users_app
 from vigil.errors import VigilError
@@ -45,6 +46,8 @@ app.command()(broker)
 app.command()(ingest)
 app.command()(scan)
 app.command("eval")(eval_command)
+app.command()(search)
+app.command()(index)
 app.command()(detector)
 app.command()(alerter)
 app.command()(up)

@@ -15,15 +15,21 @@ One module per part, and `HitStore` (hit_store.py) is all of them: one object, o
 connection, both collections.
 - settings.py: `StoreSettings` (VIGIL_MILVUS_<FIELD>);  errors.py: what the store raises;
 - connection.py: the client, Milvus lite in this process and its Arrow memory pool;
+- lite_sharing.py: one lite directory shared by processes through its owner's server;
 - schema.py: the collections' schemas and indexes, opening and migrating them;
 - hits.py: the hits collection;  frame_index.py: the frame index and its time slices.
 """
 
 from vigil.services.detector.store.connection import MAX_QUERY_ROWS, use_arrow_pool_that_returns_memory
-from vigil.services.detector.store.errors import EmbeddingDimensionError, MilvusLockedError, StoreError
-from vigil.services.detector.store.frame_index import FrameMatch, FrameRecord, derive_frame_id
+from vigil.services.detector.store.errors import (
+    EmbeddingDimensionError,
+    MilvusLockedError,
+    NoLiteOwnerError,
+    StoreError,
+)
+from vigil.services.detector.store.frame_index import FrameMatch, FrameRecord, IndexedFrame, derive_frame_id
 from vigil.services.detector.store.hit_store import HitStore
-from vigil.services.detector.store.hits import HitRecord
+from vigil.services.detector.store.hits import HitMatch, HitRecord
 from vigil.services.detector.store.settings import StoreSettings
 
 __all__ = [
@@ -31,9 +37,12 @@ __all__ = [
     "EmbeddingDimensionError",
     "FrameMatch",
     "FrameRecord",
+    "IndexedFrame",
+    "HitMatch",
     "HitRecord",
     "HitStore",
     "MilvusLockedError",
+    "NoLiteOwnerError",
     "StoreError",
     "StoreSettings",
     "derive_frame_id",

@@ -2,9 +2,16 @@
 process on a local directory, and what every collection of the store does through it.
 
 Milvus lite runs inside the detector, so this module also looks after lite's process-wide
-concerns: its directory's single owner (MilvusLockedError), index files torn by a killed
-process, grpc's noise about an RPC lite lacks, and the Arrow memory pool lite allocates from
+concerns: its directory's single owner, index files torn by a killed process, grpc's noise
+about an RPC lite lacks, and the Arrow memory pool lite allocates from
 (`use_arrow_pool_that_returns_memory`, `release_freed_memory`).
+
+One process owns a lite directory; every other one connects to the owner's gRPC server, which
+the owner advertises in the directory (lite_sharing.py: how, and why writes are serialised).
+So `vigil search`, `vigil index` and the alerter's search work beside a running detector. A
+process that finds the directory locked with no live owner advertised gets MilvusLockedError;
+one opened with `may_own_lite=False` (the alerter's search, which must never take the directory
+from the detector) gets NoLiteOwnerError when no process has the directory open.
 
 `MilvusConnection` is the base of the store's parts (schema.py, hits.py, frame_index.py):
 each is a mixin over the same `settings` and `_client`, and `HitStore` (hit_store.py) is all
@@ -22,7 +29,13 @@ from typing import Any, Self
 
 import numpy as np
 
-from vigil.services.detector.store.errors import EmbeddingDimensionError, MilvusLockedError, StoreError
+from vigil.services.detector.store import lite_sharing
+from vigil.services.detector.store.errors import (
+    EmbeddingDimensionError,
+    MilvusLockedError,
+    NoLiteOwnerError,
+    StoreError,
+)
 from vigil.services.detector.store.settings import StoreSettings
 
 logger = logging.getLogger(__name__)
@@ -118,17 +131,20 @@ class MilvusConnection:
 
     A mixin: `HitStore.__init__` sets `settings` and connects (`_connect`); the collections'
     mixins (schema.py, hits.py, frame_index.py) reach Milvus through `_client` and the helpers
-    here. With a lite URI the connection owns the directory until `close()`.
+    here. With a lite URI the connection owns the directory until `close()`, or, when another
+    process owns it, goes through that owner's server (`lite_owner_uri` is then its URI).
     """
 
     settings: StoreSettings
     _client: Any
     _lite_server: Any
     _lite_db: Any
+    _lite_directory: Path | None
+    lite_owner_uri: str | None
 
     # --- opening -------------------------------------------------------------------------
 
-    def _connect(self) -> Any:
+    def _connect(self, may_own_lite: bool = True) -> Any:
         settings = self.settings
         if settings.is_lite:
             use_arrow_pool_that_returns_memory()  # before pymilvus imports pyarrow
@@ -139,14 +155,41 @@ class MilvusConnection:
             logger.info("connecting to Milvus server %s", settings.uri_for_logs())
             return MilvusClient(uri=settings.uri, token=token, timeout=settings.timeout_s)
 
-        # The lite server is started here rather than through pymilvus' "*.db" URI because
-        # pymilvus' server manager turns DataDirLockedError into a bare "Open local milvus
-        # failed" and keeps the directory open after client.close(), so a closed store could
-        # not be reopened by another process.
-        from milvus_lite import DataDirLockedError
-        from milvus_lite.adapter.grpc.server import start_server_in_thread
-
         directory = Path(settings.uri).expanduser().resolve()
+        if not may_own_lite:
+            uri = lite_sharing.owner_uri(directory, wait_s=0) if directory.is_dir() else None
+            if uri is None:
+                raise NoLiteOwnerError(
+                    f"no Vigil process has the Milvus lite directory {directory} open (start the "
+                    "detector or `vigil up`), or point VIGIL_MILVUS_URI at a Milvus server"
+                )
+            return self._connect_to_owner(directory, uri)
+        from milvus_lite import DataDirLockedError
+
+        try:
+            return self._open_lite(directory)
+        except DataDirLockedError:
+            uri = lite_sharing.owner_uri(directory)
+        if uri is None:
+            raise MilvusLockedError(
+                f"Milvus lite directory {directory} is open by another process that serves it to no "
+                f"one (no live owner in {lite_sharing.ADVERTISEMENT}): only one process may open "
+                "Milvus lite; stop it, or point every process at a Milvus server URI "
+                "(VIGIL_MILVUS_URI=http://host:19530)"
+            ) from None
+        return self._connect_to_owner(directory, uri)
+
+    def _connect_to_owner(self, directory: Path, uri: str) -> Any:
+        from pymilvus import MilvusClient
+
+        self.lite_owner_uri = uri
+        logger.info("Milvus lite %s is open in another process: connecting to its server %s", directory, uri)
+        return MilvusClient(uri=uri, timeout=self.settings.timeout_s)
+
+    def _open_lite(self, directory: Path) -> Any:
+        """Become the directory's owner (DataDirLockedError when another process is) and advertise."""
+        from pymilvus import MilvusClient
+
         if directory.exists() and not directory.is_dir():
             raise StoreError(
                 f"Milvus lite URI {directory} is a file; it must be a directory "
@@ -156,19 +199,22 @@ class MilvusConnection:
         grpc_server_log = logging.getLogger("grpc._server")
         if not any(isinstance(f, _HideUnimplementedRpc) for f in grpc_server_log.filters):
             grpc_server_log.addFilter(_HideUnimplementedRpc())
+        # The lite server is started here rather than through pymilvus' "*.db" URI because
+        # pymilvus' server manager turns DataDirLockedError into a bare "Open local milvus
+        # failed" and keeps the directory open after client.close(), so a closed store could
+        # not be reopened by another process.
+        self._lite_server, self._lite_db, port = lite_sharing.start_lite_server(directory)
+        self._lite_directory = directory
+        uri = f"http://127.0.0.1:{port}"
         try:
-            self._lite_server, self._lite_db, port = start_server_in_thread(str(directory), host="127.0.0.1")
-        except DataDirLockedError:
-            raise MilvusLockedError(
-                f"Milvus lite directory {directory} is already open by another HitStore or process: "
-                "only one process may open Milvus lite (the embedded default has one owner, e.g. "
-                "`vigil up`); stop it, or point every process at a Milvus server URI "
-                "(VIGIL_MILVUS_URI=http://host:19530)"
-            ) from None
-        # Safe only now: we hold the directory's lock and no collection has been loaded yet.
-        _discard_torn_index_files(directory)
-        logger.info("opened Milvus lite in %s", directory)
-        return MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=settings.timeout_s)
+            # Safe only now: we hold the directory's lock and no collection has been loaded yet.
+            _discard_torn_index_files(directory)
+            lite_sharing.advertise(directory, uri)
+        except BaseException:
+            self.close()
+            raise
+        logger.info("opened Milvus lite in %s, serving it to other processes at %s", directory, uri)
+        return MilvusClient(uri=uri, timeout=self.settings.timeout_s)
 
     # --- shared by both collections ------------------------------------------------------
 
@@ -220,6 +266,9 @@ class MilvusConnection:
         if client is not None:
             client.close()
         server, self._lite_server = self._lite_server, None
+        directory, self._lite_directory = getattr(self, "_lite_directory", None), None
+        if directory is not None:
+            lite_sharing.withdraw(directory)
         if server is not None:
             server.stop(grace=2).wait()
         db, self._lite_db = self._lite_db, None

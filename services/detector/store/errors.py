@@ -11,7 +11,11 @@ class StoreError(VigilError):
 
 
 class MilvusLockedError(StoreError):
-    """Another Milvus lite owner holds the data directory."""
+    """Another process holds the Milvus lite directory and serves it to no one."""
+
+
+class NoLiteOwnerError(StoreError):
+    """A store opened only through lite's owner (`may_own_lite=False`) found no live owner."""
 
 
 class EmbeddingDimensionError(StoreError):

@@ -53,6 +53,15 @@ class FrameMatch:
     score: float
 
 
+@dataclass(frozen=True)
+class IndexedFrame:
+    """A frame of the index as `HitStore.frames_between` lists it."""
+
+    camera_id: str
+    ts_ms: int
+    thumbnail: str
+
+
 def derive_frame_id(camera_id: str, ts_ms: int) -> str:
     """The frame's primary key: re-indexing the same frame after a replay overwrites it."""
     return f"{camera_id}:{ts_ms}"
@@ -103,12 +112,12 @@ class FrameIndex(MilvusConnection):
         if frame_slice in self._frame_slices:
             return frame_slice
         name, timeout = self.settings.frames_collection, self.settings.timeout_s
-        if not self.settings.is_lite:
-            # Another detector on the same server may have opened slices since: follow them.
-            self._frame_slices = self._list_frame_slices()
-            frame_slice = slice_for(ts_ms, self._frame_slices, self.frames_slice_minutes)
-            if frame_slice in self._frame_slices:
-                return frame_slice
+        # Another writer may have opened slices since (a detector on the same server, or
+        # `vigil index` through lite's owner): follow them. Rare: once per new slice.
+        self._frame_slices = self._list_frame_slices()
+        frame_slice = slice_for(ts_ms, self._frame_slices, self.frames_slice_minutes)
+        if frame_slice in self._frame_slices:
+            return frame_slice
         if not self._client.has_partition(name, frame_slice.name, timeout=timeout):
             self._client.create_partition(name, frame_slice.name, timeout=timeout)
             if not self.settings.is_lite:  # a server loads a new partition of a loaded collection
@@ -159,6 +168,7 @@ class FrameIndex(MilvusConnection):
             data=vectors,
             anns_field="embedding",
             filter=str(condition),
+            partition_names=self._slices_overlapping(since_ts_ms, until_ts_ms),
             limit=top_k,
             output_fields=["camera_id", "ts_ms", "thumbnail"],
             search_params={"metric_type": "COSINE", "params": {"ef": max(self.settings.search_ef, top_k)}},
@@ -177,6 +187,42 @@ class FrameIndex(MilvusConnection):
             ]
             for matches in results
         ]
+
+    def frames_between(
+        self, camera_id: str, since_ts_ms: int, until_ts_ms: int, limit: int = 1_000
+    ) -> list[IndexedFrame]:
+        """A camera's indexed frames captured from since to until (inclusive), oldest first; the
+        first `limit` of them (Milvus has no ORDER BY: up to 16,384 rows are sorted here)."""
+        if not 1 <= limit <= MAX_QUERY_ROWS:
+            raise ValueError(f"limit must be from 1 to {MAX_QUERY_ROWS}, got {limit}")
+        condition = (
+            MilvusFilter()
+            .id_is("camera_id", camera_id)
+            .at_or_after("ts_ms", since_ts_ms, "since_ts_ms")
+            .at_or_before("ts_ms", until_ts_ms, "until_ts_ms")
+        )
+        rows = self._client.query(
+            self.settings.frames_collection,
+            filter=str(condition),
+            output_fields=["camera_id", "ts_ms", "thumbnail"],
+            limit=MAX_QUERY_ROWS,
+            timeout=self.settings.timeout_s,
+        )
+        rows = sorted(rows, key=lambda row: int(row["ts_ms"]))[:limit]
+        return [IndexedFrame(row["camera_id"], int(row["ts_ms"]), row["thumbnail"]) for row in rows]
+
+    def _slices_overlapping(self, since_ts_ms: int | None, until_ts_ms: int | None) -> list[str] | None:
+        """The partitions a time-bounded search needs (None: all). Milvus lite's search costs
+        time in proportion to every row of the partitions it searches (bench part search), so
+        a search over the last hour should not touch last week's slices."""
+        if since_ts_ms is None and until_ts_ms is None:
+            return None
+        low = since_ts_ms if since_ts_ms is not None else 0
+        high = until_ts_ms if until_ts_ms is not None else 2**63
+        # Another writer may have opened slices since this connection listed them.
+        self._frame_slices = self._list_frame_slices()
+        names = [s.name for s in self._frame_slices if s.start_ms <= high and s.end_ms > low]
+        return [DEFAULT_PARTITION, *names]
 
     def count_frames(self) -> int:
         return self._count(self.settings.frames_collection)

@@ -22,19 +22,22 @@ from vigil.services.detector.store.settings import StoreSettings
 class HitStore(CollectionSchemas, HitsCollection, FrameIndex):
     """The hits and frames collections, created on first use and loaded on every open.
 
-    With a lite URI this object owns the directory until `close()`: Milvus lite allows one
-    owner (a second one, in this process or another, gets MilvusLockedError). Use it as a
-    context manager, or call close().
+    With a lite URI this object owns the directory until `close()`, or, when another process
+    (or another HitStore) owns it, connects to the owner's server (connection.py). With
+    `may_own_lite=False` it only ever connects to an owner (NoLiteOwnerError when none is open).
+    Use it as a context manager, or call close().
     """
 
-    def __init__(self, settings: StoreSettings) -> None:
+    def __init__(self, settings: StoreSettings, *, may_own_lite: bool = True) -> None:
         self.settings = settings
         self._lite_server: Any = None
         self._lite_db: Any = None
+        self._lite_directory = None
+        self.lite_owner_uri = None
         self._frames_since_flush = 0
         # How long a new frame slice is; retention sets it from how long frames are kept.
         self.frames_slice_minutes = DEFAULT_SLICE_MINUTES
-        self._client = self._connect()
+        self._client = self._connect(may_own_lite)
         try:
             self._open_collection(settings.hits_collection, self._hits_schema(), role="hits")
             self._open_collection(settings.frames_collection, self._frames_schema(), role="frames")

@@ -31,6 +31,29 @@ class HitRecord:
     embedding: Sequence[float] | np.ndarray
 
 
+@dataclass(frozen=True)
+class HitMatch:
+    """A hit found by `HitStore.search_hits`; score is the cosine similarity of the search vector
+    to the hit's peak embedding (higher = closer), not the detector's peak score."""
+
+    hit: HitMessage
+    score: float
+
+
+_HIT_FIELDS = [
+    "hit_id",
+    "camera_id",
+    "query_id",
+    "event_start_ts_ms",
+    "peak_ts_ms",
+    "end_ts_ms",
+    "score",
+    "thumbnail",
+    "encoder",
+    BOX_FIELD,
+]
+
+
 class HitsCollection(MilvusConnection):
     """A mixin of HitStore: the hits collection (settings.hits_collection) on its connection."""
 
@@ -111,37 +134,47 @@ class HitsCollection(MilvusConnection):
         rows = self._client.query(
             self.settings.hits_collection,
             filter=str(condition),
-            output_fields=[
-                "hit_id",
-                "camera_id",
-                "query_id",
-                "event_start_ts_ms",
-                "peak_ts_ms",
-                "end_ts_ms",
-                "score",
-                "thumbnail",
-                "encoder",
-                BOX_FIELD,
-            ],
+            output_fields=_HIT_FIELDS,
             limit=MAX_QUERY_ROWS,
             timeout=self.settings.timeout_s,
         )
         rows = sorted(rows, key=lambda row: (row["peak_ts_ms"], row["hit_id"]), reverse=True)[:limit]
+        return [_hit_from_row(row) for row in rows]
+
+    def search_hits(
+        self,
+        query_vector: Sequence[float] | np.ndarray,
+        top_k: int = 10,
+        camera_ids: Sequence[str] | None = None,
+        since_ts_ms: int | None = None,
+        until_ts_ms: int | None = None,
+    ) -> list[HitMatch]:
+        """The top_k hits whose peak embedding is nearest `query_vector`, best first;
+        since/until bound the peak time (inclusive), camera_ids the cameras (None = all)."""
+        if not 1 <= top_k <= 1024:
+            raise ValueError(f"top_k must be from 1 to 1024, got {top_k}")
+        vector = self._vector(query_vector, "query vector")
+        if camera_ids is not None and not camera_ids:
+            return []
+        condition = (
+            MilvusFilter()
+            .id_in("camera_id", camera_ids)
+            .at_or_after("peak_ts_ms", since_ts_ms, "since_ts_ms")
+            .at_or_before("peak_ts_ms", until_ts_ms, "until_ts_ms")
+        )
+        (matches,) = self._client.search(
+            self.settings.hits_collection,
+            data=[vector],
+            anns_field="embedding",
+            filter=str(condition),
+            limit=top_k,
+            output_fields=_HIT_FIELDS,
+            search_params={"metric_type": "COSINE", "params": {"ef": max(self.settings.search_ef, top_k)}},
+            timeout=self.settings.timeout_s,
+        )
         return [
-            HitMessage(
-                hit_id=row["hit_id"],
-                camera_id=row["camera_id"],
-                query_id=row["query_id"],
-                event_start_ts_ms=int(row["event_start_ts_ms"]),
-                peak_ts_ms=int(row["peak_ts_ms"]),
-                end_ts_ms=None if row["end_ts_ms"] == OPEN_EVENT_END else int(row["end_ts_ms"]),
-                # Milvus stores FLOAT (32-bit); round so 0.9 reads back as 0.9, not 0.899999976.
-                peak_score=round(float(row["score"]), 6),
-                thumbnail=row["thumbnail"],
-                encoder=row["encoder"],
-                box=_box_from_row(row.get(BOX_FIELD)),
-            )
-            for row in rows
+            HitMatch(_hit_from_row({**match["entity"], "hit_id": match["hit_id"]}), float(match["distance"]))
+            for match in matches
         ]
 
     def hit_thumbnails(self, references: Sequence[str]) -> set[str]:
@@ -167,6 +200,22 @@ class HitsCollection(MilvusConnection):
         """Delete up to `limit` hits whose peak is before `peak_before_ms`; their thumbnails."""
         check_ts_ms("peak_before_ms", peak_before_ms)
         return self._forget(self.settings.hits_collection, "hit_id", f"peak_ts_ms < {peak_before_ms}", limit)
+
+
+def _hit_from_row(row: dict) -> HitMessage:
+    return HitMessage(
+        hit_id=row["hit_id"],
+        camera_id=row["camera_id"],
+        query_id=row["query_id"],
+        event_start_ts_ms=int(row["event_start_ts_ms"]),
+        peak_ts_ms=int(row["peak_ts_ms"]),
+        end_ts_ms=None if row["end_ts_ms"] == OPEN_EVENT_END else int(row["end_ts_ms"]),
+        # Milvus stores FLOAT (32-bit); round so 0.9 reads back as 0.9, not 0.899999976.
+        peak_score=round(float(row["score"]), 6),
+        thumbnail=row["thumbnail"],
+        encoder=row["encoder"],
+        box=_box_from_row(row.get(BOX_FIELD)),
+    )
 
 
 def _box_from_row(stored: Sequence[float] | None) -> Box | None:
