@@ -34,7 +34,10 @@ export function safeUrl(url) {
 export function framePicture(url, box, alt, placeholder) {
   const source = safeUrl(url);
   if (!source) return h("div", { class: "frame frame-missing" }, placeholder);
-  const frame = h("div", { class: "frame" }, h("img", { src: source, alt, decoding: "async" }));
+  const picture = h("img", { src: source, alt, decoding: "async" });
+  const frame = h("div", { class: "frame" }, picture);
+  // A picture that cannot be had (a camera with no frame yet, an expired link) says so.
+  picture.addEventListener("error", () => frame.replaceWith(h("div", { class: "frame frame-missing" }, placeholder)));
   const region = validBox(box);
   if (region) {
     const [x0, y0, x1, y1] = region;
