@@ -30,6 +30,9 @@ Milvus lite lives in the detector (one owner per directory); the encoder is the 
 choice: CLIP when an export of real weights is present, else the offline encoder (it logs which).
 The alerter speaks each alert to a file in its speech cache (`alerter: speech: cache_dir`);
 `AlertMessage.audio` is that file's name (`alert_audio_path` gives the whole path).
+
+A little over 400 lines because it is one thing, the supervisor of the steps above (the
+broker's own keeping and watching are services/broker/).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 It stands on the consumer-service skeleton (services/common/consumer_service.py: poll,
 snapshot, flush, commit, rebalance, run). What it decides is in pipelines/ (the policy, the
-wording, the book); its state records are services/alerter/state.py. Over 400 lines (a little)
-because what is left is one thing, an alert's life in the book, from raised (spoken, sent,
-kept) through ended to acknowledged, with the lock the loop and the HTTP API share.
+wording, the book); its state records are services/alerter/state.py. Over 400 lines because
+what is left is one thing, an alert's life in the book, from raised (spoken, sent, kept)
+through ended to acknowledged, with the lock the loop and the HTTP API share; and because it
+still hosts the HTTP API (`_start_api`: identities, queries, cameras, search), which leaves
+with its followers once the API runs as a process of its own.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 

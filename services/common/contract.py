@@ -5,6 +5,9 @@ decoding the image (capture time, sequence number, size, schema version). The ot
 carry JSON validated by the pydantic models below (added as the services that write them
 arrive). A message that does not decode raises BadMessageError naming what was wrong; the
 consumer sends it to the dead-letter topic and carries on.
+
+Past 400 lines because it is one concept, the wire contract: every topic's schema in one module,
+so a producer and its consumers can only ever import the same definition.
 """
 
 from __future__ import annotations
