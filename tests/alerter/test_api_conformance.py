@@ -200,6 +200,12 @@ max-stream-events = 1
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
     assert " passed" in report, report
+    # The run's figures (operations, test cases generated and passed) for the test log.
+    print(
+        "\n".join(
+            line for line in report.splitlines() if line.lstrip().startswith(("API Operations", "Test cases"))
+        )
+    )
 
 
 def load_schema(api: Api) -> schemathesis.BaseSchema:
