@@ -28,8 +28,6 @@ acknowledges it too (then 409s).
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,6 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import schemathesis
 from alerter_support import Running, make_hit, standing_query
+from api_fuzzing import run_schemathesis
 from PIL import Image
 from schemathesis.checks import (
     content_type_conformance,
@@ -145,66 +144,17 @@ def _serve(config, settings, hit, reference: str, thumbnail_bytes: bytes) -> Ite
         running.stop()
 
 
-def run_schemathesis(api: Api, tmp_path, token: str | None) -> None:
-    """`schemathesis run` (its CLI, the stable interface) against the running API's own
-    /openapi.json; fails the test with schemathesis's report (each failure with a curl line)."""
-    auth = f'\n[auth.openapi.bearerToken]\nbearer = "{token}"\n' if token else ""
-    checks = "\n".join(f"{check.__name__}.enabled = true" for check in CHECKS)
-    (tmp_path / "schemathesis.toml").write_text(
-        f"""
-workers = 1
-request-timeout = 10
-color = false
-
-[cache]
-enabled = false
-
-[generation]
-mode = "all"
-max-examples = {MAX_EXAMPLES}
-deterministic = true
-database = "none"
-
-[phases]
-examples.enabled = true
-coverage.enabled = true
-fuzzing.enabled = true
-stateful.enabled = false
-
-[checks]
-enabled = false
-{checks}
-
+def run_schemathesis_on(api: Api, tmp_path, token: str | None) -> None:
+    """The whole document, the live stream read until one event or STREAM_READ_S of silence."""
+    stream = f"""
 # An open stream never ends: read it until one event or STREAM_READ_S of silence.
 [[operations]]
 include-path = "{STREAM}"
 request-timeout = {STREAM_READ_S}
 max-stream-events = 1
-{auth}"""
-    )
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "schemathesis.cli",
-            "--config-file",
-            "schemathesis.toml",
-            "run",
-            f"{api.url}/openapi.json",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    report = run.stdout + run.stderr
-    assert run.returncode == 0, report
-    assert " passed" in report, report
-    # The run's figures (operations, test cases generated and passed) for the test log.
-    print(
-        "\n".join(
-            line for line in report.splitlines() if line.lstrip().startswith(("API Operations", "Test cases"))
-        )
+"""
+    run_schemathesis(
+        api.url, tmp_path, token=token, max_examples=MAX_EXAMPLES, extra_config=stream, timeout_s=240
     )
 
 
@@ -270,8 +220,8 @@ def test_answers_about_a_known_alert_are_documented(alerter_api: Api):
 
 
 def test_without_credentials_every_answer_is_documented(alerter_api: Api, tmp_path):
-    run_schemathesis(alerter_api, tmp_path, None)
+    run_schemathesis_on(alerter_api, tmp_path, None)
 
 
 def test_with_an_operator_token_every_answer_is_documented(alerter_api: Api, tmp_path):
-    run_schemathesis(alerter_api, tmp_path, OPERATOR)
+    run_schemathesis_on(alerter_api, tmp_path, OPERATOR)
