@@ -33,7 +33,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vigil.errors import VigilError
+from vigil.errors import VigilError, describe_validation_error
 from vigil.pipelines.query_table import KeyedRecord
 
 Role = Literal["viewer", "operator", "admin"]
@@ -162,7 +162,7 @@ class IdentityTable:
         try:
             user = User.model_validate_json(value)
         except ValidationError as error:
-            return f"user {name!r}: {_fields(error)}"
+            return f"user {name!r}: {describe_validation_error(error, whole='record')}"
         if user.name != name:
             return f"user {user.name!r} does not match its record key {name!r}"
         self._users[name] = user
@@ -176,7 +176,7 @@ class IdentityTable:
         try:
             token = StoredToken.model_validate_json(value)
         except ValidationError as error:
-            return f"token {token_id!r}: {_fields(error)}"
+            return f"token {token_id!r}: {describe_validation_error(error, whole='record')}"
         if token.token_id != token_id:
             return f"token {token.token_id!r} does not match its record key {token_id!r}"
         self._forget_token(token_id)
@@ -332,8 +332,3 @@ class IdentityTable:
         if token.revoked_ts_ms is not None:
             return token
         return token.model_copy(update={"revoked_ts_ms": now_ms, "revoked_by": by})
-
-
-def _fields(error: ValidationError) -> str:
-    """Which fields were wrong, without their values (a value may be a digest)."""
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors())

@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from vigil.errors import VigilError
+from vigil.errors import VigilError, describe_validation_error
 from vigil.pipelines.camera_urls import MAX_CAMERA_URL_CHARS, camera_url_problem
 from vigil.pipelines.matching import hit_id
 
@@ -106,14 +106,6 @@ class FrameHeaders(BaseModel):
             return cls.model_validate(values)
         except ValidationError as error:
             raise BadMessageError(f"bad frame headers: {describe_validation_error(error)}") from None
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming every bad field: 'ts_ms: Field required; width: ...'."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in item['loc']) or 'message'}: {item['msg']}"
-        for item in error.errors()
-    )
 
 
 # --- JSON messages ("queries", "hits", "alerts", "camera-status") -------------------------
