@@ -1,5 +1,7 @@
 """The standing queries as folded from the "queries" topic: the last value per key wins, a
 tombstone (value None) deletes, and a bad record is refused with its reason and changes nothing.
+`queries_to_seed` says which of a config file's queries to publish: those the topic has no record
+of, so that what an operator changed or deleted through the API survives a restart.
 
 Pure (no I/O), so the rules are tested without a broker; the service side
 (services/common/kafka/queries.py: QueryTableReader) reads the topic and feeds records in.
@@ -13,7 +15,7 @@ which cameras it watches (StandingQuery).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, Protocol, TypeVar
 
 from vigil.errors import VigilError
@@ -52,6 +54,7 @@ class QueryTable(Generic[Query]):
     def __init__(self, decode: Callable[[bytes], Query]) -> None:
         self._decode = decode
         self._queries: dict[str, Query] = {}
+        self._deleted: set[str] = set()  # ids whose last record is a tombstone
         self.version = 0  # bumps on every change: cheap "did anything change?" for callers
 
     def apply(self, record: KeyedRecord) -> str | None:
@@ -64,6 +67,7 @@ class QueryTable(Generic[Query]):
         except UnicodeDecodeError:
             return "queries record key is not UTF-8"
         if record.value is None:
+            self._deleted.add(query_id)
             if self._queries.pop(query_id, None) is not None:
                 self.version += 1
             return None
@@ -77,6 +81,7 @@ class QueryTable(Generic[Query]):
                 f"{query_id!r}"
             )
         self._queries[query_id] = query
+        self._deleted.discard(query_id)
         self.version += 1
         return None
 
@@ -91,6 +96,10 @@ class QueryTable(Generic[Query]):
         """Enabled queries that watch this camera."""
         return [query for query in self.snapshot().values() if query.applies_to(camera_id)]
 
+    def knows(self, query_id: str) -> bool:
+        """The topic has a record of this id: a query, or a tombstone (it was deleted)."""
+        return query_id in self._queries or query_id in self._deleted
+
     def __len__(self) -> int:
         return len(self._queries)
 
@@ -99,3 +108,10 @@ class QueryTable(Generic[Query]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.snapshot())
+
+
+def queries_to_seed(configured: Iterable[Query], table: QueryTable[Query]) -> list[Query]:
+    """The config file's queries to publish: those the topic has no record of. The topic wins
+    over the file once it knows an id, as for cameras (pipelines/camera_table.py): an edit or a
+    delete made through the API or `vigil queries` is not undone by the next start."""
+    return [query for query in configured if not table.knows(query.query_id)]

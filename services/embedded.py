@@ -8,8 +8,10 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
 
 1. finds Kafka: VIGIL_KAFKA_BOOTSTRAP when set, else the local broker on 127.0.0.1:19092,
    started here when none answers (services/broker), durable in <VIGIL_HOME>/broker;
-2. registers the file's standing queries on "queries" (id, text, language, cameras, threshold,
-   severity; an existing query with the same id is replaced); with the alerts API on, no
+2. seeds "queries" with the file's standing queries (id, text, language, cameras, threshold,
+   severity) that the topic has no record of, each with a "created" entry in the query history;
+   one the topic knows is left as it is, and so is one deleted through the API (the topic wins,
+   as for cameras: an operator's edit survives a restart); with the alerts API on, no
    `tokens` configured and no user on "identities", makes the first admin and shows its token
    once (`on_first_admin`: `vigil up` prints it on stdout, never in the log);
 3. runs `vigil ingest`, `vigil detector` and `vigil alerter` as child processes on that config,
@@ -19,8 +21,8 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
    them in pipeline order (below); on Linux each also gets SIGTERM should `vigil up` die;
 4. follows "hits" and "alerts" and hands each hit to `on_hit` and each alert to `on_alert` as
    it arrives, until `stop` is set, `seconds` have passed, or SIGINT / SIGTERM; meanwhile it
-   restarts the local broker it started should it die, and re-registers the file's standing
-   queries whenever Kafka comes back without them (services/broker/watch.py);
+   restarts the local broker it started should it die, and seeds the file's standing queries
+   again whenever Kafka comes back without any record of them (services/broker/watch.py);
 5. then stops the children upstream first: ingest, then the detector (it finishes its batch
    and checkpoints; the hits it published last are on "hits"), then, once the alerter's group
    has committed every hit seen on "hits" (at most ALERTER_CATCH_UP_S), the alerter; the last
@@ -71,10 +73,9 @@ from vigil.services.common.disk import check_free_disk
 from vigil.services.common.identities import first_admin_announcement, first_admin_token
 from vigil.services.common.kafka import (
     KafkaSettings,
-    ResilientProducer,
     assign_all_partitions,
     make_consumer,
-    publish_query,
+    seed_standing_queries,
 )
 from vigil.services.common.lifecycle import popen_dying_with_parent
 from vigil.services.detector.config import DetectorServiceSettings
@@ -362,12 +363,17 @@ def run_embedded(
     follower = None
     finished = False
     try:
-        with ResilientProducer(settings) as producer:
-            for query in queries:
-                publish_query(producer, settings.topics, query)
-        if queries:
+        seeded_by = f"vigil up ({config_path.name})"
+        seeded = seed_standing_queries(settings, queries, seeded_by)
+        if seeded:
+            log.info("registered %d standing queries of the config: %s", len(seeded), ", ".join(seeded))
+        kept = [query.query_id for query in queries if query.query_id not in seeded]
+        if kept:
             log.info(
-                "registered %d standing queries: %s", len(queries), ", ".join(q.query_id for q in queries)
+                "kept %d standing queries as the queries topic has them (changed or deleted since, through "
+                "the API or `vigil queries`, which win over the file): %s",
+                len(kept),
+                ", ".join(kept),
             )
         api = alerter_config.api
         if on_first_admin is not None and api.port and not api.tokens:
@@ -375,7 +381,7 @@ def run_embedded(
             if first is not None:
                 on_first_admin(first_admin_announcement(first, api.token_file))
         follower = _Follower(settings, on_hit, on_alert, on_status)
-        watch = BrokerWatch(endpoint, settings, queries)
+        watch = BrokerWatch(endpoint, settings, queries, seeded_by=seeded_by)
         for child in children:
             child.start()
         if on_ready is not None:

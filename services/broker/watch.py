@@ -6,9 +6,10 @@ Called from `vigil up`'s loop (check() at most every `interval_s`), it
   other child, with the same doubling backoff while it keeps dying;
 - notices when Kafka (local or a cluster) stops answering, and logs the outage and its end;
 - whenever Kafka answers again after an outage or a restart, re-creates missing topics and
-  re-publishes the config's standing queries that the "queries" table lacks (a broker that
-  came back empty, as an in-memory one does). A query the table has is left as it is: an
-  operator may have changed it since start.
+  seeds again the config's standing queries that the "queries" topic has no record of (a
+  broker that came back empty, as an in-memory one does). A query the topic knows is left as
+  it is, and so is one it holds a tombstone of: an operator may have changed or deleted it
+  since start (services/common/kafka/queries.py, `seed_standing_queries`).
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from vigil.services.broker.endpoint import KafkaEndpoint
 from vigil.services.common.contract import QueryMessage
 from vigil.services.common.kafka import (
     KafkaSettings,
-    QueryTableReader,
-    ResilientProducer,
     broker_reachable,
     ensure_topics,
-    publish_query,
+    seed_standing_queries,
 )
 
 log = logging.getLogger("vigil.up")
@@ -40,11 +39,13 @@ class BrokerWatch:
         settings: KafkaSettings,
         standing_queries: list[QueryMessage],
         *,
+        seeded_by: str = "vigil up",
         interval_s: float = 0.5,
     ) -> None:
         self.endpoint = endpoint
         self.settings = settings
         self.standing_queries = standing_queries
+        self.seeded_by = seeded_by  # who the query history names for a query seeded again
         self.interval_s = interval_s
         self.up = True
         self.revivals = 0
@@ -80,25 +81,18 @@ class BrokerWatch:
                 log.warning("could not re-assert the standing queries yet: %s", error)
 
     def reassert_queries(self) -> list[str]:
-        """Topics ensured, and every standing query of the config that "queries" lacks published
-        again; returns their ids."""
+        """Topics ensured, and every standing query of the config that "queries" has no record of
+        seeded again; returns their ids."""
         ensure_topics(self.settings, timeout_s=5)
-        if not self.standing_queries:
-            return []
-        with QueryTableReader(self.settings) as reader:
-            table = reader.load(timeout_s=10)
-        missing = [query for query in self.standing_queries if query.query_id not in table]
+        missing = seed_standing_queries(self.settings, self.standing_queries, self.seeded_by)
         if missing:
-            with ResilientProducer(self.settings) as producer:
-                for query in missing:
-                    publish_query(producer, self.settings.topics, query)
             self.reasserted += len(missing)
             log.warning(
                 "Kafka had lost %d standing queries of the config; registered again: %s",
                 len(missing),
-                ", ".join(query.query_id for query in missing),
+                ", ".join(missing),
             )
-        return [query.query_id for query in missing]
+        return missing
 
     def _revive(self, now: float) -> None:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kafka.consumer.fetcher import ConsumerRecord
 
-from vigil.pipelines.query_table import QueryTable
+from vigil.pipelines.query_table import QueryTable, queries_to_seed
 from vigil.services.common.contract import QueryMessage, encode_json
 from vigil.services.common.kafka import decode_query
 
@@ -69,3 +69,22 @@ def test_queries_for_a_camera_are_the_enabled_ones_that_watch_it():
     put(table, query("paused", "a dog", enabled=False))
     assert {q.query_id for q in table.for_camera("gate-1")} == {"everywhere", "gate"}
     assert {q.query_id for q in table.for_camera("lobby")} == {"everywhere"}
+
+
+def test_the_table_knows_a_deleted_query_until_it_is_published_again():
+    table = QueryTable(decode_query)
+    put(table, query("q1", "a cat"))
+    assert table.apply(record(b"q1", None)) is None
+    assert "q1" not in table and table.knows("q1")
+    assert not table.knows("q2")
+    put(table, query("q1", "a black cat"))
+    assert "q1" in table and table.knows("q1")
+
+
+def test_only_the_config_queries_the_topic_has_no_record_of_are_seeded():
+    table = QueryTable(decode_query)
+    put(table, query("edited", "a cat, as an operator edited it", threshold=0.4))
+    put(table, query("deleted", "a dog"))
+    table.apply(record(b"deleted", None))
+    configured = [query("edited", "a cat"), query("deleted", "a dog"), query("new", "a red motorcycle")]
+    assert [q.query_id for q in queries_to_seed(configured, table)] == ["new"]

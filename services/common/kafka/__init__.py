@@ -38,7 +38,13 @@ from vigil.services.common.kafka.metrics import (
     SEND_ERRORS,
 )
 from vigil.services.common.kafka.producer import ResilientProducer
-from vigil.services.common.kafka.queries import QueryTableReader, decode_query, delete_query, publish_query
+from vigil.services.common.kafka.queries import (
+    QueryTableReader,
+    decode_query,
+    delete_query,
+    publish_query,
+    seed_standing_queries,
+)
 from vigil.services.common.kafka.query_history import decode_query_change, publish_query_change
 from vigil.services.common.kafka.reachability import broker_reachable
 from vigil.services.common.kafka.settings import (
@@ -85,6 +91,7 @@ __all__ = [
     "publish_query",
     "publish_query_change",
     "replay_to_end",
+    "seed_standing_queries",
     "send_json_dead_letter",
     "send_to_dead_letter",
     "split_host_port",

@@ -1,15 +1,17 @@
 """The standing queries on Kafka: `publish_query` / `delete_query` write the "queries" topic, and
 `QueryTableReader` keeps a QueryTable (pipelines/query_table.py, the pure rules of the table) in
 step with it. `decode_query` is the contract's decoding that the table is given.
+`seed_standing_queries` publishes a config file's queries that the topic has no record of.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
-from vigil.pipelines.query_table import QueryTable
-from vigil.services.common.contract import QueryMessage, Topics, decode_json, encode_json
+from vigil.pipelines.query_table import QueryTable, queries_to_seed
+from vigil.services.common.contract import QueryChangeMessage, QueryMessage, Topics, decode_json, encode_json
 from vigil.services.common.kafka.consumers import (
     KafkaRecord,
     assign_all_partitions,
@@ -18,6 +20,7 @@ from vigil.services.common.kafka.consumers import (
 )
 from vigil.services.common.kafka.dead_letters import send_to_dead_letter
 from vigil.services.common.kafka.producer import ResilientProducer
+from vigil.services.common.kafka.query_history import publish_query_change
 from vigil.services.common.kafka.settings import KafkaSettings
 
 log = logging.getLogger("vigil.kafka")
@@ -104,3 +107,25 @@ class QueryTableReader:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def seed_standing_queries(
+    settings: KafkaSettings, queries: Sequence[QueryMessage], by: str, timeout_s: float = 10.0
+) -> list[str]:
+    """Publish the configured `queries` that "queries" has no record of (neither a query nor a
+    tombstone), each with a "created" record on "query-history" naming `by` (the config file);
+    returns their ids. The topic wins over the file once it knows an id (queries_to_seed)."""
+    if not queries:
+        return []
+    with QueryTableReader(settings) as reader:
+        table = reader.load(timeout_s=timeout_s)
+    seeds = queries_to_seed(queries, table)
+    if seeds:
+        with ResilientProducer(settings) as producer:
+            for query in seeds:
+                now_ms = int(time.time() * 1000)
+                change = QueryChangeMessage(
+                    query_id=query.query_id, action="created", by=by, ts_ms=now_ms, query=query
+                )
+                publish_query_change(producer, settings.topics, change)
+    return [query.query_id for query in seeds]

@@ -40,7 +40,7 @@ if not any(getattr(existing, "hides_kafka_secrets", False) for existing in _admi
     _admin_log.addFilter(_HideClientConfiguration())
 
 
-CAMERA_TOMBSTONES_KEPT_MS = 10 * 365 * 24 * 3600 * 1000
+TOMBSTONES_KEPT_MS = 10 * 365 * 24 * 3600 * 1000
 
 
 def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
@@ -61,6 +61,7 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         return {"cleanup.policy": "delete", "retention.ms": str(retention_ms), **extra}
 
     compacted = {"cleanup.policy": "compact"}
+    keeps_tombstones = {**compacted, "delete.retention.ms": str(TOMBSTONES_KEPT_MS)}
     largest = {"max.message.bytes": str(settings.max_message_bytes)}
     # A dead frame is as large as a live one, plus its dlq.* headers.
     largest_dead = {"max.message.bytes": str(settings.max_message_bytes + RECORD_OVERHEAD_BYTES)}
@@ -68,8 +69,9 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         topics.frames: spec(
             settings.frame_partitions, deleted_after(settings.frames_retention_ms, **largest)
         ),
-        # One partition: a small table every reader loads whole, in publication order.
-        topics.queries: spec(1, compacted),
+        # One partition: a small table every reader loads whole, in publication order. Tombstones
+        # are kept as the cameras' are (below): a query deleted through the API stays deleted.
+        topics.queries: spec(1, keeps_tombstones),
         topics.hits: spec(settings.event_partitions, deleted_after(settings.events_retention_ms)),
         topics.alerts: spec(settings.event_partitions, deleted_after(settings.events_retention_ms)),
         topics.camera_status: spec(settings.event_partitions, compacted),
@@ -84,7 +86,7 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         # One partition, like queries: ingest and the API load the whole table. Tombstones are
         # kept (10 years rather than Kafka's day): a camera deleted through the API must stay
         # deleted, not be seeded again from the YAML file once its tombstone is compacted away.
-        topics.cameras: spec(1, {**compacted, "delete.retention.ms": str(CAMERA_TOMBSTONES_KEPT_MS)}),
+        topics.cameras: spec(1, keeps_tombstones),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),
