@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -119,25 +120,29 @@ def main() -> None:
         "100,000, which 8 cameras reach after 3.5 h: a smaller one is reached within the soak)",
     )
     args = parser.parse_args()
+    # A soak stopped with SIGTERM (a timeout, `kill`) unwinds like Ctrl-C: `vigil up` and the RTSP
+    # servers are its children but not in its process group's fate, and would run on, orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with tempfile.TemporaryDirectory(prefix="vigil-soak-") as folder:
         home = Path(folder)
         ports = {name: free_loopback_port() for name in ("broker", "detector", "api")}
-        cameras = [
-            RtspCamera(
-                media=event_clip(),
-                port=free_loopback_port(),
-                mount=f"/cam{i}",
-                width=768,
-                height=576,
-                loop=True,
-            ).start()
-            for i in range(args.cameras)
-        ]
-        config = write_config(home, [camera.url for camera in cameras], ports, args.frames_max_rows)
-        up = start_up(home, config, ports)
-        started = time.monotonic()
-        samples = []
+        cameras: list[RtspCamera] = []
+        up = None
+        samples: list[dict] = []
         try:
+            for i in range(args.cameras):
+                camera = RtspCamera(
+                    media=event_clip(),
+                    port=free_loopback_port(),
+                    mount=f"/cam{i}",
+                    width=768,
+                    height=576,
+                    loop=True,
+                )
+                cameras.append(camera.start())
+            config = write_config(home, [camera.url for camera in cameras], ports, args.frames_max_rows)
+            up = start_up(home, config, ports)
+            started = time.monotonic()
             while time.monotonic() - started < args.minutes * 60:
                 time.sleep(args.every_s)
                 if up.poll() is not None:
@@ -153,7 +158,8 @@ def main() -> None:
                 samples.append(sample)
                 print(json.dumps(sample), flush=True)
         finally:
-            stop_up(up)
+            if up is not None:
+                stop_up(up)
             for camera in cameras:
                 camera.stop()
         print(json.dumps({"summary": summarize(samples, args)}), flush=True)
