@@ -56,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.errors import VigilError
 from vigil.paths import var_dir
+from vigil.pipelines.alerting.schedules import WeeklySchedule
 from vigil.services.alerter.config import AlerterServiceSettings, AlerterSettings
 from vigil.services.broker.endpoint import resolve_bootstrap
 from vigil.services.broker.local import durable_broker_dir
@@ -106,6 +107,7 @@ class StandingQuerySettings(BaseModel):
     cameras: list[Identifier] = Field(default_factory=list)
     threshold: str | float = "auto"
     severity: Severity = "warning"
+    schedule: WeeklySchedule | None = None  # {timezone, armed: [{days, start, end}], quiet_hours}
 
     def message(self, now_ms: int) -> QueryMessage:
         return QueryMessage.model_validate(
@@ -116,6 +118,7 @@ class StandingQuerySettings(BaseModel):
                 "cameras": self.cameras,
                 "threshold": self.threshold,
                 "severity": self.severity,
+                "schedule": self.schedule,
                 "created_by": "config",
                 "updated_ts_ms": now_ms,
             }

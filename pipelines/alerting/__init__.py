@@ -6,11 +6,13 @@ One concept a module:
   escalation, cooldown; see its docstring), its `Decision`s and snapshots;
 - `settings`: `AlertPolicySettings`, the `alerter:` section of the YAML file, and the
   `PairRules` it puts in force for one (camera, query);
-- `schedules`: `Schedule`, armed windows and quiet hours in local time;
+- `schedules`: `WeeklySchedule` (armed windows and quiet hours in local time: a standing
+  query's own schedule) and the alerter's named `Schedule`s;
 - `severity`: the severity levels, `escalate`, `severity_of`.
 """
 
 from vigil.pipelines.alerting.policy import (
+    QUERY_SCHEDULE,
     STATE_VERSION,
     SUPPRESS_REASONS,
     AlertableHit,
@@ -19,7 +21,7 @@ from vigil.pipelines.alerting.policy import (
     SuppressReason,
     decision_clock_ms,
 )
-from vigil.pipelines.alerting.schedules import WEEKDAYS, AppliesTo, Schedule, TimeWindow
+from vigil.pipelines.alerting.schedules import WEEKDAYS, AppliesTo, Schedule, TimeWindow, WeeklySchedule
 from vigil.pipelines.alerting.settings import (
     AlertOverrides,
     AlertPolicySettings,
@@ -36,6 +38,7 @@ from vigil.pipelines.alerting.severity import (
 )
 
 __all__ = [
+    "QUERY_SCHEDULE",
     "SEVERITIES",
     "STATE_VERSION",
     "SUPPRESS_REASONS",
@@ -53,6 +56,7 @@ __all__ = [
     "Severity",
     "SuppressReason",
     "TimeWindow",
+    "WeeklySchedule",
     "decision_clock_ms",
     "escalate",
     "require_unique_names",

@@ -21,7 +21,9 @@ a fixed set (`SUPPRESS_REASONS`). A hit goes through, in this order:
    inside a `quiet_hours` window of any of them the alert is raised and recorded but muted
    (nobody is woken by speech), unless its severity is critical. Schedules combine
    restrictively (every applying schedule must be armed) so that adding a schedule can
-   only silence more, never re-arm what another one disarmed.
+   only silence more, never re-arm what another one disarmed. A standing query's own
+   schedule (its `schedule` field, given to `decide`) is one more of them, named
+   QUERY_SCHEDULE in the decision.
 3. Escalation and cooldown, per (camera, query), in event-start time. Measuring them between
    `event_start_ts_ms` values (the time the hit id is derived from) rather than arrival times
    makes a restarted alerter replaying the same hits take the same decisions, however fast
@@ -63,8 +65,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args
 
+from vigil.pipelines.alerting.schedules import WeeklySchedule
 from vigil.pipelines.alerting.settings import AlertPolicySettings
 from vigil.pipelines.alerting.severity import SEVERITIES, Severity, escalate
+
+# What a decision names as its `schedule` when the query's own schedule disarmed or muted it.
+QUERY_SCHEDULE = "the query's own schedule"
 
 SuppressReason = Literal["duplicate", "cooldown", "disarmed"]
 SUPPRESS_REASONS: tuple[str, ...] = get_args(SuppressReason)
@@ -175,9 +181,16 @@ class AlertPolicy:
     def remembered_pairs(self) -> int:
         return len(self._pairs)
 
-    def decide(self, hit: AlertableHit, query_severity: Severity, now_ms: int) -> Decision:
-        """Judge one hit. `query_severity` is its query's configured severity; `now_ms` is the
-        hit record's timestamp (only used to forget old memory; see the module docstring)."""
+    def decide(
+        self,
+        hit: AlertableHit,
+        query_severity: Severity,
+        now_ms: int,
+        query_schedule: WeeklySchedule | None = None,
+    ) -> Decision:
+        """Judge one hit. `query_severity` is its query's configured severity, `query_schedule`
+        its own schedule (None: always armed, never quiet); `now_ms` is the hit record's
+        timestamp (only used to forget old memory; see the module docstring)."""
         if query_severity not in SEVERITIES:
             raise ValueError(f"query_severity must be one of {', '.join(SEVERITIES)}, got {query_severity!r}")
         now_ms = int(now_ms)
@@ -191,7 +204,7 @@ class AlertPolicy:
             self._seen.move_to_end(hit.hit_id)
             self._changed_hits.add(hit.hit_id)
             return Decision.suppress(hit.hit_id, "duplicate", alerted=seen.alerted, close_update=close_update)
-        decision = self._judge(hit, query_severity, now_ms)
+        decision = self._judge(hit, query_severity, now_ms, query_schedule)
         self._seen[hit.hit_id] = _SeenHit(now_ms, decision.raised, closes)
         self._changed_hits.add(hit.hit_id)
         self._dropped_hits.discard(hit.hit_id)
@@ -204,15 +217,22 @@ class AlertPolicy:
         self._changed_hits.discard(hit_id)
         self._dropped_hits.add(hit_id)
 
-    def _judge(self, hit: AlertableHit, query_severity: Severity, now_ms: int) -> Decision:
+    def _judge(
+        self, hit: AlertableHit, query_severity: Severity, now_ms: int, query_schedule: WeeklySchedule | None
+    ) -> Decision:
         disarmed_by = quiet_by = None
-        for schedule in self.settings.schedules:
-            if not schedule.applies_to.matches(hit.camera_id, hit.query_id):
-                continue
+        applying: list[tuple[str, WeeklySchedule]] = [
+            (schedule.name, schedule)
+            for schedule in self.settings.schedules
+            if schedule.applies_to.matches(hit.camera_id, hit.query_id)
+        ]
+        if query_schedule is not None:
+            applying.append((QUERY_SCHEDULE, query_schedule))
+        for name, schedule in applying:
             if disarmed_by is None and not schedule.is_armed(hit.peak_ts_ms):
-                disarmed_by = schedule.name
+                disarmed_by = name
             if quiet_by is None and schedule.is_quiet(hit.peak_ts_ms):
-                quiet_by = schedule.name
+                quiet_by = name
         if disarmed_by is not None:
             return Decision.suppress(hit.hit_id, "disarmed", schedule=disarmed_by)
 

@@ -99,6 +99,36 @@ class TimeWindow(StrictModel):
             )
         return self
 
+    @classmethod
+    def parse(cls, text: str) -> TimeWindow:
+        """A window as an operator types it: "[DAYS ]HH:MM-HH:MM", DAYS like "mon-fri" or
+        "sat,sun" (omitted: every day): "mon-fri 22:00-06:00". ValueError names what is wrong."""
+        days, _, hours = text.strip().rpartition(" ")
+        start, dash, end = hours.partition("-")
+        if not dash:
+            raise ValueError(
+                f'{text!r} is not a window: write "[days ]HH:MM-HH:MM", e.g. "mon-fri 22:00-06:00"'
+            )
+        window: dict[str, object] = {"start": start, "end": end}
+        if days.strip():
+            window["days"] = [day for day in re.split(r"[,\s]+", days.strip()) if day]
+        return cls.model_validate(window)
+
+    def describe(self) -> str:
+        """As `parse` reads it: "mon-fri 22:00-06:00", "sat,sun 10:00-12:00", "23:00-06:00"."""
+        indexes = [WEEKDAYS.index(name) for name in self.days]
+        runs: list[list[int]] = []
+        for index in indexes:
+            if runs and index == runs[-1][-1] + 1:
+                runs[-1].append(index)
+            else:
+                runs.append([index])
+        days = ",".join(
+            WEEKDAYS[run[0]] if len(run) == 1 else f"{WEEKDAYS[run[0]]}-{WEEKDAYS[run[-1]]}" for run in runs
+        )
+        hours = f"{self.start}-{self.end}"
+        return hours if len(indexes) == len(WEEKDAYS) else f"{days} {hours}"
+
     def contains(self, weekday: int, minute_of_day: int) -> bool:
         """Whether local time (weekday 0 = Monday, minute since local midnight) is inside."""
         start, end = _minute_of_day(self.start), _minute_of_day(self.end)
@@ -127,16 +157,15 @@ class AppliesTo(StrictModel):
         return camera_ok and (not self.queries or query_id in self.queries)
 
 
-class Schedule(StrictModel):
-    """When the cameras/queries of `applies_to` may alert, in local time of `timezone`.
+class WeeklySchedule(StrictModel):
+    """When something may alert, in local time of `timezone`: a standing query's own schedule
+    (the query's `schedule` field), and the base of the alerter's named `Schedule`s.
 
     armed: omitted = always armed; otherwise the target is disarmed outside every window.
     quiet_hours: alerts raised inside them are muted (recorded, not spoken), except critical.
     """
 
-    name: str = Field(min_length=1, max_length=128)
     timezone: str = Field("UTC", description='IANA time zone, e.g. "Asia/Ho_Chi_Minh"')
-    applies_to: AppliesTo = Field(default_factory=AppliesTo)
     armed: list[TimeWindow] | None = Field(None, description="omitted = always armed")
     quiet_hours: list[TimeWindow] = Field(default_factory=list)
 
@@ -145,7 +174,7 @@ class Schedule(StrictModel):
     def _known_time_zone(cls, timezone: str) -> str:
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(
                 f'unknown time zone {timezone!r} (an IANA name such as "Asia/Ho_Chi_Minh" or "UTC")'
             ) from None
@@ -159,6 +188,15 @@ class Schedule(StrictModel):
             # query or camera says that better.
             raise ValueError("an empty list would never arm; omit `armed` to be armed at all times")
         return armed
+
+    def describe(self) -> str:
+        """One line: "armed mon-fri 22:00-06:00; quiet 23:00-06:00 (Asia/Ho_Chi_Minh)"."""
+        parts = []
+        if self.armed is not None:
+            parts.append("armed " + ", ".join(window.describe() for window in self.armed))
+        if self.quiet_hours:
+            parts.append("quiet " + ", ".join(window.describe() for window in self.quiet_hours))
+        return f"{'; '.join(parts) or 'always armed'} ({self.timezone})"
 
     def local_time(self, ts_ms: int) -> tuple[int, int]:
         """(weekday, minute of day) of the instant `ts_ms` in this schedule's time zone."""
@@ -174,3 +212,10 @@ class Schedule(StrictModel):
     def is_quiet(self, ts_ms: int) -> bool:
         weekday, minute = self.local_time(ts_ms)
         return any(window.contains(weekday, minute) for window in self.quiet_hours)
+
+
+class Schedule(WeeklySchedule):
+    """A named schedule of the alerter's settings, for the cameras and queries of `applies_to`."""
+
+    name: str = Field(min_length=1, max_length=128)
+    applies_to: AppliesTo = Field(default_factory=AppliesTo)

@@ -284,7 +284,7 @@ class AlerterService(ConsumerService):
             self._cameras.add(hit.camera_id)
             self._warm_up()
         now_ms = decision_clock_ms(record.timestamp, int(time.time() * 1000))
-        decision = self.policy.decide(hit, severity_of(query), now_ms)
+        decision = self.policy.decide(hit, severity_of(query), now_ms, query.schedule if query else None)
         if not decision.raised:
             if decision.close_update and decision.alerted and hit.end_ts_ms is not None:
                 self._record_end(alert_id_for(hit.hit_id), hit.end_ts_ms)

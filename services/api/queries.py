@@ -25,8 +25,11 @@ What a query may be (`QueryInput`, refused with a 422 naming the field):
   (pipelines/query_ids.py), so the same text twice is a 409, not a second query.
 - `language` auto/en/vi; `threshold` "auto" or a number from 0 to 1; `severity`; `enabled`;
   `cameras`: at most MAX_CAMERAS ids, no repeats, empty = every camera.
-Schedules stay in the alerter's settings (`alerter.policy.schedules`, which already name queries
-by id): the policy reads them from there, not from the query.
+- `schedule`: the query's own weekly schedule (pipelines/alerting/schedules.py, `WeeklySchedule`):
+  an IANA `timezone`, `armed` windows (omitted: always armed) and `quiet_hours` (alerts raised
+  but not spoken, unless critical), each window `{days, start, end}` in local "HH:MM"; null =
+  always armed. The alerter's policy applies it with the schedules of its own settings
+  (`alerter.policy.schedules`), restrictively: a hit must be armed by every one that applies.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from vigil.pipelines.alerting.schedules import WeeklySchedule
 from vigil.pipelines.query_ids import derive_query_id
 from vigil.services.api.query_catalog import QueryCatalog, QueryExistsError, UnknownQueryError
 from vigil.services.common.auth import Principal, TokenAuthority
@@ -77,6 +81,9 @@ class QueryInput(BaseModel):
     threshold: Threshold = "auto"
     severity: Severity = "warning"
     enabled: bool = True
+    schedule: WeeklySchedule | None = Field(
+        default=None, description="when it may alert: armed windows and quiet hours; null = always armed"
+    )
 
     @field_validator("text")
     @classmethod
@@ -123,6 +130,7 @@ class QueryInput(BaseModel):
             threshold=self.threshold,
             severity=self.severity,
             enabled=self.enabled,
+            schedule=self.schedule,
             created_by=created_by,
             updated_ts_ms=int(time.time() * 1000),
         )
@@ -139,6 +147,7 @@ class Query(BaseModel):
     threshold: Literal["auto"] | float
     severity: Severity
     enabled: bool
+    schedule: WeeklySchedule | None = None
     created_by: str
     updated_ts_ms: TimestampMs
 

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from vigil.errors import VigilError, describe_validation_error
+from vigil.pipelines.alerting.schedules import WeeklySchedule
 from vigil.pipelines.camera_urls import MAX_CAMERA_URL_CHARS, camera_url_problem
 from vigil.pipelines.matching import hit_id
 
@@ -145,6 +146,9 @@ class QueryMessage(VigilMessage):
     threshold: Literal["auto"] | Annotated[float, Field(ge=0.0, le=1.0)] = "auto"
     severity: Severity = "warning"
     enabled: bool = True
+    schedule: WeeklySchedule | None = Field(
+        None, description="when it may alert (armed windows, quiet hours); None = always armed"
+    )
     created_by: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     updated_ts_ms: TimestampMs
 

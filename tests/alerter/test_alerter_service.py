@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
 from kafka import KafkaAdminClient, TopicPartition
 
 from vigil.pipelines.alert_book import AlreadyAcknowledgedError
-from vigil.pipelines.alerting import AlertPolicySettings
+from vigil.pipelines.alerting import WEEKDAYS, AlertPolicySettings, WeeklySchedule
 from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
@@ -261,3 +262,29 @@ def test_offsets_are_committed_once_the_interval_is_up_even_when_no_more_hits_co
     finally:
         running.stop()
         admin.close()
+
+
+def test_a_querys_own_schedule_disarms_it_outside_its_window(kafka_settings, config):
+    topics = kafka_settings.topics
+    now_ms = int(time.time() * 1000)
+    # Armed all day, but only on the weekday three days from now (UTC): never now.
+    other_day = WEEKDAYS[(datetime.fromtimestamp(now_ms / 1000, UTC).weekday() + 3) % 7]
+    elsewhen = WeeklySchedule(armed=[{"days": [other_day], "start": "00:00", "end": "24:00"}])
+    with ResilientProducer(kafka_settings) as producer:
+        publish_query(
+            producer, topics, standing_query("q-scheduled", "a person climbing the fence", schedule=elsewhen)
+        )
+        publish_query(producer, topics, standing_query(QUERY, "Một chiếc xe máy", language="vi"))
+        for query_id in ("q-scheduled", QUERY):
+            producer.send(topics.hits, encode_json(make_hit(CAMERA, query_id, now_ms - 5_000)), key=CAMERA)
+        producer.flush()
+    running = Running(config.model_copy(update={"webhooks": []}), kafka_settings)
+    try:
+        disarmed = "vigil_alerter_suppressed_total"
+        wait_for(
+            lambda: running.metric(disarmed, query="q-scheduled", reason="disarmed") == 1, 30, "the disarm"
+        )
+        wait_for(lambda: len(running.service.book), 30, "the unscheduled query's alert")
+        assert [record.alert.query_id for record in running.service.alert_records()] == [QUERY]
+    finally:
+        running.stop()

@@ -135,6 +135,23 @@ def test_add_edit_delete_reach_the_queries_topic_before_the_answer(api):
         ({"text": "a cat", "language": "fr"}, "language", "'auto', 'en' or 'vi'"),
         ({"text": "a cat", "created_by": "mallory"}, "created_by", "Extra inputs"),
         ({"text": "a\u0000cat"}, "text", "printable"),
+        ({"text": "a cat", "schedule": {"timezone": "Mars/Olympus"}}, "timezone", "unknown time zone"),
+        ({"text": "a cat", "schedule": {"armed": []}}, "armed", "never arm"),
+        (
+            {"text": "a cat", "schedule": {"armed": [{"start": "22:00", "end": "22:00"}]}},
+            "armed",
+            "whole day",
+        ),
+        (
+            {"text": "a cat", "schedule": {"quiet_hours": [{"start": "9", "end": "10:00"}]}},
+            "start",
+            "time of day",
+        ),
+        (
+            {"text": "a cat", "schedule": {"armed": [{"days": ["noday"], "start": "01:00", "end": "02:00"}]}},
+            "days",
+            "not a weekday",
+        ),
     ],
 )
 def test_bad_queries_are_422_naming_the_field(api, body, field, says):
@@ -218,3 +235,37 @@ def test_a_change_made_elsewhere_shows_within_a_second(api):
         return "from-cli" in [q["query_id"] for q in answer["queries"]]
 
     wait_for(listed, 1.0, "the query added elsewhere")
+
+
+def test_a_querys_schedule_is_kept_with_it_and_can_be_dropped(api):
+    url, settings = api
+    queries = f"{url}/api/v1/queries"
+    nights = {
+        "timezone": "Asia/Ho_Chi_Minh",
+        "armed": [{"days": ["mon-fri"], "start": "22:00", "end": "06:00"}],
+        "quiet_hours": [{"start": "23:00", "end": "05:00"}],
+    }
+    added = requests.post(
+        queries,
+        json={"query_id": "fence-nights", "text": "a person climbing the fence", "schedule": nights},
+        headers=bearer(OPERATOR),
+        timeout=10,
+    )
+    assert added.status_code == 201, added.text
+    schedule = added.json()["schedule"]
+    assert schedule["timezone"] == "Asia/Ho_Chi_Minh" and schedule["quiet_hours"][0]["start"] == "23:00"
+    assert schedule["armed"][0]["days"] == ["mon", "tue", "wed", "thu", "fri"]
+    with QueryTableReader(settings) as reader:
+        standing = reader.load().get("fence-nights")
+    assert standing.schedule is not None and standing.schedule.describe() == (
+        "armed mon-fri 22:00-06:00; quiet 23:00-05:00 (Asia/Ho_Chi_Minh)"
+    )
+    dropped = requests.put(
+        f"{queries}/fence-nights",
+        json={"text": "a person climbing the fence", "schedule": None},
+        headers=bearer(OPERATOR),
+        timeout=10,
+    )
+    assert dropped.status_code == 200 and dropped.json()["schedule"] is None
+    with QueryTableReader(settings) as reader:
+        assert reader.load().get("fence-nights").schedule is None

@@ -38,12 +38,36 @@ def test_standing_queries_are_added_listed_and_deleted(kafka_settings):
     assert [q["query_id"] for q in json.loads(listed.stdout)] == ["red-bike"]
 
 
+def test_a_querys_own_schedule_is_set_shown_and_dropped(kafka_settings):
+    added = vigil(
+        kafka_settings, "queries", "add", "a person climbing the fence", "--id", "fence",
+        "--armed", "mon-fri 18:00-07:00", "--armed", "sat,sun 00:00-24:00", "--timezone", "Asia/Ho_Chi_Minh",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listed = vigil(kafka_settings, "queries", "list")
+    assert "armed mon-fri 18:00-07:00, sat-sun 00:00-24:00 (Asia/Ho_Chi_Minh)" in listed.stdout, listed.stdout
+    quiet = vigil(kafka_settings, "queries", "edit", "fence", "--quiet", "23:00-06:00")
+    assert quiet.returncode == 0, quiet.stderr
+    [fence] = json.loads(vigil(kafka_settings, "queries", "list", "--json").stdout)
+    assert fence["schedule"]["timezone"] == "Asia/Ho_Chi_Minh" and len(fence["schedule"]["armed"]) == 2
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    assert fence["schedule"]["quiet_hours"] == [{"days": every_day, "start": "23:00", "end": "06:00"}]
+    assert vigil(kafka_settings, "queries", "edit", "fence", "--always").returncode == 0
+    [fence] = json.loads(vigil(kafka_settings, "queries", "list", "--json").stdout)
+    assert fence["schedule"] is None
+
+
 def test_bad_queries_are_one_clear_line(kafka_settings):
     for args, expected in [
         (("add", "a cat", "--id", "cat", "--threshold", "1.5"), "threshold"),
         (("add", "a cat", "--id", "bad id!"), "query_id"),
         (("add", "   ", "--id", "blank"), "text"),
         (("delete", "no-such-query"), "no standing query 'no-such-query'"),
+        (("add", "a cat", "--id", "cat", "--armed", "22:00"), "is not a window"),
+        (
+            ("add", "a cat", "--id", "cat", "--armed", "00:00-24:00", "--timezone", "Mars/Base"),
+            "unknown time zone",
+        ),
     ]:
         result = vigil(kafka_settings, "queries", *args)
         assert result.returncode == 2, (args, result.stderr)

@@ -24,6 +24,8 @@ import requests
 from console_support import OPERATOR, TOKENS
 from PIL import Image, ImageStat
 
+from vigil.pipelines.alerting import WEEKDAYS
+
 # Not the machine's zone: the console must show times in the browser's.
 BROWSER_ZONE = "Asia/Ho_Chi_Minh"
 # From the services' start: the cat is shown 22-27 s into the stream (conftest.EVENTS).
@@ -79,17 +81,26 @@ def test_registers_a_standing_query_through_the_editor(page, pipeline, screensho
     page.select_option("#query-severity", "critical")
     page.check("input[name=thresholdMode][value=fixed]")
     page.fill("#query-threshold", "2")  # out of range: the API refuses, naming the field
+    page.check("input[name=scheduleMode][value=windows]")
+    page.fill("#query-armed", "mon 25:00-26:00")  # not a time of day: refused next to the schedule
     page.click("#query-save")
     refusal = page.wait_for_selector("#query-threshold-error")
     assert "threshold" in refusal.inner_text().lower() or "1" in refusal.inner_text()
+    assert "time of day" in page.inner_text("#query-schedule-error")
     screenshots(page, "02-query-refused")
     page.check("input[name=thresholdMode][value=auto]")
+    page.fill("#query-armed", "00:00-24:00")  # armed all day, every day: the alert below still comes
+    page.fill("#query-timezone", "Asia/Ho_Chi_Minh")
     page.click("#query-save")
     page.wait_for_selector("#query-table tr[data-query-id=xe-may]")
+    shown = page.inner_text("#query-table tr[data-query-id=xe-may] .query-schedule")
+    assert shown == "armed 00:00-24:00 (Asia/Ho_Chi_Minh)"
     queries = pipeline.get("/api/v1/queries").json()["queries"]
     registered = next(q for q in queries if q["query_id"] == "xe-may")
     assert registered["text"] == "một chiếc xe máy" and registered["severity"] == "critical"
     assert registered["threshold"] == "auto" and registered["created_by"] == OPERATOR
+    assert registered["schedule"]["timezone"] == "Asia/Ho_Chi_Minh"
+    assert registered["schedule"]["armed"] == [{"days": list(WEEKDAYS), "start": "00:00", "end": "24:00"}]
     page.click("#query-table tr[data-query-id=xe-may] button:has-text('History')")
     page.wait_for_selector("#query-history li:has-text('created')")
     _state["query_registered"] = True

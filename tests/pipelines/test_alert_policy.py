@@ -13,12 +13,16 @@ import yaml
 from pydantic import ValidationError
 
 from vigil.pipelines.alerting import (
+    QUERY_SCHEDULE,
     SUPPRESS_REASONS,
     UNKNOWN_QUERY_SEVERITY,
+    WEEKDAYS,
     AlertPolicy,
     AlertPolicySettings,
     Decision,
     Severity,
+    TimeWindow,
+    WeeklySchedule,
     decision_clock_ms,
     escalate,
     severity_of,
@@ -356,6 +360,35 @@ def test_an_alert_escalated_to_critical_is_heard_during_quiet_hours():
     assert outcome(decide(alerts, hit(MIDNIGHT_IN_SAIGON + 20 * S))) == "raise:critical:escalated"
 
 
+def test_a_querys_own_schedule_arms_it_as_a_named_schedule_would():
+    nights_in_saigon = WeeklySchedule(timezone="Asia/Ho_Chi_Minh", armed=[{"start": "22:00", "end": "06:00"}])
+    alerts = policy()
+    day = alerts.decide(hit(at("2024-06-03T12:00:00+07:00")), "warning", MONDAY_NOON_UTC, nights_in_saigon)
+    assert outcome(day) == "suppress:disarmed" and day.schedule == QUERY_SCHEDULE
+    night = hit(at("2024-06-03T23:00:00+07:00"))
+    assert alerts.decide(night, "warning", night.peak_ts_ms, nights_in_saigon).raised
+    # Another query with no schedule of its own is armed all day.
+    other = hit(at("2024-06-03T12:00:00+07:00"), query="q-other")
+    assert alerts.decide(other, "warning", other.peak_ts_ms, None).raised
+
+
+def test_a_querys_own_schedule_and_the_alerters_combine_restrictively():
+    weekdays_only = WeeklySchedule(armed=[{"days": "mon-fri", "start": "00:00", "end": "24:00"}])
+    alerts = policy(schedules=[NIGHT_UTC])
+    monday_night, saturday_night = hit(at("2024-06-03T23:00:00+00:00")), hit(at("2024-06-08T23:00:00+00:00"))
+    assert alerts.decide(monday_night, "warning", monday_night.peak_ts_ms, weekdays_only).raised
+    refused = alerts.decide(saturday_night, "warning", saturday_night.peak_ts_ms, weekdays_only)
+    assert outcome(refused) == "suppress:disarmed" and refused.schedule == QUERY_SCHEDULE
+    monday_noon = alerts.decide(hit(MONDAY_NOON_UTC), "warning", MONDAY_NOON_UTC, weekdays_only)
+    assert outcome(monday_noon) == "suppress:disarmed" and monday_noon.schedule == "night"
+
+
+def test_a_querys_own_quiet_hours_mute_its_alerts():
+    quiet = WeeklySchedule(timezone="Asia/Ho_Chi_Minh", quiet_hours=[{"start": "23:00", "end": "06:00"}])
+    decision = policy().decide(hit(MIDNIGHT_IN_SAIGON), "warning", MIDNIGHT_IN_SAIGON, quiet)
+    assert outcome(decision) == "raise:warning:muted" and decision.schedule == QUERY_SCHEDULE
+
+
 # --- escalation ---------------------------------------------------------------------------
 
 
@@ -654,3 +687,31 @@ def test_a_hit_is_decided_at_its_records_timestamp_and_the_wall_clock_only_witho
     assert decision_clock_ms(0, wall_ms=1_800_000_000_000) == 0
     assert decision_clock_ms(-1, wall_ms=1_800_000_000_000) == 1_800_000_000_000  # Kafka's "no timestamp"
     assert decision_clock_ms(None, wall_ms=1_800_000_000_000) == 1_800_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("typed", "days", "start", "end", "described"),
+    [
+        ("mon-fri 22:00-06:00", ["mon", "tue", "wed", "thu", "fri"], "22:00", "06:00", "mon-fri 22:00-06:00"),
+        ("sat, sun 7:30-12:00", ["sat", "sun"], "07:30", "12:00", "sat-sun 07:30-12:00"),
+        ("23:00-24:00", list(WEEKDAYS), "23:00", "24:00", "23:00-24:00"),
+        ("fri-mon 00:00-06:00", ["mon", "fri", "sat", "sun"], "00:00", "06:00", "mon,fri-sun 00:00-06:00"),
+    ],
+)
+def test_a_window_typed_by_an_operator_reads_and_describes_itself_back(typed, days, start, end, described):
+    window = TimeWindow.parse(typed)
+    assert (window.days, window.start, window.end) == (days, start, end)
+    assert window.describe() == described and TimeWindow.parse(described) == window
+
+
+@pytest.mark.parametrize(
+    ("typed", "named"),
+    [
+        ("22:00", "is not a window"),
+        ("someday 10:00-11:00", "not a weekday"),
+        ("mon 25:00-26:00", "time of day"),
+    ],
+)
+def test_a_mistyped_window_is_refused_naming_what_is_wrong(typed, named):
+    with pytest.raises(ValueError, match=named):
+        TimeWindow.parse(typed)

@@ -51,6 +51,36 @@ def _change(write) -> None:
             raise VigilError(str(error)) from None
 
 
+ArmedOption = Annotated[
+    list[str] | None,
+    typer.Option("--armed", help='alert only within this window, "[days ]HH:MM-HH:MM" (repeat)'),
+]
+QuietOption = Annotated[
+    list[str] | None,
+    typer.Option("--quiet", help='quiet hours: raised but not spoken, "[days ]HH:MM-HH:MM" (repeat)'),
+]
+TimezoneOption = Annotated[
+    str | None, typer.Option("--timezone", help='of the windows, e.g. "Asia/Ho_Chi_Minh" (default UTC)')
+]
+
+
+def _schedule(armed: list[str] | None, quiet: list[str] | None, timezone: str | None, base=None):
+    """The query's own schedule from the options over `base` (its current one); None when
+    nothing is given and there is no base. Raises ValueError naming what is wrong."""
+    from vigil.pipelines.alerting.schedules import TimeWindow, WeeklySchedule
+
+    if not armed and not quiet and timezone is None:
+        return base
+    fields = base.model_dump() if base is not None else {}
+    if armed:
+        fields["armed"] = [TimeWindow.parse(window) for window in armed]
+    if quiet:
+        fields["quiet_hours"] = [TimeWindow.parse(window) for window in quiet]
+    if timezone is not None:
+        fields["timezone"] = timezone
+    return WeeklySchedule.model_validate(fields)
+
+
 @queries_app.command("add")
 def queries_add(
     text: Annotated[str, typer.Argument(help='what to look for, e.g. "a person climbing the fence"')],
@@ -62,6 +92,9 @@ def queries_add(
     language: Annotated[Literal["auto", "en", "vi"], typer.Option("--language")] = "auto",
     severity: Annotated[Literal["info", "warning", "critical"], typer.Option("--severity")] = "warning",
     disabled: Annotated[bool, typer.Option("--disabled", help="register it switched off")] = False,
+    armed: ArmedOption = None,
+    quiet: QuietOption = None,
+    timezone: TimezoneOption = None,
 ) -> None:
     """Add or replace a standing query."""
     import time
@@ -70,6 +103,7 @@ def queries_add(
 
     try:
         level: float | str = threshold if threshold == "auto" else float(threshold)
+        schedule = _schedule(armed, quiet, timezone)
         query = QueryMessage.model_validate(
             {
                 "query_id": query_id,
@@ -79,6 +113,7 @@ def queries_add(
                 "threshold": level,
                 "severity": severity,
                 "enabled": not disabled,
+                "schedule": schedule,
                 "created_by": _user(),
                 "updated_ts_ms": int(time.time() * 1000),
             }
@@ -102,6 +137,10 @@ def queries_edit(
     language: Annotated[Literal["auto", "en", "vi"] | None, typer.Option("--language")] = None,
     severity: Annotated[Literal["info", "warning", "critical"] | None, typer.Option("--severity")] = None,
     enabled: Annotated[bool | None, typer.Option("--enable/--disable", help="switch it on or off")] = None,
+    armed: ArmedOption = None,
+    quiet: QuietOption = None,
+    timezone: TimezoneOption = None,
+    always: Annotated[bool, typer.Option("--always", help="drop its schedule: armed at all times")] = False,
 ) -> None:
     """Change some fields of a standing query; the others stay."""
     import time
@@ -127,12 +166,16 @@ def queries_edit(
             raise VigilError(
                 f"invalid query: threshold must be 'auto' or a number, got {threshold!r}"
             ) from None
-    if not changes:
-        raise VigilError("nothing to change: give --text, --camera, --threshold, --severity, ...")
+    scheduling = always or bool(armed or quiet) or timezone is not None
+    if not changes and not scheduling:
+        raise VigilError("nothing to change: give --text, --camera, --threshold, --severity, --armed, ...")
 
     def edit(catalog, user: str) -> None:
         current = catalog.get(query_id)
         try:
+            if scheduling:
+                base = None if always else current.schedule
+                changes["schedule"] = _schedule(armed, quiet, timezone, base)
             edited = QueryMessage.model_validate(
                 {**current.model_dump(), **changes, "updated_ts_ms": int(time.time() * 1000)}
             )
@@ -191,4 +234,5 @@ def queries_list(as_json: Annotated[bool, typer.Option("--json", help="JSON on s
     for q in queries:
         where = ",".join(q.cameras) or "all cameras"
         state = "" if q.enabled else "  (disabled)"
-        typer.echo(f"{q.query_id}: {q.text!r}  [{q.language}, {where}, threshold {q.threshold}]{state}")
+        when = f", {q.schedule.describe()}" if q.schedule is not None else ""
+        typer.echo(f"{q.query_id}: {q.text!r}  [{q.language}, {where}, threshold {q.threshold}{when}]{state}")

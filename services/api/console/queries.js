@@ -6,8 +6,9 @@ import { knownCameraIds } from "./cameras.js";
 import { h, show } from "./dom.js";
 import { formatScore, formatTime } from "./format.js";
 import { t } from "./i18n.js";
+import { describeSchedule, scheduleBody, scheduleInputs, scheduleValues } from "./schedule.js";
 
-const FIELDS = ["query_id", "text", "language", "threshold", "cameras", "severity", "enabled"];
+const FIELDS = ["query_id", "text", "language", "threshold", "cameras", "severity", "enabled", "schedule"];
 const SEVERITIES = ["info", "warning", "critical"];
 const EMPTY = {
   query_id: "",
@@ -19,6 +20,7 @@ const EMPTY = {
   cameras: "",
   severity: "warning",
   enabled: true,
+  ...scheduleValues(null),
 };
 
 export function createQueriesView(section, context) {
@@ -70,6 +72,7 @@ export function createQueriesView(section, context) {
           cameras: (query.cameras || []).join(", "),
           severity: query.severity,
           enabled: query.enabled !== false,
+          ...scheduleValues(query.schedule),
         }
       : { ...EMPTY };
     errors = {};
@@ -96,6 +99,7 @@ export function createQueriesView(section, context) {
               .filter(Boolean),
       severity: values.severity,
       enabled: values.enabled,
+      schedule: scheduleBody(values),
     };
     if (editing === "new" && values.query_id.trim()) payload.query_id = values.query_id.trim();
     return payload;
@@ -247,6 +251,7 @@ export function createQueriesView(section, context) {
         "field.enabled",
         h("input", { id: "query-enabled", name: "enabled", type: "checkbox", checked: values.enabled }),
       ),
+      field("schedule", "field.schedule", scheduleInputs(values, radio), "schedule.hint"),
       formMessage && h("p", { class: "error", id: "query-form-error", role: "alert" }, formMessage),
       h(
         "div",
@@ -271,6 +276,7 @@ export function createQueriesView(section, context) {
       h("td", {}, threshold(query.threshold)),
       h("td", {}, query.cameras && query.cameras.length ? query.cameras.join(", ") : t("queries.allCameras")),
       h("td", {}, SEVERITIES.includes(query.severity) ? t(`severity.${query.severity}`) : query.severity),
+      h("td", { class: "query-schedule" }, describeSchedule(query.schedule)),
       h("td", {}, query.enabled === false ? t("queries.off") : t("queries.on")),
       h("td", {}, formatTime(query.updated_ts_ms), h("div", { class: "muted" }, query.created_by)),
       h(
@@ -350,7 +356,7 @@ export function createQueriesView(section, context) {
           h(
             "tr",
             {},
-            ["field.text", "field.language", "field.threshold", "field.cameras", "field.severity", "field.enabled", "queries.updated", ""].map(
+            ["field.text", "field.language", "field.threshold", "field.cameras", "field.severity", "field.schedule", "field.enabled", "queries.updated", ""].map(
               (label) => h("th", {}, label && t(label)),
             ),
           ),
