@@ -165,7 +165,7 @@ class WeeklySchedule(StrictModel):
     quiet_hours: alerts raised inside them are muted (recorded, not spoken), except critical.
     """
 
-    timezone: str = Field("UTC", description='IANA time zone, e.g. "Asia/Ho_Chi_Minh"')
+    timezone: str = Field("UTC", max_length=64, description='IANA time zone, e.g. "Asia/Ho_Chi_Minh"')
     armed: list[TimeWindow] | None = Field(None, description="omitted = always armed")
     quiet_hours: list[TimeWindow] = Field(default_factory=list)
 
