@@ -61,6 +61,7 @@ _MUTATING_RPCS = (
 )
 _MAX_MESSAGE_SIZE = 256 * 1024 * 1024  # as lite's own server (Milvus standalone's limit)
 _WORKERS = 10
+_CLIENT_PING_INTERVAL_MS = 10_000  # pymilvus' keepalive time (its gRPC channel options)
 
 
 def start_lite_server(directory: Path) -> tuple[Any, Any, int]:
@@ -88,6 +89,12 @@ def start_lite_server(directory: Path) -> tuple[Any, Any, int]:
             options=[
                 ("grpc.max_receive_message_length", _MAX_MESSAGE_SIZE),
                 ("grpc.max_send_message_length", _MAX_MESSAGE_SIZE),
+                # pymilvus pings every 10 s, idle or not; gRPC's server default refuses pings
+                # closer than 5 minutes without calls and answers with GOAWAY "too_many_pings"
+                # (logged by every client after about 2 idle minutes). Accept them.
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_recv_ping_interval_without_data_ms", _CLIENT_PING_INTERVAL_MS // 2),
+                ("grpc.http2.max_ping_strikes", 0),
             ],
         )
         milvus_pb2_grpc.add_MilvusServiceServicer_to_server(servicer, server)
