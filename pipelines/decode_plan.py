@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from vigil.pipelines.sampling import FrameSampler
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PacketStamp:
     """One packet of the video stream, in decode order: its timestamp (stream time-base units)
-    and that time in seconds as the decoded frame will report it, and whether it is a keyframe."""
+    and that time in seconds as the decoded frame will report it, and whether it is a keyframe.
+    Slotted: a 10-hour recording at 30 frames/s has a million of them."""
 
     pts: int | None
     time: float | None
