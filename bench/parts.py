@@ -11,6 +11,7 @@ bench/ is on sys.path (bench/run.py puts it there), so bench modules import as t
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -349,6 +350,21 @@ def search_table(result: dict) -> str:
     return search.table(result)
 
 
+def bench_index(quick: bool, rounds: int) -> dict:
+    """bench/index.py: `vigil index`'s rate on the demo's clip, `rounds` processes (2 in --quick);
+    with VIGIL_BENCH_BEFORE=DIR (a checkout of an earlier commit) that commit's too, interleaved."""
+    import index
+
+    before = os.environ.get("VIGIL_BENCH_BEFORE")
+    return {"summary": index.measure(2 if quick else rounds, Path(before) if before else None)}
+
+
+def index_table(result: dict) -> str:
+    import index
+
+    return index.table(result["summary"])
+
+
 PARTS = {
     "encoders": (bench_encoders, encoders_table),
     "ingest": (bench_ingest, ingest_table),
@@ -362,6 +378,7 @@ PARTS = {
     "frame_index": (bench_frame_index, frame_index_table),
     "lite_pools": (bench_lite_pools, lite_pools_table),
     "search": (bench_search, search_table),
+    "index": (bench_index, index_table),
 }
 # Parts that measure a package the default install leaves out (pyproject extras of the same name).
 OPTIONAL_PACKAGES = {"openvino": ("openvino",)}
@@ -378,4 +395,5 @@ HEADINGS = {
     "frame_index": "Frame index memory: Milvus lite's RSS per row, without and with `frames_max_rows`",
     "lite_pools": "Milvus lite's memory under each pyarrow pool (hit writes as the detector makes them)",
     "search": "Retrospective search: latency over a large frame index in Milvus lite; `vigil index`'s rate",
+    "index": "`vigil index`: indexing a recorded file (decode, embed, write) at 1 frame/s",
 }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -175,7 +176,9 @@ def bench_indexing() -> dict:
     from vigil.services.common.thumbnail_store import ThumbnailStore
     from vigil.services.detector.store import HitStore, StoreSettings
     from vigil.services.search import index_video
+    from vigil.services.search.indexing import onnx_threads_per_worker
 
+    os.environ.setdefault("VIGIL_ORT_THREADS", str(onnx_threads_per_worker()))  # as `vigil index`
     encoder = create_encoder(EncoderSettings(kind="offline"))
     clip = event_clip()
     runs = []
