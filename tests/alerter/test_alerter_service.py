@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, TopicPartition
 
 from vigil.pipelines.alert_book import AlreadyAcknowledgedError
 from vigil.pipelines.alerting import AlertPolicySettings
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
@@ -50,7 +50,6 @@ def config(tmp_path) -> AlerterSettings:
             )
         ],
         cameras={CAMERA: "cổng chính"},
-        api=AlertApiSettings(port=0),  # the HTTP API has its own tests (test_alert_api.py)
     )
 
 
