@@ -11,7 +11,16 @@ import time
 import uuid
 
 import requests
-from alerter_support import Running, RunningApi, Stack, api_settings_for, make_hit, standing_query, wait_for
+from alerter_support import (
+    Running,
+    RunningApi,
+    Stack,
+    TopicReader,
+    api_settings_for,
+    make_hit,
+    standing_query,
+    wait_for,
+)
 
 from vigil.pipelines.alert_book import alert_id_for
 from vigil.pipelines.alerting import AlertPolicySettings
@@ -213,3 +222,25 @@ def test_acknowledgement_round_trip_latency(kafka_settings, tmp_path):
         assert median_ms < 5_000
     finally:
         stack.stop()
+
+
+def test_a_command_that_does_not_decode_is_dead_lettered_and_changes_nothing(kafka_settings, tmp_path):
+    config = alerter_config(tmp_path)
+    [alert_id] = publish_hits(kafka_settings, [int(time.time() * 1000) - 5_000], query=True)
+    topics = kafka_settings.topics
+    dead = TopicReader(kafka_settings, topics.dead_letters)
+    running = Running(config, kafka_settings)
+    try:
+        wait_for(lambda: alert_id in running.service.book, 30, "the alert")
+        with ResilientProducer(kafka_settings) as producer:
+            producer.send(topics.alert_commands, b'{"alert_id": "' + alert_id.encode() + b'"}', key=alert_id)
+            producer.flush()
+        wait_for(lambda: running.metric("vigil_alerter_bad_commands_total") == 1, 15, "the bad command")
+        wait_for(lambda: any("dlq.source_topic" in dict(r.headers) for r in dead.poll()), 15, "a dead letter")
+        [letter] = [r for r in dead.records if "dlq.source_topic" in dict(r.headers)]
+        assert dict(letter.headers)["dlq.source_topic"] == topics.alert_commands.encode()
+        assert b"AcknowledgeCommand" in dict(letter.headers)["dlq.reason"]
+        assert running.service.alert_record(alert_id).status == "open"
+    finally:
+        running.stop()
+        dead.close()
