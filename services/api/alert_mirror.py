@@ -66,8 +66,8 @@ class MirroredAlerts:
                 log.warning("skipped an unreadable alert record %r: %s", name, error)
                 return
         with self._lock:
-            if not publish:
-                self._mirror.load(alert_id, alert)
+            if not publish or alert is None:
+                self._mirror.load(alert_id, alert)  # a tombstone (retention) is told to no one
                 return
             for change in self._mirror.apply(alert_id, alert):
                 self.feed.publish(change, alert)

@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -88,13 +88,20 @@ def alert_facts(record: AlertRecord[AlertMessage]) -> EventFacts:
 
 
 def alert_view(links: AlertLinks, record: AlertRecord[AlertMessage], now_s: float | None = None) -> AlertView:
-    now_s = time.time() if now_s is None else now_s
+    media = links.for_alert(record.alert, time.time() if now_s is None else now_s)
     return AlertView.model_construct(
-        **dict(record), alert_id=record.alert_id, **links.for_alert(record.alert, now_s)
+        alert_id=record.alert_id,
+        status=record.status,
+        acknowledged_by=record.acknowledged_by,
+        acknowledged_ts_ms=record.acknowledged_ts_ms,
+        end_ts_ms=record.end_ts_ms,
+        alert=record.alert,
+        thumbnail_url=media["thumbnail_url"],
+        audio_url=media["audio_url"],
     )
 
 
-def _refusal(description: str) -> dict:
+def _refusal(description: str) -> dict[str, Any]:
     return {"model": ErrorDetail, "description": description}
 
 
@@ -112,7 +119,7 @@ def alerts_router(
     viewer = Depends(requires(authority, "viewer"))
     operator = Depends(requires(authority, "operator"))
     as_viewer, as_operator = auth_responses("viewer"), auth_responses("operator")
-    unknown_alert = {404: _refusal("No alert with this id")}
+    unknown_alert: dict[int | str, dict[str, Any]] = {404: _refusal("No alert with this id")}
 
     @router.get("", response_model=AlertList, responses=as_viewer)
     def list_alerts(
@@ -146,8 +153,8 @@ def alerts_router(
                     yield ServerSentEvent(
                         event="resync", data={"reason": "missed changes; reload the alerts"}
                     )
-                for change in subscription.backlog:
-                    yield _event(change)
+                for missed in subscription.backlog:
+                    yield _event(missed)
                 yield ServerSentEvent(comment="following", retry=_RETRY_MS)
                 while True:
                     try:
