@@ -134,13 +134,12 @@ def prepare_broker(plan: Plan, settings, producer) -> None:
 
 def alerter_settings(plan: Plan, tmp: Path):
     from vigil.pipelines.alerting import AlertPolicySettings
-    from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+    from vigil.services.alerter.config import AlerterSettings
     from vigil.services.alerter.speech import SpeechSettings
 
     return AlerterSettings(
         group_id=GROUP_ID,
         metrics_port=0,
-        api=AlertApiSettings(port=0),
         speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"], warm_up=plan.warm),
         policy=AlertPolicySettings(cooldown_s=COOLDOWN_S),
         commit_interval_s=0 if plan.case.endswith("every-batch") else AlerterSettings().commit_interval_s,

@@ -30,7 +30,7 @@ def _start_service(plan: Plan, config, settings):
 
     from vigil.services.alerter.config import AlerterServiceSettings
     from vigil.services.alerter.service import AlerterService
-    from vigil.services.common.thumbnail_store import ThumbnailSettings
+    from vigil.services.common.api_settings import ApiSettings
 
     if plan.fetch500:  # the alerter's hits consumer with kafka-python's default wait
         import vigil.services.common.consumer_service as service_module
@@ -40,7 +40,7 @@ def _start_service(plan: Plan, config, settings):
     started = time.perf_counter()
     try:
         service = AlerterService(
-            AlerterServiceSettings(alerter=config, kafka=settings, thumbnails=ThumbnailSettings()),
+            AlerterServiceSettings(alerter=config, kafka=settings, api=ApiSettings(port=0)),
             metrics_registry=CollectorRegistry(),
         )
     finally:

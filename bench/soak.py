@@ -51,10 +51,8 @@ def write_config(
         "defaults": {"fps": 2, "resize": {"max_width": 768, "max_height": 576}},
         "cameras": [{"id": f"cam{i}", "url": url, "open_timeout_s": 30} for i, url in enumerate(urls)],
         "detector": detector,
-        "alerter": {
-            "speech": {"cache_dir": str(home / "speech"), "engines": ["espeak-ng"]},
-            "api": {"port": ports["api"]},
-        },
+        "alerter": {"speech": {"cache_dir": str(home / "speech"), "engines": ["espeak-ng"]}},
+        "api": {"port": ports["api"], "metrics_port": 0},
         "queries": list(DEMO_QUERIES),
     }
     path = home / "vigil.yaml"
@@ -70,7 +68,10 @@ def processes(config: Path, broker_port: int, home: Path, up_pid: int) -> dict[s
 
     found = {
         "vigil up": up_pid,
-        **{name: pgrep(f"vigil {name} --config {config}") for name in ("ingest", "detector", "alerter")},
+        **{
+            name: pgrep(f"vigil {name} --config {config}")
+            for name in ("ingest", "detector", "alerter", "api")
+        },
         "broker": pgrep(f"tansu broker --listener-url tcp://127.0.0.1:{broker_port}"),
         "object store": pgrep(f"server.js {home / 'broker' / 'store'}"),
     }

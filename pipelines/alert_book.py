@@ -199,6 +199,10 @@ class AlertBook(Generic[Alert]):
             del self._records[alert_id]
         return old
 
+    def discard(self, alert_id: str) -> AlertRecord[Alert] | None:
+        """Forget one alert (its record was deleted); the record it had, if any."""
+        return self._records.pop(alert_id, None)
+
     def __len__(self) -> int:
         return len(self._records)
 

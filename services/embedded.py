@@ -3,8 +3,8 @@
     run_embedded(Path("vigil.yaml"), on_hit=print, on_alert=print)
 
 One YAML file configures it all: the ingest service's cameras (top level, as for `vigil ingest`),
-the detector's `detector:` section, the alerter's `alerter:` section and the standing
-`queries:` registered at start. Every section is validated before anything starts. `vigil up`
+the detector's `detector:` section, the alerter's `alerter:` section, the API's `api:` section
+and the standing `queries:` registered at start. Every section is validated before anything starts. `vigil up`
 
 1. finds Kafka: VIGIL_KAFKA_BOOTSTRAP when set, else the local broker on 127.0.0.1:19092,
    started here when none answers (services/broker), durable in <VIGIL_HOME>/broker;
@@ -14,7 +14,9 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
    as for cameras: an operator's edit survives a restart); with the alerts API on, no
    `tokens` configured and no user on "identities", makes the first admin and shows its token
    once (`on_first_admin`: `vigil up` prints it on stdout, never in the log);
-3. runs `vigil ingest`, `vigil detector` and `vigil alerter` as child processes on that config,
+3. runs `vigil ingest`, `vigil detector`, `vigil alerter` and (with `api: port` set) `vigil api`
+   as child processes on that config, the API after the alerter (it serves the alerter's
+   speech cache, `alerter: speech: cache_dir`, unless `api: audio_dir` says otherwise),
    restarting one that dies (a crash of one stage must not take the others down; each keeps
    its own cores, which two CPU-heavy stages in one Python process would not). They run in
    their own session, so a Ctrl-C in the terminal reaches `vigil up` alone, which then stops
@@ -23,10 +25,11 @@ the detector's `detector:` section, the alerter's `alerter:` section and the sta
    it arrives, until `stop` is set, `seconds` have passed, or SIGINT / SIGTERM; meanwhile it
    restarts the local broker it started should it die, and seeds the file's standing queries
    again whenever Kafka comes back without any record of them (services/broker/watch.py);
-5. then stops the children upstream first: ingest, then the detector (it finishes its batch
-   and checkpoints; the hits it published last are on "hits"), then, once the alerter's group
-   has committed every hit seen on "hits" (at most ALERTER_CATCH_UP_S), the alerter; the last
-   hits and alerts are still handed on before the broker stops.
+5. then stops the API (no new acknowledgements), then the children upstream first: ingest,
+   then the detector (it finishes its batch and checkpoints; the hits it published last are on
+   "hits"), then, once the alerter's group has committed every hit seen on "hits" (at most
+   ALERTER_CATCH_UP_S), the alerter; the last hits and alerts are still handed on before the
+   broker stops.
 
 Milvus lite lives in the detector (one owner per directory); the encoder is the detector's
 choice: CLIP when an export of real weights is present, else the offline encoder (it logs which).
@@ -61,6 +64,7 @@ from vigil.services.alerter.config import AlerterServiceSettings, AlerterSetting
 from vigil.services.broker.endpoint import resolve_bootstrap
 from vigil.services.broker.local import durable_broker_dir
 from vigil.services.broker.watch import BrokerWatch
+from vigil.services.common.api_settings import ApiSettings
 from vigil.services.common.contract import (
     AlertMessage,
     CameraStatusMessage,
@@ -337,6 +341,7 @@ def run_embedded(
     detector_settings = DetectorServiceSettings.load(config_path)
     detector_config = detector_settings.detector
     alerter_config = AlerterServiceSettings.load(config_path).alerter
+    api_config = ApiSettings.load(config_path)
     queries = load_standing_queries(config_path)
     kafka_settings = detector_settings.kafka
     # Before anything starts, not mid-write later.
@@ -354,15 +359,20 @@ def run_embedded(
     detector_environment = dict(environment)
     if "assignment" not in detector_config.model_fields_set:
         detector_environment["VIGIL_DETECTOR_ASSIGNMENT"] = "all"
-    ingest, detector, alerter = (
+    # The API serves the audio the alerter speaks: the same folder unless the file says otherwise.
+    api_environment = dict(environment)
+    if "audio_dir" not in api_config.model_fields_set:
+        api_environment["VIGIL_API_AUDIO_DIR"] = str(alerter_config.speech.cache_dir)
+    ingest, detector, alerter, api = (
         _Child(name, [*vigil, name, "--config", str(config_path)], child_environment)
         for name, child_environment in (
             ("ingest", environment),
             ("detector", detector_environment),
             ("alerter", environment),
+            ("api", api_environment),
         )
     )
-    children = [ingest, detector, alerter]
+    children = [ingest, detector, alerter] + ([api] if api_config.port else [])
     follower = None
     finished = False
     try:
@@ -378,11 +388,13 @@ def run_embedded(
                 len(kept),
                 ", ".join(kept),
             )
-        api = alerter_config.api
-        if on_first_admin is not None and api.port and not api.tokens:
-            first = first_admin_token(settings, api.token_file)
+        if api_config.port or api_config.public_url is not None:
+            # Made here, once, before the alerter and the API would both make it.
+            api_config.link_signer()
+        if on_first_admin is not None and api_config.port and not api_config.tokens:
+            first = first_admin_token(settings, api_config.token_file)
             if first is not None:
-                on_first_admin(first_admin_announcement(first, api.token_file))
+                on_first_admin(first_admin_announcement(first, api_config.token_file))
         follower = _Follower(settings, on_hit, on_alert, on_status)
         watch = BrokerWatch(endpoint, settings, queries, seeded_by=seeded_by)
         for child in children:
@@ -402,6 +414,7 @@ def run_embedded(
         # checkpoints; its last hits are on "hits"), then the alerter once it has handled those
         # hits (its group's commit follows its alerts' flush). The reverse order would stop the
         # alerter while the detector may still publish hits that no alert is raised for.
+        api.stop()  # first: no acknowledgement left waiting on an alerter about to stop
         ingest.stop()
         detector.stop()
         if finished and follower is not None:

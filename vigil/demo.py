@@ -75,8 +75,9 @@ def write_demo_config(directory: Path, rtsp_url: str, api_port: int = 0) -> Path
             # keep a query quiet for the rest of the demo after its first alert, false or not.
             "policy": {"cooldown_s": DEMO_COOLDOWN_S},
             "speech": {"cache_dir": str(directory / "speech"), "engines": DEMO_SPEECH_ENGINES},
-            "api": {"port": api_port},
         },
+        # `vigil api`, a child of `vigil up` beside the alerter (0: none).
+        "api": {"port": api_port, "metrics_port": 0},
         "queries": list(DEMO_QUERIES),
     }
     path = directory / "vigil.yaml"
@@ -100,6 +101,7 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     from vigil.fixtures.rtsp import RtspCamera
     from vigil.services.alerter.config import load_alerter_config
     from vigil.services.broker.local import free_loopback_port
+    from vigil.services.common.api_settings import ApiSettings
     from vigil.services.embedded import alert_audio_path, run_embedded
     from vigil.terminal import describe_alert, describe_hit
 
@@ -120,6 +122,7 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     hits = {}
     alerts = {}
     alerter_config = None
+    api_config = None
 
     def on_hit(hit) -> None:
         hits[hit.hit_id] = hit
@@ -134,10 +137,10 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
             f"running: broker {bootstrap}, camera {camera.url}, queries: "
             + "; ".join(f"{q['id']} = {q['text']!r}" for q in DEMO_QUERIES)
         )
-        typer.echo(alerter_config.api.describe() or "alerts API off")
+        typer.echo(api_config.describe() or "alerts API off")
         if admin_token is not None:
             typer.echo(
-                f"operators' console: {alerter_config.api.base_url()}/console/  (sign in with the admin "
+                f"operators' console: {api_config.base_url()}/console/  (sign in with the admin "
                 f"token {admin_token}; browsable while the demo runs, `vigil demo --seconds 600` for longer)"
             )
 
@@ -161,7 +164,8 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
     try:
         config = write_demo_config(directory, camera.url, api_port=free_loopback_port())
         alerter_config = load_alerter_config(config)
-        admin_token = demo_admin_token(alerter_config.api)
+        api_config = ApiSettings.load(config)
+        admin_token = demo_admin_token(api_config)
         run_embedded(
             config, on_hit=on_hit, on_alert=on_alert, stop=stop, on_ready=started, on_status=on_status
         )
@@ -190,9 +194,9 @@ def run_demo(seconds: float = DEMO_SECONDS) -> DemoOutcome:
 
 
 def demo_admin_token(api) -> str | None:
-    """The admin token to paste into the console: the one the alerter generates in its token
+    """The admin token to paste into the console: the one the API service generates in its token
     file (var/api-token) when no tokens are configured, made here first (the same file, the same
-    function) so that it can be printed before the alerter is up. None with configured tokens."""
+    function) so that it can be printed before the API is up. None with configured tokens."""
     from vigil.services.common.auth import load_or_create_secret
 
     if api.tokens or not api.port:

@@ -6,8 +6,9 @@
 Environment variables (VIGIL_ALERTER_<FIELD>, nested with "__") override the file, which
 overrides the defaults. `policy` is the alert policy (cooldown, escalation, schedules; see
 pipelines/alerting/), `speech` how alerts are spoken, `webhooks` where they are POSTed,
-`cameras` the names cameras are spoken by (a camera missing there is spoken by its id), `api`
-the HTTP API (alerts, live stream, acknowledgements, media; services/alerter/api.py).
+`cameras` the names cameras are spoken by (a camera missing there is spoken by its id). The
+HTTP API is a service of its own with its own `api:` section (services/common/api_settings.py),
+which the alerter reads too, for the media links in its webhooks.
 """
 
 from __future__ import annotations
@@ -16,91 +17,21 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from vigil.errors import VigilError
-from vigil.paths import var_dir
 from vigil.pipelines.alerting import AlertPolicySettings, require_unique_names
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
-from vigil.services.common.auth import MIN_SECRET_CHARS, ApiToken, TokenAuthority
+from vigil.services.common.api_settings import ApiSettings
 from vigil.services.common.contract import ID_PATTERN
 from vigil.services.common.kafka import KafkaSettings
 from vigil.services.common.settings import SectionSettings, ServiceSettings
-from vigil.services.common.thumbnail_store import ThumbnailSettings
-from vigil.services.search import SearchSettings
 
 
 class AlerterConfigError(VigilError):
     """The alerter's settings file or environment is invalid; the message names the field."""
-
-
-class AlertApiSettings(BaseModel):
-    """The alerter's HTTP API. Without `tokens`, one admin token is generated into `token_file`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field("127.0.0.1", min_length=1, description="listen address; 0.0.0.0 for every interface")
-    port: int = Field(8110, ge=0, le=65535, description="0 = no HTTP API")
-    public_url: AnyHttpUrl | None = Field(
-        None, description="how clients and webhook receivers reach this API (default http://host:port)"
-    )
-    tokens: list[ApiToken] = Field(default_factory=list, description="API clients: name, role, token")
-    token_file: Path = Field(
-        default_factory=lambda: var_dir() / "api-token",
-        description="where the generated admin token is kept when no `tokens` are configured",
-    )
-    signing_key: SecretStr | None = Field(
-        None,
-        min_length=MIN_SECRET_CHARS,
-        description="HMAC key of signed media links; the same on every replica (default: signing_key_file)",
-    )
-    signing_key_file: Path = Field(default_factory=lambda: var_dir() / "link-signing-key")
-    link_ttl_s: int = Field(86_400, ge=60, le=30 * 86_400, description="how long a signed media link works")
-    replay_changes: int = Field(
-        1000, ge=1, le=100_000, description="changes kept for event-stream clients that reconnect"
-    )
-    thumbnails_dir: Path | None = Field(
-        None, description="the detector's thumbnails (default: VIGIL_MILVUS_THUMBNAILS_DIR, var/thumbnails)"
-    )
-
-    @field_validator("tokens")
-    @classmethod
-    def _unique_names(cls, tokens: list[ApiToken]) -> list[ApiToken]:
-        require_unique_names([token.name for token in tokens], "API token")
-        TokenAuthority(tokens)  # two clients with one token: it names them
-        return tokens
-
-    @field_validator("public_url")
-    @classmethod
-    def _bare_base(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
-        if url is not None and (url.query or url.fragment):
-            raise ValueError("public_url is a base URL: no query or fragment")
-        return url
-
-    def describe(self) -> str | None:
-        """Where the API is and how to get in, for a terminal; None with the API off."""
-        if not self.port:
-            return None
-        tokens = "the configured tokens" if self.tokens else f"the admin token in {self.token_file}"
-        base = self.base_url()
-        return (
-            f"console {base}/console/, alerts API {base}/docs, live stream {base}/api/v1/alerts/stream "
-            f"(bearer: {tokens})"
-        )
-
-    def base_url(self, bound_port: int | None = None) -> str:
-        """Absolute base of links, without a trailing slash."""
-        if self.public_url is not None:
-            return str(self.public_url).rstrip("/")
-        host = self.host
-        if host in ("0.0.0.0", "::"):
-            import socket
-
-            host = socket.gethostname()
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{bound_port or self.port}"
 
 
 class AlerterSettings(SectionSettings):
@@ -143,7 +74,6 @@ class AlerterSettings(SectionSettings):
         le=3650,
         description="alerts raised longer ago are forgotten (acknowledged or not); hits stay in Milvus",
     )
-    api: AlertApiSettings = Field(default_factory=AlertApiSettings)
 
     @field_validator("cameras")
     @classmethod
@@ -181,11 +111,9 @@ def load_alerter_config(path: Path | None = None) -> AlerterSettings:
 
 class AlerterServiceSettings(ServiceSettings):
     """Everything `vigil alerter` runs on: its settings (the `alerter:` section and
-    VIGIL_ALERTER_*), Kafka (VIGIL_KAFKA_*) and the thumbnails it serves (VIGIL_MILVUS_THUMBNAILS_DIR,
-    the detector's; `api.thumbnails_dir` overrides it)."""
+    VIGIL_ALERTER_*), Kafka (VIGIL_KAFKA_*) and where the API serves the media its webhooks
+    link to (the `api:` section and VIGIL_API_*: public address, signing key)."""
 
     alerter: AlerterSettings
     kafka: KafkaSettings
-    thumbnails: ThumbnailSettings
-    # The API's search: the detector's store and encoder (services/search/frame_search.py).
-    search: SearchSettings = Field(default_factory=SearchSettings.load)
+    api: ApiSettings = Field(default_factory=ApiSettings.load)

@@ -8,7 +8,7 @@ included.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 30.0, 60.0, 120.0)
 _SPEECH_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
@@ -36,6 +36,11 @@ class AlerterMetrics:
             "vigil_alerter_acknowledged", "Alerts acknowledged by an operator", ["query"], registry=r
         )
         self.bad_hits = Counter("vigil_alerter_bad_hits", "Hits sent to the dead-letter topic", registry=r)
+        self.bad_commands = Counter(
+            "vigil_alerter_bad_commands",
+            "Commands (alert-commands) sent to the dead-letter topic",
+            registry=r,
+        )
         self.hit_to_alert_seconds = Histogram(
             "vigil_alerter_hit_to_alert_seconds",
             "Seconds from the capture of a hit's peak frame to its alert being sent",
@@ -67,9 +72,6 @@ class AlerterMetrics:
             ["webhook"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
-        )
-        self.stream_clients = Gauge(
-            "vigil_alerter_stream_clients", "Clients following the live alert stream (SSE)", registry=r
         )
 
     def observe_speech(self, engine: str, seconds: float, ok: bool) -> None:

@@ -4,9 +4,7 @@ It stands on the consumer-service skeleton (services/common/consumer_service.py:
 snapshot, flush, commit, rebalance, run). What it decides is in pipelines/ (the policy, the
 wording, the book); its state records are services/alerter/state.py. Over 400 lines because
 what is left is one thing, an alert's life in the book, from raised (spoken, sent, kept)
-through ended to acknowledged, with the lock the loop and the HTTP API share; and because it
-still hosts the HTTP API (`_start_api`: identities, queries, cameras, search), which leaves
-with its followers once the API runs as a process of its own.
+through ended to acknowledged.
 
     run_alerter(Path("vigil.yaml"))     # `vigil alerter`; until SIGINT / SIGTERM
 
@@ -14,8 +12,10 @@ One loop, one thread (webhooks have their own threads):
 
 1. standing queries: "queries" is loaded whole at start and followed every `query_refresh_ms`,
    for each hit's query text, language and severity;
-2. a batch of hits from the "hits" consumer group; a hit that does not decode goes to the
-   dead-letter topic;
+2. a batch from the consumer group's "hits" and "alert-commands"; a hit or a command that does
+   not decode goes to the dead-letter topic; a command (an acknowledgement the API sent,
+   services/api/acknowledgements.py) is applied to the book once (`acknowledge`; a second one,
+   or one for an unknown alert, is logged and changes nothing);
 3. each hit is judged by the `AlertPolicy` (dedupe by hit id, schedules, escalation, cooldown;
    pipelines/alerting/), with the record's Kafka timestamp as its clock so a replay decides
    the same, at its query's severity (a query no longer standing: warning). A raised hit
@@ -31,12 +31,12 @@ One loop, one thread (webhooks have their own threads):
    tombstone when forgotten), the rest whole (key "<group>:policy"); the producer is flushed,
    and only then are the hits' offsets committed.
 
-Beside the loop: the HTTP API (services/alerter/api.py; uvicorn in a thread) serves the book,
-a live stream of its changes (`AlertFeed`: raised, acknowledged, ended) and the media;
-`acknowledge` is called from there. A `SpeechWarmer` thread speaks each standing query's
-sentence for each known camera as soon as the query (or a new camera) appears, so the alert
-finds its audio cached. Once a minute, alerts older than `retention_days` (by the wall clock:
-`retention_cutoff_ms`) are forgotten (book and a tombstone on "alert-state").
+The HTTP API is a process of its own (`vigil api`, services/api/service.py): it mirrors the book
+from "alert-state" and sends acknowledgements as commands. The links in webhook payloads point at
+it: its `api:` section's public address, signed with its key. A `SpeechWarmer` thread speaks
+each standing query's sentence for each known camera as soon as the query (or a new camera)
+appears, so the alert finds its audio cached. Once a minute, alerts older than `retention_days`
+(by the wall clock: `retention_cutoff_ms`) are forgotten (book and a tombstone on "alert-state").
 
 So a restarted alerter (same group) loads the policy memory and the alert records first:
 replayed hits are duplicates to it and raise nothing again, and acknowledgements survive.
@@ -59,7 +59,15 @@ from typing import Any, Literal
 from prometheus_client import CollectorRegistry
 
 from vigil.pipelines.admission import capture_time_problem
-from vigil.pipelines.alert_book import AlertBook, AlertRecord, AlertStatus, alert_id_for, retention_cutoff_ms
+from vigil.pipelines.alert_book import (
+    AlertBook,
+    AlertRecord,
+    AlertStatus,
+    AlreadyAcknowledgedError,
+    UnknownAlertError,
+    alert_id_for,
+    retention_cutoff_ms,
+)
 from vigil.pipelines.alert_wording import AlertWording, alert_wording
 from vigil.pipelines.alerting import (
     UNKNOWN_QUERY_SEVERITY,
@@ -68,10 +76,7 @@ from vigil.pipelines.alerting import (
     decision_clock_ms,
     severity_of,
 )
-from vigil.pipelines.hit_log import HitLog
-from vigil.services.alerter.api import AlertLinks, create_alert_api
 from vigil.services.alerter.config import AlerterServiceSettings
-from vigil.services.alerter.feed import AlertFeed, ChangeKind
 from vigil.services.alerter.metrics import AlerterMetrics
 from vigil.services.alerter.speech import SpeechError, SpeechResult, SpeechSynthesizer, SpeechWarmer
 from vigil.services.alerter.state import (
@@ -81,13 +86,9 @@ from vigil.services.alerter.state import (
     save_policy_memory,
 )
 from vigil.services.alerter.webhooks import DeadLetter, WebhookDispatcher
-from vigil.services.api.camera_directory import CameraDirectory
-from vigil.services.api.hits import SeenHit
-from vigil.services.api.latest_frames import LatestFrames
-from vigil.services.api.query_catalog import QueryCatalog
-from vigil.services.common.auth import UrlSigner, load_or_create_secret
 from vigil.services.common.consumer_service import ConsumerService, run_service
 from vigil.services.common.contract import (
+    AcknowledgeCommand,
     AlertMessage,
     BadMessageError,
     HitMessage,
@@ -95,17 +96,14 @@ from vigil.services.common.contract import (
     decode_json,
     encode_json,
 )
-from vigil.services.common.http import HttpServer
-from vigil.services.common.identities import IdentityDirectory, open_token_authority
 from vigil.services.common.kafka import (
     KafkaRecord,
     QueryTableReader,
     send_json_dead_letter,
     send_to_dead_letter,
 )
+from vigil.services.common.media_links import AlertLinks
 from vigil.services.common.state_log import GroupStateLog
-from vigil.services.common.thumbnail_store import ThumbnailStore
-from vigil.services.search import LazyFrameSearch
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +113,11 @@ _FROM_THE_HIT = frozenset(
     ("hit_id", "camera_id", "query_id", "event_start_ts_ms", "peak_ts_ms", "peak_score", "thumbnail", "box")
 )
 _PRUNE_INTERVAL_S = 60.0
-# The hits GET /api/v1/hits can list (services/api/hits.py); ~1 KiB each.
-_HITS_KEPT = 10_000
 
 
 class AlerterService(ConsumerService):
-    """Hits in, alerts out, and the book of alerts the HTTP API serves and acknowledges (see
-    the module docstring); `run(stop)` until `stop` is set, then `close()`."""
+    """Hits and acknowledgements in, alerts out, and the book of alerts (see the module
+    docstring); `run(stop)` until `stop` is set, then `close()`."""
 
     def __init__(
         self,
@@ -136,20 +132,13 @@ class AlerterService(ConsumerService):
         super().__init__("alerter", kafka_settings, self.metrics.registry, config.commit_interval_s)
         self.policy = AlertPolicy(config.policy)
         self.book = AlertBook[AlertMessage]()
-        self.hit_log = HitLog[HitMessage](_HITS_KEPT)
-        self.query_catalog: QueryCatalog | None = None  # with the HTTP API on
-        self.feed = AlertFeed(config.api.replay_changes)
-        self.metrics.stream_clients.set_function(lambda: self.feed.subscribers)
-        self.links: AlertLinks | None = None  # with the HTTP API on
-        self.http: HttpServer | None = None
-        self.identities: IdentityDirectory | None = None  # with the HTTP API on
-        # The API's search, opened on its first request through the detector's store.
-        self.search = LazyFrameSearch(settings.search)
-        self.on_close(self.search.close)
+        # Webhooks' links to the media, served by the API process (none with the API off).
+        api = settings.api
+        self.links = AlertLinks(api.base_url(), api.link_signer()) if api.serves_links else None
         self.speech = SpeechSynthesizer(config.speech, observe=self.metrics.observe_speech)
         self.warmer: SpeechWarmer | None = None
         self._cameras: set[str] = set(config.cameras)  # configured, and every camera seen on a hit
-        self._lock = threading.RLock()  # the book, between the loop and acknowledge()
+        self._lock = threading.RLock()  # the book, between the loop and callers of acknowledge()
         self._last_refresh = 0.0
         self._last_prune = float("-inf")
         self.prune_interval_s = _PRUNE_INTERVAL_S
@@ -174,38 +163,12 @@ class AlerterService(ConsumerService):
                 kafka_settings, self.producer, self.topics.alert_state, config.group_id, "alerter state"
             )
             restore_alerter_state(self.state_log.load(), self.policy, self.book)
-            self.open_consumer(self.topics.hits, config.group_id, max_poll_records=config.batch_max_hits)
+            self.open_consumer(
+                [self.topics.hits, self.topics.alert_commands],
+                config.group_id,
+                max_poll_records=config.batch_max_hits,
+            )
             self.serve_metrics(config.metrics_port)
-            if config.api.port:
-                self._start_api()
-
-    def _start_api(self) -> None:
-        settings = self.config.api
-        # The configured tokens, then the users' on "identities" (the first admin made if none).
-        authority, self.identities = open_token_authority(
-            self.settings.kafka, self.producer, settings.tokens, settings.token_file
-        )
-        self.on_close(self.identities.close)
-        if settings.signing_key is not None:
-            key = settings.signing_key.get_secret_value()
-        else:
-            key = load_or_create_secret(settings.signing_key_file, "media link signing key")
-        thumbnails = ThumbnailStore(settings.thumbnails_dir or self.settings.thumbnails.thumbnails_dir)
-        # The API's own reader of "queries" and "query-history" (the loop's reader is its thread's).
-        self.query_catalog = QueryCatalog(self.settings.kafka, self.producer).load().follow()
-        self.on_close(self.query_catalog.close)
-        self.camera_directory = CameraDirectory(self.settings.kafka)  # the API's cameras
-        self.on_close(self.camera_directory.close)
-        self.latest_frames = LatestFrames(self.settings.kafka)  # their snapshots
-        self.on_close(self.latest_frames.close)
-        # The app needs the links and the links the server's address: filled in once it is bound.
-        links = AlertLinks("", UrlSigner(key, settings.link_ttl_s))
-        app = create_alert_api(self, authority, links, thumbnails)
-        self.http = HttpServer(app, settings.host, settings.port, "alerter")
-        self.on_close(self.http.close)
-        self.on_close(self.feed.close)  # closed first: open event streams end at once
-        links.base_url = settings.base_url(self.http.port)
-        self.links = links
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -213,7 +176,8 @@ class AlerterService(ConsumerService):
         return f"alerter running: group {self.config.group_id}, {len(self.queries.table)} standing queries"
 
     def step(self) -> int:
-        """One turn: follow the queries, handle one batch of hits, checkpoint. Returns hits read."""
+        """One turn: follow the queries, handle one batch of hits and commands, checkpoint.
+        Returns the records read."""
         self._refresh_queries()
         self._forget_old_alerts()
         records = self.poll(_IDLE_POLL_MS, max_records=self.config.batch_max_hits)
@@ -222,9 +186,12 @@ class AlerterService(ConsumerService):
             return 0
         raised: list[tuple[AlertMessage, int]] = []
         for record in records:
-            alert = self._handle(record)
-            if alert is not None:
-                raised.append(alert)
+            if record.topic == self.topics.alert_commands:
+                self._apply_command(record)
+            else:
+                alert = self._handle(record)
+                if alert is not None:
+                    raised.append(alert)
             self.consumed([record])
         self.checkpoint()
         now_ms = time.time() * 1000
@@ -278,8 +245,6 @@ class AlerterService(ConsumerService):
             self.metrics.bad_hits.inc()
             return None
         query = self.queries.table.get(hit.query_id)
-        with self._lock:
-            self.hit_log.add(hit)
         if hit.camera_id not in self._cameras:
             self._cameras.add(hit.camera_id)
             self._warm_up()
@@ -323,7 +288,7 @@ class AlerterService(ConsumerService):
         )
         self.producer.send(self.topics.alerts, encode_json(alert), key=hit.camera_id)
         record = AlertRecord[AlertMessage](alert=alert, end_ts_ms=hit.end_ts_ms)
-        self._keep(record, "raised")
+        self._keep(record)
         self.metrics.alerts.labels(hit.query_id, severity).inc()
         if decision.muted:
             self.metrics.muted.labels(hit.query_id).inc()
@@ -360,14 +325,13 @@ class AlerterService(ConsumerService):
         with self._lock:
             if alert_id not in self.book or self.book.get(alert_id).end_ts_ms is not None:
                 return
-            self._keep(self.book.close(alert_id, end_ts_ms), "ended")
+            self._keep(self.book.close(alert_id, end_ts_ms))
 
-    def _keep(self, record: AlertRecord[AlertMessage], change: ChangeKind) -> None:
-        """Into the book, onto "alert-state", and out to event-stream subscribers."""
+    def _keep(self, record: AlertRecord[AlertMessage]) -> None:
+        """Into the book and onto "alert-state" (where the API process reads it)."""
         with self._lock:
             self.book.add(record)
             save_alert_record(self.state_log, record)
-            self.feed.publish(change, record)
 
     def _webhook_dead_letter(self, dead: DeadLetter) -> None:
         # Called from a webhook thread; the producer is thread-safe.
@@ -385,13 +349,27 @@ class AlerterService(ConsumerService):
 
     # --- acknowledgements ----------------------------------------------------------------
 
+    def _apply_command(self, record: KafkaRecord) -> None:
+        """An acknowledgement from the API: applied once; a repeated one (a replay, or a second
+        operator) or one for an unknown alert is logged and writes nothing."""
+        try:
+            command = decode_json(AcknowledgeCommand, record.value)
+        except BadMessageError as error:
+            send_to_dead_letter(self.producer, self.topics, record, str(error))
+            self.metrics.bad_commands.inc()
+            return
+        try:
+            self.acknowledge(command.alert_id, command.user, command.ts_ms)
+        except (UnknownAlertError, AlreadyAcknowledgedError) as error:
+            log.info("acknowledgement by %s not applied: %s", command.user, error)
+
     def acknowledge(self, alert_id: str, user: str, now_ms: int | None = None) -> AlertRecord[AlertMessage]:
         """Acknowledge an alert once and make that durable; raises UnknownAlertError or
         AlreadyAcknowledgedError (naming who and when). Thread-safe."""
         now_ms = int(time.time() * 1000) if now_ms is None else int(now_ms)
         with self._lock:
             record = self.book.acknowledge(alert_id, user, now_ms)
-            self._keep(record, "acknowledged")
+            self._keep(record)
         self.producer.flush()
         self.metrics.acknowledged.labels(record.alert.query_id).inc()
         log.info("alert %s acknowledged by %s", alert_id, record.acknowledged_by)
@@ -411,22 +389,6 @@ class AlerterService(ConsumerService):
         """See AlertBook.records. Thread-safe."""
         with self._lock:
             return self.book.records(status, camera_id, query_id, limit)
-
-    def seen_hits(self) -> list[SeenHit]:
-        """The hits read since start (the newest `_HITS_KEPT`), newest event first, each with its
-        alert if it raised one and the severity of that alert, else of its query now. Thread-safe."""
-        standing = self.queries.table.snapshot()
-        with self._lock:
-            hits = self.hit_log.hits()
-            alert_ids = {hit.hit_id: alert_id_for(hit.hit_id) for hit in hits}
-            alerts = {hit_id: self.book.get(a) for hit_id, a in alert_ids.items() if a in self.book}
-        seen = []
-        for hit in hits:
-            record = alerts.get(hit.hit_id)
-            query = standing.get(hit.query_id)
-            severity = record.alert.severity if record is not None else query.severity if query else None
-            seen.append(SeenHit(hit, record.alert_id if record is not None else None, severity))
-        return seen
 
     def alert_record(self, alert_id: str) -> AlertRecord[AlertMessage]:
         """Raises UnknownAlertError. Thread-safe."""
@@ -461,7 +423,7 @@ class AlerterService(ConsumerService):
 
 def webhook_payload(alert: AlertMessage, links: AlertLinks | None) -> dict[str, Any]:
     """What webhooks receive for a raised alert: the alert, and signed links to its thumbnail and
-    audio when the HTTP API is on (the receiver needs no token to fetch them)."""
+    audio at the API process when it is on (the receiver needs no token to fetch them)."""
     media = links.for_alert(alert, time.time()) if links is not None else {}
     return {
         "event": "alert.raised",

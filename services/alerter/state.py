@@ -20,12 +20,11 @@ from pydantic import ValidationError
 from vigil.pipelines.alert_book import AlertBook, AlertRecord
 from vigil.pipelines.alerting import AlertPolicy
 from vigil.services.common.contract import AlertMessage
-from vigil.services.common.state_log import GroupStateLog
+from vigil.services.common.state_log import ALERT_RECORD_PREFIX, GroupStateLog
 
 log = logging.getLogger(__name__)
 
 POLICY_STATE = "policy"
-_ALERT_STATE_PREFIX = "alert:"
 _SEEN_STATE_PREFIX = "seen:"
 
 
@@ -43,11 +42,11 @@ def save_policy_memory(state_log: GroupStateLog, policy: AlertPolicy) -> int:
 
 
 def save_alert_record(state_log: GroupStateLog, record: AlertRecord[AlertMessage]) -> None:
-    state_log.save(_ALERT_STATE_PREFIX + record.alert_id, record.to_state())
+    state_log.save(ALERT_RECORD_PREFIX + record.alert_id, record.to_state())
 
 
 def forget_alert_record(state_log: GroupStateLog, alert_id: str) -> None:
-    state_log.delete(_ALERT_STATE_PREFIX + alert_id)
+    state_log.delete(ALERT_RECORD_PREFIX + alert_id)
 
 
 def restore_alerter_state(
@@ -65,7 +64,7 @@ def restore_alerter_state(
         except ValueError as error:
             log.warning("alert policy starts afresh, its snapshot is unusable: %s", error)
     for name, state in states.items():
-        if not name.startswith(_ALERT_STATE_PREFIX):
+        if not name.startswith(ALERT_RECORD_PREFIX):
             continue
         try:
             book.add(AlertRecord[AlertMessage].from_state(state))

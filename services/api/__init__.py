@@ -1,1 +1,2 @@
-"""The HTTP API's routes, one module per concept (each a router factory the API app includes)."""
+"""The HTTP API as a service of its own (`vigil api`, service.py, app.py) and its routes, one
+module per concept (each a router factory the app includes)."""

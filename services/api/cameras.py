@@ -59,7 +59,7 @@ _KAFKA_DOWN = (BrokerUnavailableError, kafka_errors.KafkaError)
 
 
 class SignedLinks(Protocol):
-    """What the router needs of the API's media links (services/alerter/api.py, AlertLinks)."""
+    """What the router needs of the API's media links (services/common/media_links.py, AlertLinks)."""
 
     base_url: str
     signer: UrlSigner

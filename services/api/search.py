@@ -35,7 +35,7 @@ TsMs = Annotated[int, Query(ge=0, le=MAX_TS_MS, description="Unix milliseconds")
 
 
 class ThumbnailLinks(Protocol):
-    """What the routes need of services/alerter/api.py's AlertLinks."""
+    """What the routes need of services/common/media_links.py's AlertLinks."""
 
     def thumbnail_url(self, reference: str | None, now_s: float) -> str | None: ...
 

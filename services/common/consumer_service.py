@@ -28,6 +28,11 @@ snapshots and every output sent before them are acknowledged, and only then are 
 offsets committed. A crash in between replays the records after the last commit onto the
 snapshot saved with it.
 
+A service that only follows topics (the API's mirror of the alert book) opens a follower
+instead of a consumer (`open_follower`): every partition of its topics, no group, so it
+commits nothing (it calls no `consumed`) and every checkpoint is a no-op; it positions the
+follower itself (e.g. `replay_to_end`, then from there).
+
 Hooks: `has_state_to_save` (a snapshot is due even with no new offsets, e.g. events the
 detector closed on a silent camera), `on_revoked` and `on_assigned` (the partitions a rebalance
 took or gave), `running_message` (the line logged at start).
@@ -38,7 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -131,17 +136,33 @@ class ConsumerService:
         self.on_close(self.producer.close)
 
     def open_consumer(
-        self, topic: str, group_id: str, *, max_poll_records: int, all_partitions: bool = False
+        self,
+        topic: str | Sequence[str],
+        group_id: str,
+        *,
+        max_poll_records: int,
+        all_partitions: bool = False,
     ) -> None:
-        """The group's consumer of `topic`: subscribed (partitions shared by the group's
-        members, rebalances checkpointed), or with `all_partitions` assigned every partition
-        of the topic (one member; it still resumes from the group's committed offsets)."""
+        """The group's consumer of `topic` (one, or several): subscribed (partitions shared by
+        the group's members, rebalances checkpointed), or with `all_partitions` assigned every
+        partition of the topics (one member; it still resumes from the group's committed offsets)."""
+        topics = [topic] if isinstance(topic, str) else list(topic)
         self.consumer = make_consumer(self.kafka_settings, group_id, max_poll_records=max_poll_records)
         self.on_close(lambda: self.consumer.close(autocommit=False))
         if all_partitions:
-            assign_all_partitions(self.consumer, topic)
+            partitions = [tp for name in topics for tp in assign_all_partitions(self.consumer, name)]
+            self.consumer.assign(partitions)
         else:
-            self.consumer.subscribe([topic], listener=_CheckpointOnRevoke(self))
+            self.consumer.subscribe(topics, listener=_CheckpointOnRevoke(self))
+
+    def open_follower(self, topics: Sequence[str], *, max_poll_records: int) -> list[TopicPartition]:
+        """A group-less consumer assigned every partition of `topics` (see the module docstring);
+        returns them, for the service to position."""
+        self.consumer = make_consumer(self.kafka_settings, None, max_poll_records=max_poll_records)
+        self.on_close(lambda: self.consumer.close(autocommit=False))
+        partitions = [tp for name in topics for tp in assign_all_partitions(self.consumer, name)]
+        self.consumer.assign(partitions)
+        return partitions
 
     def serve_metrics(self, port: int) -> None:
         if port:

@@ -66,6 +66,8 @@ class Topics(BaseModel):
     query_history: str = "query-history"
     # The cameras ingest reads, as operators manage them (key = camera_id; a tombstone deletes).
     cameras: str = "cameras"
+    # Commands to the alerter, sent by the API process (key = alert_id): acknowledgements.
+    alert_commands: str = "alert-commands"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -326,6 +328,16 @@ class AlertMessage(VigilMessage):
     @classmethod
     def _box_in_the_frame(cls, box: object) -> object:
         return None if box is None else validate_box(box)
+
+
+class AcknowledgeCommand(VigilMessage):
+    """On "alert-commands" (key = alert_id): acknowledge this alert as `user` at `ts_ms`. The API
+    process sends it after checking its mirror of the book; the alerter applies it once (a second
+    acknowledgement is logged and changes nothing) and the result reaches "alert-state"."""
+
+    alert_id: str = Field(min_length=1, max_length=400, pattern=DERIVED_ID_PATTERN)
+    user: str = Field(min_length=1, max_length=128)
+    ts_ms: TimestampMs
 
 
 class CameraStatusMessage(VigilMessage):

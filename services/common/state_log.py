@@ -29,6 +29,10 @@ from vigil.services.common.kafka import (
 
 log = logging.getLogger(__name__)
 
+# The alerter's records of its alerts ("<group>:alert:<alert_id>"; services/alerter/state.py),
+# which the API process follows into its mirror of the book (services/api/alert_mirror.py).
+ALERT_RECORD_PREFIX = "alert:"
+
 
 class GroupStateLog:
     def __init__(
@@ -77,11 +81,15 @@ class GroupStateLog:
             raise RuntimeError(f"this {self.what} log was opened read-only (no producer)")
         return self.producer
 
+    def name_of(self, key: bytes | None) -> str | None:
+        """The name a record's key gives in this group's log; None for another group's."""
+        text = (key or b"").decode("utf-8", errors="replace")
+        return text[len(self.key_prefix) :] if text.startswith(self.key_prefix) else None
+
     def _apply(self, states: dict[str, dict], record) -> None:
-        key = (record.key or b"").decode("utf-8", errors="replace")
-        if not key.startswith(self.key_prefix):
+        name = self.name_of(record.key)
+        if name is None:
             return  # another group's
-        name = key[len(self.key_prefix) :]
         if record.value is None:
             states.pop(name, None)
             return

@@ -3,7 +3,7 @@
 Thumbnails are JPEG files under root/<camera_id>/<yyyy-mm-dd (UTC)>/<ts_ms>.jpg, referenced
 from the detector's hits and frame index (services/detector/store/) by that relative path,
 which `ThumbnailStore.path_for` resolves without ever leaving its root: a reference arrives
-over HTTP at the alerter (services/alerter/api.py), so it is checked before any file is touched.
+over HTTP by the API process (services/api/media.py), so it is checked before any file is touched.
 
 Shared here, not in the detector, because two services use it: the detector writes and
 forgets thumbnails, the alerter reads them. services/common/thumbnails.py draws boxes on the

@@ -46,7 +46,7 @@ _ENV_REFERENCE = ENV_REFERENCE
 _MERGED_KEY_BY_KEY = ("ffmpeg_options", "decoder_options", "reconnect")
 
 
-OTHER_SERVICES_SECTIONS = ("detector", "alerter", "queries")
+OTHER_SERVICES_SECTIONS = ("detector", "alerter", "api", "queries")
 
 
 class IngestConfigError(VigilError):

@@ -1,5 +1,5 @@
-"""Helpers shared by the alerter tests: a real webhook receiver, an alerter running in a thread,
-a group-less topic reader."""
+"""Helpers shared by the alerter and API tests: a real webhook receiver, an alerter and an API
+service each running in a thread (or both: `Stack`), a group-less topic reader."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from prometheus_client import CollectorRegistry
 from vigil.services.alerter.config import AlerterServiceSettings, AlerterSettings
 from vigil.services.alerter.service import AlerterService
 from vigil.services.alerter.webhooks import SIGNATURE_HEADER, verify_signature
+from vigil.services.api.config import ApiServiceSettings
+from vigil.services.api.service import ApiService
+from vigil.services.broker.local import free_loopback_port
+from vigil.services.common.api_settings import ApiSettings
 from vigil.services.common.contract import HitMessage, QueryMessage, derive_hit_id
 from vigil.services.common.kafka import assign_all_partitions, make_consumer
 from vigil.services.common.thumbnail_store import ThumbnailSettings
@@ -116,15 +120,12 @@ class TopicReader:
         self.consumer.close(autocommit=False)
 
 
-class Running:
-    """An AlerterService looping in a thread; an exception there fails the test at stop()."""
+class Looping:
+    """A service looping in a thread; an exception there fails the test at stop()."""
 
-    def __init__(self, config: AlerterSettings, settings) -> None:
+    def __init__(self, open_service: Callable[[CollectorRegistry], object]) -> None:
         self.registry = CollectorRegistry()
-        self.service = AlerterService(
-            AlerterServiceSettings(alerter=config, kafka=settings, thumbnails=ThumbnailSettings()),
-            metrics_registry=self.registry,
-        )
+        self.service = open_service(self.registry)
         self.stop_event = threading.Event()
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -145,6 +146,71 @@ class Running:
         self.service.close()
         assert not self.thread.is_alive()
         assert not self.errors, self.errors
+
+
+class Running(Looping):
+    """An AlerterService looping in a thread; `api` is where its webhooks' links point (none: off)."""
+
+    def __init__(self, config: AlerterSettings, settings, api: ApiSettings | None = None) -> None:
+        service_settings = AlerterServiceSettings(
+            alerter=config, kafka=settings, api=api if api is not None else ApiSettings(port=0)
+        )
+        super().__init__(lambda registry: AlerterService(service_settings, metrics_registry=registry))
+
+
+class RunningApi(Looping):
+    """An ApiService (the HTTP API) looping in a thread; `url` is where it answers."""
+
+    def __init__(self, api: ApiSettings, settings) -> None:
+        service_settings = ApiServiceSettings(api=api, kafka=settings, thumbnails=ThumbnailSettings())
+        super().__init__(lambda registry: ApiService(service_settings, metrics_registry=registry))
+        self.url = self.service.http.url
+
+
+def api_settings_for(config: AlerterSettings, tmp_path, **api) -> ApiSettings:
+    """The API of the alerter configured by `config`: its group's book, its speech cache, a free
+    port, and its token and key files under `tmp_path` unless given."""
+    return ApiSettings(
+        **{
+            "port": free_loopback_port(),
+            "metrics_port": 0,
+            "alerter_group_id": config.group_id,
+            "audio_dir": config.speech.cache_dir,
+            "thumbnails_dir": tmp_path / "thumbnails",
+            "token_file": tmp_path / "api-token",
+            "signing_key_file": tmp_path / "link-signing-key",
+            **api,
+        }
+    )
+
+
+class Stack:
+    """An alerter and its HTTP API (an ApiService), both real, each looping in its own thread:
+    `service` is the alerter's, `api` the API's, `url` where the API answers."""
+
+    def __init__(self, config: AlerterSettings, settings, api: ApiSettings) -> None:
+        self.config, self.settings, self.api_settings = config, settings, api
+        self.alerter = Running(config, settings, api)
+        try:
+            self.api = RunningApi(api, settings)
+        except BaseException:
+            self.alerter.stop()
+            raise
+        self.url = self.api.url
+
+    @property
+    def service(self) -> AlerterService:
+        return self.alerter.service  # type: ignore[return-value]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A metric of the alerter's, else of the API's."""
+        return self.alerter.metric(name, **labels) or self.api.metric(name, **labels)
+
+    def stop(self) -> None:
+        try:
+            self.api.stop()
+        finally:
+            self.alerter.stop()
 
 
 def make_hit(

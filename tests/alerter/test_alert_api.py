@@ -1,6 +1,7 @@
-"""The alerter's HTTP API on a real alerter (real broker, real uvicorn, real espeak-ng audio):
-the live event stream with working media links, acknowledgement by role, resume after a
-reconnect, signed webhook payloads whose thumbnail link works, and refusals that are 4xx."""
+"""The HTTP API (its own service, `vigil api`) beside a real alerter (real broker, real uvicorn,
+real espeak-ng audio): the live event stream with working media links, acknowledgement by role
+(a command the alerter applies), resume after a reconnect, signed webhook payloads whose
+thumbnail link works, and refusals that are 4xx."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from alerter_support import SECRET, Receiver, Running, make_hit, standing_query
+from alerter_support import SECRET, Receiver, Stack, api_settings_for, make_hit, standing_query
 from PIL import Image
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
-from vigil.services.broker.local import free_loopback_port
+from vigil.services.common.api_settings import ApiSettings
 from vigil.services.common.auth import ApiToken, UrlSigner
 from vigil.services.common.contract import HitMessage, encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
@@ -80,14 +81,15 @@ def gate_hit(start_ms: int, thumbnail: str, end_ms: int | None = None) -> HitMes
     return make_hit(CAMERA, QUERY, start_ms, end_ms=end_ms, peak_after_ms=500, thumbnail=thumbnail, score=0.9)
 
 
-def config_for(tmp_path, **api) -> AlerterSettings:
-    return AlerterSettings(
+def config_for(tmp_path, **api) -> tuple[AlerterSettings, ApiSettings]:
+    """An alerter's settings and its API's (`api` overrides the latter's)."""
+    config = AlerterSettings(
         group_id=f"alerter-api-test-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
         cameras={CAMERA: "cổng số 3"},
-        api=AlertApiSettings(port=free_loopback_port(), thumbnails_dir=tmp_path / "thumbnails", **api),
     )
+    return config, api_settings_for(config, tmp_path, **api)
 
 
 def publish(settings, *messages: HitMessage, query: bool = False) -> None:
@@ -104,19 +106,19 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
     caplog.set_level(logging.DEBUG)
     start_ms = int(time.time() * 1000) - 5_000
     reference = ThumbnailStore(tmp_path / "thumbnails").save(CAMERA, start_ms + 500, thumbnail_jpeg())
-    config = config_for(tmp_path, tokens=TOKENS, signing_key=SIGNING_KEY)
+    config, api_config = config_for(tmp_path, tokens=TOKENS, signing_key=SIGNING_KEY)
     config = config.model_copy(
         update={"webhooks": [WebhookSettings(name="ops", url=receiver.url, secret=SECRET, timeout_s=2)]}
     )
     publish(kafka_settings, query=True)
-    running = Running(config, kafka_settings)
-    api = running.service.http.url
+    running = Stack(config, kafka_settings, api_config)
+    api = running.url
     try:
         # EventSource cannot set headers: the token rides in the query string.
         stream = EventStream(f"{api}/api/v1/alerts/stream?access_token={VIEWER}")
         publish(kafka_settings, gate_hit(start_ms, reference))
         raised = stream.next()
-        assert running.metric("vigil_alerter_stream_clients") == 1
+        assert running.metric("vigil_api_stream_clients") == 1
         alert_id = alert_id_for(gate_hit(start_ms, reference).hit_id)
         assert raised["event"] == "raised" and raised["data"]["alert_id"] == alert_id
         view = raised["data"]
@@ -160,8 +162,8 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
         assert ended["event"] == "ended" and ended["data"]["end_ts_ms"] == start_ms + 4_000
         stream.close()
 
-        # A client that reconnects gets exactly what it missed; one from another alerter
-        # process is told to reload.
+        # A client that reconnects gets exactly what it missed; one from another API process is
+        # told to reload.
         resumed = EventStream(
             f"{api}/api/v1/alerts/stream", {**bearer(VIEWER), "Last-Event-ID": raised["id"]}
         )
@@ -189,12 +191,12 @@ def test_stream_links_acknowledgement_and_resume(kafka_settings, tmp_path, recei
 
 
 def test_refusals_are_4xx_that_name_the_problem(kafka_settings, tmp_path):
-    config = config_for(tmp_path, tokens=TOKENS, signing_key=SIGNING_KEY, link_ttl_s=60)
+    config, api_config = config_for(tmp_path, tokens=TOKENS, signing_key=SIGNING_KEY, link_ttl_s=60)
     start_ms = int(time.time() * 1000) - 5_000
     reference = ThumbnailStore(tmp_path / "thumbnails").save(CAMERA, start_ms + 500, thumbnail_jpeg())
     publish(kafka_settings, gate_hit(start_ms, reference), query=True)
-    running = Running(config, kafka_settings)
-    api = running.service.http.url
+    running = Stack(config, kafka_settings, api_config)
+    api = running.url
     alert_id = alert_id_for(gate_hit(start_ms, reference).hit_id)
     try:
         record = wait_for_alert(running, alert_id)
@@ -252,13 +254,15 @@ def test_refusals_are_4xx_that_name_the_problem(kafka_settings, tmp_path):
 def test_without_tokens_a_private_admin_token_is_generated(kafka_settings, tmp_path, caplog):
     caplog.set_level(logging.INFO)
     token_file = tmp_path / "home" / "api-token"
-    config = config_for(tmp_path, token_file=token_file, signing_key_file=tmp_path / "home" / "link-key")
-    running = Running(config, kafka_settings)
+    config, api_config = config_for(
+        tmp_path, token_file=token_file, signing_key_file=tmp_path / "home" / "link-key"
+    )
+    running = Stack(config, kafka_settings, api_config)
     try:
         token = token_file.read_text().strip()
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
         assert stat.S_IMODE((tmp_path / "home" / "link-key").stat().st_mode) == 0o600
-        me = requests.get(f"{running.service.http.url}/api/v1/me", headers=bearer(token), timeout=5)
+        me = requests.get(f"{running.url}/api/v1/me", headers=bearer(token), timeout=5)
         assert me.json() == {"name": "admin", "role": "admin"}
     finally:
         running.stop()
@@ -266,10 +270,10 @@ def test_without_tokens_a_private_admin_token_is_generated(kafka_settings, tmp_p
     assert str(token_file) in logged and token not in logged
 
 
-def wait_for_alert(running: Running, alert_id: str, timeout_s: float = 30):
+def wait_for_alert(running: Stack, alert_id: str, timeout_s: float = 30):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if alert_id in running.service.book:
+        if alert_id in running.service.book and running.api.service.alerts.records():
             return running.service.alert_record(alert_id)
         time.sleep(0.1)
     pytest.fail(f"no alert {alert_id} within {timeout_s} s")

@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 from vigil.pipelines.alert_book import AlertRecord
-from vigil.services.alerter.feed import AlertFeed
+from vigil.services.api.feed import AlertFeed
 from vigil.services.common.contract import AlertMessage
 
 

@@ -8,11 +8,10 @@ import uuid
 
 import pytest
 import requests
-from alerter_support import Running, make_hit, standing_query, wait_for
+from alerter_support import Stack, api_settings_for, make_hit, standing_query, wait_for
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.speech import SpeechSettings
-from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.contract import encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
@@ -44,16 +43,12 @@ def api(new_kafka_settings, tmp_path_factory):
         group_id=f"alerter-lists-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"], warm_up=False),
-        api=AlertApiSettings(
-            port=free_loopback_port(),
-            thumbnails_dir=tmp / "thumbnails",
-            tokens=[ApiToken(name="vera", role="viewer", token=VIEWER)],
-        ),
     )
-    running = Running(config, settings)
+    api = api_settings_for(config, tmp, tokens=[ApiToken(name="vera", role="viewer", token=VIEWER)])
+    running = Stack(config, settings, api)
     try:
-        wait_for(lambda: len(running.service.book) == len(hits), 60, "six alerts")
-        yield running.service.http.url, hits
+        wait_for(lambda: len(running.api.service.alerts) == len(hits), 60, "six alerts at the API")
+        yield running.url, hits
     finally:
         running.stop()
 

@@ -1,5 +1,6 @@
-"""A Kafka outage, as the alerter lives it: noticed at once in its metrics, its health endpoint
-and its log, and over without a restart: a hit published after the broker's return is alerted."""
+"""A Kafka outage, as the alerter and the API live it: noticed at once in the alerter's metrics,
+the API's health endpoint and the log, and over without a restart: a hit published after the
+broker's return is alerted."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import time
 import uuid
 
 import requests
-from alerter_support import Running, TopicReader, make_hit, standing_query, wait_for
+from alerter_support import Stack, TopicReader, api_settings_for, make_hit, standing_query, wait_for
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings, SpeechSettings
-from vigil.services.broker.local import LocalBroker, free_loopback_port
+from vigil.services.alerter.config import AlerterSettings, SpeechSettings
+from vigil.services.broker.local import LocalBroker
 from vigil.services.common.contract import AlertMessage, encode_json
 from vigil.services.common.kafka import KafkaSettings, ResilientProducer, ensure_topics, publish_query
 
@@ -37,10 +38,10 @@ def test_a_broker_outage_is_reported_at_once_and_alerting_resumes_after_it(tmp_p
         group_id=f"outage-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
-        api=AlertApiSettings(port=free_loopback_port(), thumbnails_dir=tmp_path / "thumbnails"),
     )
-    running = Running(config, settings)
-    health = f"{running.service.http.url}/healthz"
+    stack = Stack(config, settings, api_settings_for(config, tmp_path))
+    running = stack.alerter
+    health = f"{stack.url}/healthz"
     try:
         assert requests.get(health, timeout=5).json() == {"status": "ok", "kafka": "up"}
         assert running.metric("vigil_kafka_broker_up") == 1
@@ -49,6 +50,7 @@ def test_a_broker_outage_is_reported_at_once_and_alerting_resumes_after_it(tmp_p
         stopped = time.monotonic()
         wait_for(lambda: running.metric("vigil_kafka_broker_up") == 0, 5, "the outage in the metrics")
         assert time.monotonic() - stopped < 3  # "at once": the monitor probes every second
+        wait_for(lambda: stack.api.metric("vigil_kafka_broker_up") == 0, 5, "the outage at the API")
         body = requests.get(health, timeout=5).json()
         assert body["status"] == "degraded" and body["kafka"] == "down" and body["kafka_down_s"] >= 0
         assert running.metric("vigil_kafka_broker_outages_total") == 1
@@ -57,7 +59,7 @@ def test_a_broker_outage_is_reported_at_once_and_alerting_resumes_after_it(tmp_p
         time.sleep(2)  # the alerter's loop meets the outage
         broker.start()
         wait_for(lambda: running.metric("vigil_kafka_broker_up") == 1, 5, "the broker's return")
-        assert requests.get(health, timeout=5).json()["status"] == "ok"
+        wait_for(lambda: requests.get(health, timeout=5).json()["status"] == "ok", 5, "the API's health")
 
         hit_id = publish_hit(settings, int(time.time() * 1000) - 3_000)
         alerts = TopicReader(settings, settings.topics.alerts)
@@ -69,7 +71,7 @@ def test_a_broker_outage_is_reported_at_once_and_alerting_resumes_after_it(tmp_p
             wait_for(alerted, 30, "the alert after the outage")
         finally:
             alerts.close()
-        assert running.thread.is_alive()  # no restart was needed
+        assert running.thread.is_alive() and stack.api.thread.is_alive()  # no restart was needed
     finally:
-        running.stop()
+        stack.stop()
         broker.stop()

@@ -1,11 +1,14 @@
-"""The alerter's settings: spoken camera names per language, API tokens checked up front."""
+"""The alerter's settings: spoken camera names per language; the API's `api:` section (tokens
+checked up front), which the alerter reads too for its webhooks' links."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.errors import VigilError
+from vigil.services.alerter.config import AlerterServiceSettings, AlerterSettings
+from vigil.services.common.api_settings import ApiSettings
 
 
 def test_a_camera_is_spoken_by_its_name_in_the_alerts_language():
@@ -24,18 +27,32 @@ def test_a_camera_is_spoken_by_its_name_in_the_alerts_language():
 def test_api_tokens_are_checked_when_the_settings_load():
     token = {"role": "viewer", "token": "same-token-0123456789"}
     with pytest.raises(ValidationError, match="'a' and 'b' are the same token"):
-        AlertApiSettings(tokens=[{"name": "a", **token}, {"name": "b", **token}])
+        ApiSettings(tokens=[{"name": "a", **token}, {"name": "b", **token}])
     with pytest.raises(ValidationError, match="names must be unique; repeated: a"):
         other = {"role": "admin", "token": "another-token-0123456789"}
-        AlertApiSettings(tokens=[{"name": "a", **token}, {"name": "a", **other}])
+        ApiSettings(tokens=[{"name": "a", **token}, {"name": "a", **other}])
     with pytest.raises(ValidationError, match="public_url is a base URL"):
-        AlertApiSettings(public_url="https://vigil.example.com/?x=1")
-    assert AlertApiSettings(public_url="https://vigil.example.com/").base_url() == "https://vigil.example.com"
-    assert AlertApiSettings(port=8200).base_url() == "http://127.0.0.1:8200"
-    assert AlertApiSettings(port=0).describe() is None
+        ApiSettings(public_url="https://vigil.example.com/?x=1")
+    assert ApiSettings(public_url="https://vigil.example.com/").base_url() == "https://vigil.example.com"
+    assert ApiSettings(port=8200).base_url() == "http://127.0.0.1:8200"
+    assert ApiSettings(port=0).describe() is None
 
 
 def test_webhook_names_are_unique():
     hook = {"url": "http://127.0.0.1:9/hook", "secret": "s" * 32}
     with pytest.raises(ValidationError, match="webhook names must be unique; repeated: ops"):
         AlerterSettings(webhooks=[{"name": "ops", **hook}, {"name": "ops", **hook}])
+
+
+def test_the_alerter_reads_the_api_section_for_its_links_and_refuses_the_old_place(tmp_path):
+    path = tmp_path / "vigil.yaml"
+    path.write_text(
+        "alerter:\n  group_id: g1\napi:\n  port: 8200\n  public_url: https://vigil.example.com/\n"
+        "  alerter_group_id: g1\n",
+        encoding="utf-8",
+    )
+    settings = AlerterServiceSettings.load(path)
+    assert settings.api.base_url() == "https://vigil.example.com" and settings.api.alerter_group_id == "g1"
+    path.write_text("alerter:\n  api:\n    port: 8200\n", encoding="utf-8")
+    with pytest.raises(VigilError, match="alerter.*api"):
+        AlerterServiceSettings.load(path)

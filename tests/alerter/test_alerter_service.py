@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient, TopicPartition
 
 from vigil.pipelines.alert_book import AlreadyAcknowledgedError
 from vigil.pipelines.alerting import WEEKDAYS, AlertPolicySettings, WeeklySchedule
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.alerter.webhooks import WebhookSettings
@@ -51,7 +51,6 @@ def config(tmp_path) -> AlerterSettings:
             )
         ],
         cameras={CAMERA: "cổng chính"},
-        api=AlertApiSettings(port=0),  # the HTTP API has its own tests (test_alert_api.py)
     )
 
 

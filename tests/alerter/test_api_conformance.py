@@ -1,4 +1,4 @@
-"""The alerter's HTTP API against its own OpenAPI document, with schemathesis, on a real alerter
+"""The HTTP API against its own OpenAPI document, with schemathesis, beside a real alerter
 (real broker, real uvicorn, real espeak-ng audio and a real thumbnail).
 
 Every operation is fuzzed (positive and negative data: the examples, coverage and fuzzing phases)
@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
-from alerter_support import Running, make_hit, standing_query
+from alerter_support import Stack, api_settings_for, make_hit, standing_query
 from api_fuzzing import run_schemathesis
 from PIL import Image
 from schemathesis.checks import (
@@ -48,10 +48,10 @@ from schemathesis.checks import (
 )
 
 from vigil.models.registry import EncoderSettings, create_encoder
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
-from vigil.services.broker.local import free_loopback_port
+from vigil.services.api.alerts import alert_view
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.contract import encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
@@ -102,15 +102,15 @@ def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"]),
         cameras={CAMERA: "gate 7"},
-        api=AlertApiSettings(
-            port=free_loopback_port(),
-            thumbnails_dir=tmp / "thumbnails",
-            signing_key=SIGNING_KEY,
-            tokens=[
-                ApiToken(name="vera", role="viewer", token=VIEWER),
-                ApiToken(name="olga", role="operator", token=OPERATOR),
-            ],
-        ),
+    )
+    api = api_settings_for(
+        config,
+        tmp,
+        signing_key=SIGNING_KEY,
+        tokens=[
+            ApiToken(name="vera", role="viewer", token=VIEWER),
+            ApiToken(name="olga", role="operator", token=OPERATOR),
+        ],
     )
     # The search routes read the detector's store: a store owned here, as the detector would.
     dim = create_encoder(EncoderSettings(kind="auto")).info.dim
@@ -118,22 +118,22 @@ def alerter_api(new_kafka_settings, tmp_path_factory) -> Iterator[Api]:
     with pytest.MonkeyPatch.context() as env, HitStore(store_settings):
         env.setenv("VIGIL_MILVUS_URI", store_settings.uri)
         env.setenv("VIGIL_MILVUS_THUMBNAILS_DIR", str(tmp / "thumbnails"))
-        yield from _serve(config, settings, hit, reference, buffer.getvalue())
+        yield from _serve(config, api, settings, hit, reference, buffer.getvalue())
 
 
-def _serve(config, settings, hit, reference: str, thumbnail_bytes: bytes) -> Iterator[Api]:
-    running = Running(config, settings)
+def _serve(config, api, settings, hit, reference: str, thumbnail_bytes: bytes) -> Iterator[Api]:
+    running = Stack(config, settings, api)
     try:
         alert_id = alert_id_for(hit.hit_id)
         deadline = time.monotonic() + 30
-        while alert_id not in running.service.book:
+        while not running.api.service.alerts.records():
             assert time.monotonic() < deadline, f"no alert {alert_id} within 30 s"
             time.sleep(0.1)
-        record = running.service.alert_record(alert_id)
+        record = running.api.service.alerts.get(alert_id)
         assert record.alert.audio, "the alert has no spoken audio"
-        view = running.service.links.view(record)
+        view = alert_view(running.api.service.links, record)
         yield Api(
-            url=running.service.http.url,
+            url=running.url,
             alert_id=alert_id,
             audio=record.alert.audio,
             thumbnail=reference,

@@ -9,12 +9,10 @@ import uuid
 
 import pytest
 import requests
-from alerter_support import Running, TopicReader, wait_for
+from alerter_support import RunningApi, TopicReader, api_settings_for, wait_for
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
-from vigil.services.alerter.speech import SpeechSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.api.queries import MAX_QUERY_TEXT
-from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.kafka import QueryTableReader
 
@@ -29,26 +27,20 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def start_alerter(settings, tmp_path) -> Running:
-    config = AlerterSettings(
-        group_id=f"alerter-queries-{uuid.uuid4().hex[:8]}",
-        metrics_port=0,
-        speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"], warm_up=False),
-        api=AlertApiSettings(
-            port=free_loopback_port(), thumbnails_dir=tmp_path / "thumbnails", tokens=TOKENS
-        ),
-    )
-    return Running(config, settings)
+def start_api(settings, tmp_path) -> RunningApi:
+    """The API service alone: standing queries need no alerter."""
+    config = AlerterSettings(group_id=f"alerter-queries-{uuid.uuid4().hex[:8]}")
+    return RunningApi(api_settings_for(config, tmp_path, tokens=TOKENS), settings)
 
 
 @pytest.fixture(scope="module")
 def api(new_kafka_settings, tmp_path_factory):
-    """A running alerter's API URL and its Kafka settings (shared by the tests of this module: each
+    """A running API's URL and its Kafka settings (shared by the tests of this module: each
     uses query ids of its own)."""
     settings = new_kafka_settings()
-    running = start_alerter(settings, tmp_path_factory.mktemp("queries-api"))
+    running = start_api(settings, tmp_path_factory.mktemp("queries-api"))
     try:
-        yield running.service.http.url, settings
+        yield running.url, settings
     finally:
         running.stop()
 
@@ -191,9 +183,9 @@ def test_conflicts_and_unknown_ids(api):
 
 
 def test_history_survives_a_new_app_over_the_same_broker(kafka_settings, tmp_path):
-    first = start_alerter(kafka_settings, tmp_path / "first")
+    first = start_api(kafka_settings, tmp_path / "first")
     try:
-        queries = f"{first.service.http.url}/api/v1/queries"
+        queries = f"{first.url}/api/v1/queries"
         body = {"query_id": "red-bike", "text": "a red motorbike"}
         assert requests.post(queries, json=body, headers=bearer(OPERATOR), timeout=10).status_code == 201
         body["severity"] = "critical"
@@ -204,9 +196,9 @@ def test_history_survives_a_new_app_over_the_same_broker(kafka_settings, tmp_pat
         before = requests.get(f"{queries}/red-bike/history", headers=bearer(VIEWER), timeout=5).json()
     finally:
         first.stop()
-    second = start_alerter(kafka_settings, tmp_path / "second")
+    second = start_api(kafka_settings, tmp_path / "second")
     try:
-        queries = f"{second.service.http.url}/api/v1/queries"
+        queries = f"{second.url}/api/v1/queries"
         after = requests.get(f"{queries}/red-bike/history", headers=bearer(VIEWER), timeout=5).json()
         assert after == before and [c["action"] for c in after["changes"]] == ["created", "updated"]
         standing = requests.get(f"{queries}/red-bike", headers=bearer(VIEWER), timeout=5).json()

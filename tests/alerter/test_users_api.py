@@ -11,25 +11,23 @@ import uuid
 
 import pytest
 import requests
-from alerter_support import Running
+from alerter_support import RunningApi
 
 from vigil.pipelines.identities import token_digest
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
-from vigil.services.alerter.speech import SpeechSettings
 from vigil.services.broker.local import free_loopback_port
+from vigil.services.common.api_settings import ApiSettings
 
 
-def config_for(tmp_path, group_id: str, port: int) -> AlerterSettings:
-    return AlerterSettings(
-        group_id=group_id,
+def config_for(tmp_path, group_id: str, port: int) -> ApiSettings:
+    """The API service's settings (users and tokens need no alerter)."""
+    return ApiSettings(
+        port=port,
         metrics_port=0,
-        speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
-        api=AlertApiSettings(
-            port=port,
-            token_file=tmp_path / "home" / "api-token",
-            signing_key_file=tmp_path / "home" / "link-key",
-            thumbnails_dir=tmp_path / "thumbnails",
-        ),
+        alerter_group_id=group_id,
+        token_file=tmp_path / "home" / "api-token",
+        signing_key_file=tmp_path / "home" / "link-key",
+        thumbnails_dir=tmp_path / "thumbnails",
+        audio_dir=tmp_path / "speech",
     )
 
 
@@ -55,11 +53,11 @@ def test_users_tokens_and_roles_through_the_api(kafka_settings, tmp_path, capsys
     caplog.set_level(logging.DEBUG)
     config = config_for(tmp_path, f"users-api-{uuid.uuid4().hex[:8]}", free_loopback_port())
     secrets_seen: list[str] = []
-    running = Running(config, kafka_settings)
+    running = RunningApi(config, kafka_settings)
     try:
-        api = Client(running.service.http.url)
+        api = Client(running.url)
         # The first admin: made because there is no user and no configured token, shown once.
-        token_file = config.api.token_file
+        token_file = config.token_file
         admin = token_file.read_text().strip()
         secrets_seen.append(admin)
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
@@ -129,10 +127,10 @@ def test_users_tokens_and_roles_through_the_api(kafka_settings, tmp_path, capsys
     finally:
         running.stop()
 
-    # A new alerter on the same broker: every change is there, and no first admin is made again.
-    restarted = Running(config, kafka_settings)
+    # A new API process on the same broker: every change is there, and no first admin is made again.
+    restarted = RunningApi(config, kafka_settings)
     try:
-        api = Client(restarted.service.http.url)
+        api = Client(restarted.url)
         assert api("GET", "/api/v1/me", ana).json() == {"name": "ana", "role": "admin"}
         assert api.me(vera) == 200 and api.me(admin) == 401 and api.me(short) == 401
         assert capsys.readouterr().out == ""
@@ -159,15 +157,12 @@ def test_a_configured_admin_token_keeps_the_old_way_working(kafka_settings, tmp_
 
     configured = f"configured-{role}-token-0123456789"
     config = config_for(tmp_path, f"users-api-{uuid.uuid4().hex[:8]}", free_loopback_port())
-    api_settings = config.api.model_copy(
-        update={"tokens": [ApiToken(name="cfg", role=role, token=configured)]}
-    )
-    config = config.model_copy(update={"api": api_settings})
-    running = Running(config, kafka_settings)
+    config = config.model_copy(update={"tokens": [ApiToken(name="cfg", role=role, token=configured)]})
+    running = RunningApi(config, kafka_settings)
     try:
-        api = Client(running.service.http.url)
+        api = Client(running.url)
         assert api("GET", "/api/v1/me", configured).json() == {"name": "cfg", "role": role}
-        assert not config.api.token_file.exists() and running.service.identities.users() == []
+        assert not config.token_file.exists() and running.service.identities.users() == []
         expected = 200 if role == "admin" else 403
         assert api("GET", "/api/v1/users", configured).status_code == expected
     finally:

@@ -1,4 +1,4 @@
-"""The users and tokens routes (services/api/users.py) against the alerter's OpenAPI document with
+"""The users and tokens routes (services/api/users.py) against the API's OpenAPI document with
 an admin's token, past the 401/403 that tests/alerter/test_api_conformance.py fuzzes them to:
 every answer documented, fits its schema, no 5xx. Positive and negative data, deterministic,
 through `schemathesis run` as there (the pytest plugin fails on pytest 9.2)."""
@@ -7,33 +7,22 @@ from __future__ import annotations
 
 import uuid
 
-from alerter_support import Running
+from alerter_support import RunningApi, api_settings_for
 from api_fuzzing import run_schemathesis
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
-from vigil.services.alerter.speech import SpeechSettings
-from vigil.services.broker.local import free_loopback_port
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.common.auth import ApiToken
 
 ADMIN = "admin-token-users-conformance-0123"
 
 
 def test_with_an_admin_token_every_answer_of_the_users_routes_is_documented(kafka_settings, tmp_path):
-    config = AlerterSettings(
-        group_id=f"users-conformance-{uuid.uuid4().hex[:8]}",
-        metrics_port=0,
-        speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"], warm_up=False),
-        api=AlertApiSettings(
-            port=free_loopback_port(),
-            tokens=[ApiToken(name="root", role="admin", token=ADMIN)],
-            signing_key_file=tmp_path / "link-key",
-            thumbnails_dir=tmp_path / "thumbnails",
-        ),
-    )
-    running = Running(config, kafka_settings)
+    config = AlerterSettings(group_id=f"users-conformance-{uuid.uuid4().hex[:8]}")
+    api = api_settings_for(config, tmp_path, tokens=[ApiToken(name="root", role="admin", token=ADMIN)])
+    running = RunningApi(api, kafka_settings)
     try:
         report = run_schemathesis(
-            running.service.http.url,
+            running.url,
             tmp_path,
             token=ADMIN,
             max_examples=20,

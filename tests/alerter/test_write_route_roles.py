@@ -1,6 +1,6 @@
 """Every write route of the API, as its own OpenAPI document lists them (each POST, PUT, PATCH and
 DELETE), answers 401 without a token, 403 to every role below its minimum, and does its work for
-the minimum role. On a real alerter (real broker, real uvicorn).
+the minimum role. On a real alerter and API (real broker, real uvicorn).
 
 A route added later must be entered in WRITE_ROUTES (its minimum role and one request that
 succeeds): the test fails naming any route of the document missing there, or any entry that is
@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-from alerter_support import Running, make_hit, standing_query, wait_for
+from alerter_support import Stack, api_settings_for, make_hit, standing_query, wait_for
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.alerter.service import alert_id_for
 from vigil.services.alerter.speech import SpeechSettings
-from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ROLE_RANK, ApiToken, Role
 from vigil.services.common.contract import encode_json
 from vigil.services.common.kafka import ResilientProducer, publish_query
@@ -131,17 +130,13 @@ def api(new_kafka_settings, tmp_path_factory):
         group_id=f"alerter-roles-{uuid.uuid4().hex[:8]}",
         metrics_port=0,
         speech=SpeechSettings(cache_dir=tmp / "speech", engines=["espeak-ng"], warm_up=False),
-        api=AlertApiSettings(
-            port=free_loopback_port(),
-            thumbnails_dir=tmp / "thumbnails",
-            tokens=[ApiToken(name=f"{role}-user", role=role, token=token) for role, token in TOKENS.items()],
-        ),
     )
-    running = Running(config, settings)
+    tokens = [ApiToken(name=f"{role}-user", role=role, token=token) for role, token in TOKENS.items()]
+    running = Stack(config, settings, api_settings_for(config, tmp, tokens=tokens))
     try:
         alert_id = alert_id_for(hit.hit_id)
-        wait_for(lambda: alert_id in running.service.book, 30, "the alert")
-        yield Api(running.service.http.url, alert_id)
+        wait_for(lambda: running.api.service.alerts.records(), 30, "the alert at the API")
+        yield Api(running.url, alert_id)
     finally:
         running.stop()
 

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 
 import pytest
 import requests
-from alerter_support import Running
+from alerter_support import RunningApi, api_settings_for
 from api_fuzzing import run_schemathesis
 from ingest_helpers import TopicReader, wait_for
 from PIL import Image
 from prometheus_client import CollectorRegistry
 
-from vigil.services.alerter.config import AlertApiSettings, AlerterSettings
-from vigil.services.alerter.speech import SpeechSettings
-from vigil.services.broker.local import free_loopback_port
+from vigil.services.alerter.config import AlerterSettings
 from vigil.services.common.auth import ApiToken
 from vigil.services.common.kafka import KafkaSettings
 from vigil.services.ingest.config import IngestServiceSettings, parse_config
@@ -45,7 +43,7 @@ class Stack:
     settings: KafkaSettings
     ingest: IngestService
     reader: TopicReader
-    api: Running
+    api: RunningApi
     http: requests.Session
     base_url: str
 
@@ -54,22 +52,19 @@ class Stack:
         return self.http.request(method, self.base_url + path, headers=headers, timeout=15, **kwargs)
 
 
-def start_api(settings: KafkaSettings, tmp_path) -> Running:
-    config = AlerterSettings(
-        group_id=f"alerter-cameras-{uuid.uuid4().hex[:8]}",
-        metrics_port=0,
-        speech=SpeechSettings(cache_dir=tmp_path / "speech", engines=["espeak-ng"]),
-        api=AlertApiSettings(
-            port=free_loopback_port(),
-            thumbnails_dir=tmp_path / "thumbnails",
-            signing_key="link-signing-key-cameras-0123456789",
-            tokens=[
-                ApiToken(name="ada", role="admin", token=ADMIN),
-                ApiToken(name="vera", role="viewer", token=VIEWER),
-            ],
-        ),
+def start_api(settings: KafkaSettings, tmp_path) -> RunningApi:
+    """The API service alone: cameras need no alerter."""
+    config = AlerterSettings(group_id=f"alerter-cameras-{uuid.uuid4().hex[:8]}")
+    api = api_settings_for(
+        config,
+        tmp_path,
+        signing_key="link-signing-key-cameras-0123456789",
+        tokens=[
+            ApiToken(name="ada", role="admin", token=ADMIN),
+            ApiToken(name="vera", role="viewer", token=VIEWER),
+        ],
     )
-    return Running(config, settings)
+    return RunningApi(api, settings)
 
 
 @contextmanager
@@ -82,7 +77,7 @@ def running_stack(settings: KafkaSettings, yaml_cameras: list[dict], tmp_path) -
     api = start_api(settings, tmp_path)
     try:
         with requests.Session() as http:
-            yield Stack(settings, ingest, reader, api, http, api.service.http.url)
+            yield Stack(settings, ingest, reader, api, http, api.url)
     finally:
         api.stop()
         ingest.stop()

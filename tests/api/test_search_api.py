@@ -11,11 +11,11 @@ import requests
 from fastapi import FastAPI
 
 from vigil.models.registry import EncoderSettings, create_encoder
-from vigil.services.alerter.api import AlertLinks
 from vigil.services.api.search import search_router
 from vigil.services.broker.local import free_loopback_port
 from vigil.services.common.auth import ApiToken, TokenAuthority, UrlSigner
 from vigil.services.common.http import HttpServer
+from vigil.services.common.media_links import AlertLinks
 from vigil.services.common.thumbnail_store import ThumbnailStore
 from vigil.services.detector.store import HitStore, StoreSettings
 from vigil.services.search import LazyFrameSearch, SearchSettings, index_video

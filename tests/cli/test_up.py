@@ -1,5 +1,6 @@
-"""`vigil up` end to end through the real CLI: the tansu broker, `vigil ingest`, `vigil detector`
-and `vigil alerter` as real child processes on real footage, hits and spoken alerts on stdout."""
+"""`vigil up` end to end through the real CLI: the tansu broker, `vigil ingest`, `vigil detector`,
+`vigil alerter` and `vigil api` as real child processes on real footage, hits and spoken alerts
+on stdout, the alerts at the API."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from vigil.fixtures.media import MediaUnavailableError, event_clip
@@ -75,11 +77,13 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
             "cameras": {"hall": "sảnh chính"},
             # espeak-ng only: a test does not reach out to Google.
             "speech": {"cache_dir": str(speech_dir), "engines": ["espeak-ng"]},
-            "api": {
-                "port": api_port,
-                "token_file": str(tmp_path / "api-token"),
-                "signing_key_file": str(tmp_path / "link-key"),
-            },
+        },
+        "api": {
+            "port": api_port,
+            "metrics_port": 0,
+            "alerter_group_id": f"up-alerter-{run_id}",
+            "token_file": str(tmp_path / "api-token"),
+            "signing_key_file": str(tmp_path / "link-key"),
         },
         "queries": [
             {"id": "cat", "text": "a cat"},
@@ -113,6 +117,17 @@ def test_vigil_up_runs_the_alerter_and_prints_spoken_alerts_with_their_audio(kaf
 
         lines = read_lines_until(process, both_alerted, timeout_s=90)
         alerted_s = time.monotonic() - started
+        # The API child serves the alerter's alerts, read back from "alert-state".
+        admin = {"Authorization": f"Bearer {(tmp_path / 'api-token').read_text().strip()}"}
+        served: list = []
+        deadline = time.monotonic() + 30
+        while len(served) < len(LANGUAGES) and time.monotonic() < deadline:
+            answer = requests.get(
+                f"http://127.0.0.1:{api_port}/api/v1/alerts?status=all", headers=admin, timeout=5
+            )
+            served = answer.json()["alerts"] if answer.status_code == 200 else []
+            time.sleep(0.2)
+        assert {alert["alert"]["query_id"] for alert in served} >= set(LANGUAGES), served
         process.send_signal(signal.SIGINT)  # as a Ctrl-C: `vigil up` stops its children in order
         rest, _ = process.communicate(timeout=60)
     finally:
@@ -153,6 +168,7 @@ def decoded_seconds(path: Path) -> float:
 
 def test_the_example_file_is_valid_for_every_service_its_commented_alerter_settings_too(tmp_path):
     from vigil.services.alerter.config import load_alerter_config
+    from vigil.services.common.api_settings import ApiSettings
     from vigil.services.detector.config import load_detector_config
     from vigil.services.embedded import load_standing_queries
     from vigil.services.ingest.config import load_config
@@ -162,17 +178,20 @@ def test_the_example_file_is_valid_for_every_service_its_commented_alerter_setti
     load_detector_config(example)
     assert [q.query_id for q in load_standing_queries(example)] == ["cat", "xe-may"]
     assert load_alerter_config(example).camera_name("hall") == "sảnh chính"
-    # Every commented-out setting of the alerter section, switched on, is a real one.
+    assert ApiSettings.load(example).port == 8110
+    # Every commented-out setting of the alerter and API sections, switched on, is a real one.
     lines, inside = [], False
     for line in example.read_text(encoding="utf-8").splitlines():
         if re.match(r"^\S", line):
-            inside = line.startswith("alerter:")
+            inside = line.startswith(("alerter:", "api:"))
         lines.append(re.sub(r"^(\s*)# ", r"\1", line) if inside else line)
     uncommented = tmp_path / "vigil.yaml"
     uncommented.write_text("\n".join(lines), encoding="utf-8")
     alerter = load_alerter_config(uncommented)
     assert alerter.policy.escalate_after == 3 and alerter.policy.schedules[0].name == "night"
     assert [webhook.name for webhook in alerter.webhooks] == ["ops-chat"] and alerter.play_locally
+    api = ApiSettings.load(uncommented)
+    assert [token.name for token in api.tokens] == ["lan", "wall-screen"] and api.acknowledge_timeout_s == 10
 
 
 def test_the_demo_config_is_valid_and_speaks_offline_into_its_own_folder(tmp_path):
@@ -313,17 +332,17 @@ def test_vigil_up_refuses_to_start_on_a_nearly_full_disk_and_starts_nothing(tmp_
     assert not (tmp_path / "broker").exists()
 
 
-def test_the_demo_prints_the_admin_token_the_alerter_will_accept(tmp_path):
+def test_the_demo_prints_the_admin_token_the_api_will_accept(tmp_path):
     from vigil.demo import demo_admin_token
-    from vigil.services.alerter.config import AlertApiSettings
+    from vigil.services.common.api_settings import ApiSettings
     from vigil.services.common.auth import ApiToken, load_or_create_secret
 
-    api = AlertApiSettings(port=8110, token_file=tmp_path / "api-token")
+    api = ApiSettings(port=8110, token_file=tmp_path / "api-token")
     token = demo_admin_token(api)
-    # The alerter, started after, reads the same file (services/alerter/service.py, _start_api).
+    # The API, started after, reads the same file (services/api/service.py, open_token_authority).
     assert token == load_or_create_secret(api.token_file, "alerter API admin token")
     assert (api.token_file.stat().st_mode & 0o777) == 0o600
     assert demo_admin_token(api) == token  # a second demo reuses it
     assert "console http://127.0.0.1:8110/console/" in api.describe()
     configured = [ApiToken(name="ada", role="admin", token="a-configured-admin-token-0123")]
-    assert demo_admin_token(AlertApiSettings(port=8110, tokens=configured)) is None
+    assert demo_admin_token(ApiSettings(port=8110, tokens=configured)) is None

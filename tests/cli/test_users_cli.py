@@ -1,6 +1,6 @@
-"""`vigil users` and `vigil tokens` against a real `vigil alerter` process on the real broker: a
+"""`vigil users` and `vigil tokens` against a real `vigil api` process on the real broker: a
 token made on the command line authenticates within a second, a revoked one is refused within a
-second, expiry and roles hold, the last admin stays, a new alerter process honours every change,
+second, expiry and roles hold, the last admin stays, a new API process honours every change,
 the first admin's token is printed once on stdout, and no token or digest is ever logged."""
 
 from __future__ import annotations
@@ -38,20 +38,20 @@ def vigil(settings, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-class Alerter:
-    """`vigil alerter` as its own process, its stdout and stderr (the log) kept in files."""
+class ApiProcess:
+    """`vigil api` as its own process, its stdout and stderr (the log) kept in files."""
 
     def __init__(self, settings, config: Path, port: int, folder: Path, name: str) -> None:
         self.stdout, self.stderr = folder / f"{name}.out", folder / f"{name}.log"
         with self.stdout.open("w") as out, self.stderr.open("w") as err:
             self.process = subprocess.Popen(
-                [VIGIL, "alerter", "--config", str(config)], stdout=out, stderr=err, env=environment(settings)
+                [VIGIL, "api", "--config", str(config)], stdout=out, stderr=err, env=environment(settings)
             )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             assert self.process.poll() is None, self.stderr.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the alerter did not answer within 60 s"
+            assert time.monotonic() < deadline, "the API did not answer within 60 s"
             try:
                 requests.get(f"{self.url}/healthz", timeout=1)
                 return
@@ -86,26 +86,24 @@ def make_token(settings, *args: str) -> tuple[str, str]:
     return token, shown[1]
 
 
-def test_users_and_tokens_from_the_command_line_reach_a_running_alerter(kafka_settings, tmp_path):
+def test_users_and_tokens_from_the_command_line_reach_a_running_api(kafka_settings, tmp_path):
     port = free_loopback_port()
     config = tmp_path / "vigil.yaml"
-    alerter_section = {
-        "group_id": f"users-cli-{uuid.uuid4().hex[:8]}",
+    api_section = {
+        "port": port,
         "metrics_port": 0,
-        "speech": {"cache_dir": str(tmp_path / "speech"), "engines": ["espeak-ng"]},
-        "api": {
-            "port": port,
-            "token_file": str(tmp_path / "api-token"),
-            "signing_key_file": str(tmp_path / "link-key"),
-            "thumbnails_dir": str(tmp_path / "thumbnails"),
-        },
+        "alerter_group_id": f"users-cli-{uuid.uuid4().hex[:8]}",
+        "token_file": str(tmp_path / "api-token"),
+        "signing_key_file": str(tmp_path / "link-key"),
+        "thumbnails_dir": str(tmp_path / "thumbnails"),
+        "audio_dir": str(tmp_path / "speech"),
     }
-    config.write_text(yaml.safe_dump({"alerter": alerter_section}))
+    config.write_text(yaml.safe_dump({"api": api_section}))
     outputs: list[str] = []  # everything printed but the one place each token is shown
-    alerter = Alerter(kafka_settings, config, port, tmp_path, "first")
+    api = ApiProcess(kafka_settings, config, port, tmp_path, "first")
     try:
         admin = (tmp_path / "api-token").read_text().strip()
-        assert alerter.status(admin) == 200
+        assert api.status(admin) == 200
 
         assert vigil(kafka_settings, "users", "add", "ana", "--role", "operator").returncode == 0
         assert vigil(kafka_settings, "users", "add", "vera", "--role", "viewer").returncode == 0
@@ -117,7 +115,7 @@ def test_users_and_tokens_from_the_command_line_reach_a_running_alerter(kafka_se
         ]
 
         ana, ana_id = make_token(kafka_settings, "ana", "--expires", "30d", "--label", "laptop")
-        waited_s = alerter.within(1.0, ana, 200)
+        waited_s = api.within(1.0, ana, 200)
         print(f"a token made on the command line authenticated after {waited_s * 1000:.0f} ms")
         vera, _ = make_token(kafka_settings, "vera")
         tokens = vigil(kafka_settings, "tokens", "list", "ana")
@@ -127,9 +125,9 @@ def test_users_and_tokens_from_the_command_line_reach_a_running_alerter(kafka_se
 
         # Roles: a viewer creates no user; an operator neither; an admin does.
         user = {"name": "eve", "role": "admin"}
-        assert alerter.status(vera, "POST", "/api/v1/users", json=user) == 403
-        assert alerter.status(ana, "POST", "/api/v1/users", json=user) == 403
-        assert alerter.status(admin, "POST", "/api/v1/users", json={"name": "eve", "role": "viewer"}) == 201
+        assert api.status(vera, "POST", "/api/v1/users", json=user) == 403
+        assert api.status(ana, "POST", "/api/v1/users", json=user) == 403
+        assert api.status(admin, "POST", "/api/v1/users", json={"name": "eve", "role": "viewer"}) == 201
 
         # The last admin stays.
         last = vigil(kafka_settings, "users", "disable", "admin")
@@ -138,29 +136,29 @@ def test_users_and_tokens_from_the_command_line_reach_a_running_alerter(kafka_se
         # Revoked and expired tokens are refused within a second.
         revoked = vigil(kafka_settings, "tokens", "revoke", ana_id)
         assert revoked.returncode == 0, revoked.stderr
-        waited_s = alerter.within(1.0, ana, 401)
+        waited_s = api.within(1.0, ana, 401)
         print(f"a token revoked on the command line was refused after {waited_s * 1000:.0f} ms")
         brief, _ = make_token(kafka_settings, "vera", "--expires", "2s")
-        alerter.within(1.0, brief, 200)
-        alerter.within(3.0, brief, 401)
+        api.within(1.0, brief, 200)
+        api.within(3.0, brief, 401)
         bad = vigil(kafka_settings, "tokens", "create", "vera", "--expires", "soon")
         assert bad.returncode == 2 and "--expires" in bad.stderr
         unknown = vigil(kafka_settings, "tokens", "create", "nobody")
         assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr
         outputs += [last.stderr, revoked.stdout, bad.stderr, unknown.stderr]
     finally:
-        alerter.stop()
+        api.stop()
 
-    # A new alerter process on the same broker: every change holds; no first admin again.
-    alerter = Alerter(kafka_settings, config, port, tmp_path, "second")
+    # A new API process on the same broker: every change holds; no first admin again.
+    api = ApiProcess(kafka_settings, config, port, tmp_path, "second")
     try:
-        assert alerter.status(admin) == 200 and alerter.status(vera) == 200
-        assert alerter.status(ana) == 401 and alerter.status(brief) == 401
+        assert api.status(admin) == 200 and api.status(vera) == 200
+        assert api.status(ana) == 401 and api.status(brief) == 401
         disabled = vigil(kafka_settings, "users", "disable", "vera")
         assert disabled.returncode == 0, disabled.stderr
-        alerter.within(1.0, vera, 401)
+        api.within(1.0, vera, 401)
     finally:
-        alerter.stop()
+        api.stop()
 
     first_out, second_out = (tmp_path / "first.out").read_text(), (tmp_path / "second.out").read_text()
     assert first_out.count(admin) == 1 and "shown once" in first_out

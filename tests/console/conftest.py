@@ -63,14 +63,16 @@ def pipeline(new_kafka_settings, tmp_path_factory):
             "group_id": f"console-alerter-{run_id}",
             "cameras": {"hall": {"en": "main hall", "vi": "sảnh chính"}},
             "speech": {"cache_dir": str(home / "speech"), "engines": ["espeak-ng"]},
-            "api": {
-                "port": api_port,
-                "tokens": [
-                    {"name": OPERATOR, "role": "operator", "token": TOKENS[OPERATOR]},
-                    {"name": ADMIN, "role": "admin", "token": TOKENS[ADMIN]},
-                ],
-                "signing_key_file": str(home / "link-key"),
-            },
+        },
+        "api": {
+            "port": api_port,
+            "metrics_port": 0,
+            "alerter_group_id": f"console-alerter-{run_id}",
+            "tokens": [
+                {"name": OPERATOR, "role": "operator", "token": TOKENS[OPERATOR]},
+                {"name": ADMIN, "role": "admin", "token": TOKENS[ADMIN]},
+            ],
+            "signing_key_file": str(home / "link-key"),
         },
         "queries": [{"id": "cat", "text": "a cat"}],
     }
@@ -103,7 +105,7 @@ def pipeline(new_kafka_settings, tmp_path_factory):
         while True:
             assert process.poll() is None, f"vigil up exited early:\n{log.read_text()}"
             try:
-                if requests.get(f"{running.base_url}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{running.base_url}/readyz", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass

@@ -31,12 +31,14 @@ def restart_keeps(home: Path, seconds: float = 90.0) -> Restarted:
     ports = {
         "broker": free_loopback_port(),
         "detector": document["detector"]["metrics_port"],
-        "api": document["alerter"]["api"]["port"],
+        "alerter": document["alerter"]["metrics_port"],
+        "api": document["api"]["port"],
     }
     up = start_up(home, config, ports)
     try:
         url = f"http://127.0.0.1:{ports['api']}"
-        wait_until(lambda: answers(f"{url}/healthz"), seconds, "the alerter's API", up)
+        # Ready: the API has read the alert book back from "alert-state".
+        wait_until(lambda: answers(f"{url}/readyz"), seconds, "the API", up)
         listed = requests.get(
             f"{url}/api/v1/alerts",
             params={"status": "all", "limit": 1000},

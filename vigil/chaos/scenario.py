@@ -25,7 +25,7 @@ def run_scenario(home: Path, faults: list[Fault], stream_seconds: float = 52.0) 
     from vigil.services.broker.local import free_loopback_port
 
     home.mkdir(parents=True, exist_ok=True)
-    ports = {name: free_loopback_port() for name in ("broker", "detector", "api")}
+    ports = {name: free_loopback_port() for name in ("broker", "detector", "alerter", "api")}
     camera = RtspCamera(
         media=event_clip(), port=free_loopback_port(), mount="/hall", width=768, height=576, fps=10
     )
@@ -65,12 +65,16 @@ def write_config(home: Path, camera_url: str, ports: dict[str, int]) -> Path:
         # moved with it. What this run measures is faults, not overload.
         "detector": {"metrics_port": ports["detector"], "max_lag_s": 30, "latency_budget_s": 30},
         "alerter": {
+            "metrics_port": ports["alerter"],
             "speech": {"cache_dir": str(home / "speech"), "engines": ["espeak-ng"]},
             "policy": {"cooldown_s": 10},
-            "api": {
-                "port": ports["api"],
-                "tokens": [{"name": "chaos", "role": "admin", "token": ADMIN_TOKEN}],
-            },
+        },
+        # The API is a child of its own (`vigil api`): the `ack` fault and the restart probe go
+        # through it; the alerter applies the acknowledgement.
+        "api": {
+            "port": ports["api"],
+            "metrics_port": 0,
+            "tokens": [{"name": "chaos", "role": "admin", "token": ADMIN_TOKEN}],
         },
         "queries": list(DEMO_QUERIES),
     }

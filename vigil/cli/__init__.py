@@ -5,7 +5,7 @@ The commands live by subject; this module puts them on `app`, in the order `vigi
 them, and holds the entry point (`main`, the console script's):
     models.py    zeroshot, and `vigil models` (list, build, export-clip)
     footage.py   scan and eval: recorded footage, no broker
-    services.py  broker, ingest, detector, alerter, up, demo: the services, alone or together
+    services.py  broker, ingest, detector, alerter, api, up, demo: the services, alone or together
     users.py     `vigil users` (add, list, disable) and `vigil tokens` (create, list, revoke)
     queries.py   `vigil queries` (add, edit, delete, list, history)
     search.py    search and index: retrospective search over the frame index
@@ -23,7 +23,7 @@ from vigil.cli.footage import eval_command, scan
 from vigil.cli.models import models_app, zeroshot
 from vigil.cli.queries import queries_app
 from vigil.cli.search import index, search
-from vigil.cli.services import alerter, broker, demo, detector, ingest, up
+from vigil.cli.services import alerter, api, broker, demo, detector, ingest, up
 from vigil.cli.users import tokens_app, users_app
 from vigil.errors import VigilError
 from vigil.logs import configure_logging
@@ -50,6 +50,7 @@ app.command()(search)
 app.command()(index)
 app.command()(detector)
 app.command()(alerter)
+app.command()(api)
 app.command()(up)
 
 

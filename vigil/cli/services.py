@@ -1,4 +1,4 @@
-"""Commands that run the services: each one alone (`broker`, `ingest`, `detector`, `alerter`), or
+"""Commands that run the services: each one alone (`broker`, `ingest`, `detector`, `alerter`, `api`), or
 all of them in one process (`up`, and `demo` on built-in footage)."""
 
 from __future__ import annotations
@@ -80,15 +80,31 @@ def alerter(
     run_alerter(config, metrics_port)
 
 
+def api(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="YAML with an `api:` section (see examples/vigil.yaml)"),
+    ] = None,
+    metrics_port: MetricsPortOption = None,
+) -> None:
+    """Serve the HTTP API and the operators' console: alerts and their live stream,
+    acknowledgements, media, queries, hits, cameras, users, search."""
+    from vigil.services.api.service import run_api
+
+    configure_logging(service=True)
+    run_api(config, metrics_port)
+
+
 def up(
     config: Annotated[Path, typer.Option("--config", "-c", help="cameras, detector and queries YAML")] = Path(
         "examples/vigil.yaml"
     ),
     seconds: Annotated[float | None, typer.Option("--seconds", help="stop after this long")] = None,
 ) -> None:
-    """The embedded default: local broker, ingest, detector, alerter, Milvus lite; prints hits and
-    spoken alerts as they happen."""
+    """The embedded default: local broker, ingest, detector, alerter, API, Milvus lite; prints hits
+    and spoken alerts as they happen."""
     from vigil.services.alerter.config import load_alerter_config
+    from vigil.services.common.api_settings import ApiSettings
     from vigil.services.embedded import alert_audio_path, run_embedded
     from vigil.terminal import describe_alert, describe_hit
 
@@ -96,11 +112,12 @@ def up(
     if not config.is_file():
         raise VigilError(f"{config}: no such config file")
     alerter_config = load_alerter_config(config)  # its speech cache (run_embedded checks it too)
+    api_config = ApiSettings.load(config)
     run_embedded(
         config,
         on_hit=lambda hit: typer.echo(describe_hit(hit)),
         on_alert=lambda alert: typer.echo(describe_alert(alert, alert_audio_path(alert, alerter_config))),
         seconds=seconds,
-        on_ready=lambda bootstrap: typer.echo(alerter_config.api.describe() or "alerts API off"),
+        on_ready=lambda bootstrap: typer.echo(api_config.describe() or "alerts API off"),
         on_first_admin=typer.echo,  # stdout, once: never the log (stderr)
     )

@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -28,14 +27,14 @@ from vigil.errors import VigilError
 from vigil.services.alerter.speech.audio import audio_duration, mp3_duration, wav_duration
 from vigil.services.alerter.speech.playback import play
 from vigil.services.alerter.speech.settings import CONTENT_TYPES, ENGINES, LANGUAGE_RE, Engine, SpeechSettings
+from vigil.services.common.speech_files import SPEECH_SUFFIXES, cached_speech_file
 
 log = logging.getLogger(__name__)
 
-_SUFFIXES: dict[Engine, str] = {"gtts": ".mp3", "espeak-ng": ".wav"}
+_SUFFIXES: dict[str, str] = SPEECH_SUFFIXES
 _CACHE_VERSION = 1
 _TMP_PREFIX = ".tmp-"
 _STALE_TMP_S = 600.0  # a temporary file this old belongs to a process that died mid-write
-_CACHE_NAME = re.compile(r"^(?P<engine>gtts|espeak-ng)-[0-9a-f]{64}(?P<suffix>\.mp3|\.wav)$")
 
 Observer = Callable[[str, float, bool], None]
 
@@ -181,16 +180,7 @@ class SpeechSynthesizer:
         Raises ValueError for anything but a cache file name (so a name that arrives over HTTP
         cannot reach outside the cache) and FileNotFoundError when it is not (or no longer) there.
         """
-        match = _CACHE_NAME.fullmatch(name) if isinstance(name, str) else None
-        if match is None:
-            raise ValueError(f"{name!r} is not a speech cache file name (<engine>-<sha256>.mp3|.wav)")
-        engine = match["engine"]
-        if _SUFFIXES[engine] != match["suffix"]:
-            raise ValueError(f"{name!r}: {engine} files end in {_SUFFIXES[engine]}")
-        path = self.settings.cache_dir / name
-        if not path.is_file():
-            raise FileNotFoundError(f"no audio {name!r} in the speech cache")
-        return path, CONTENT_TYPES[engine]
+        return cached_speech_file(self.settings.cache_dir, name)
 
     def play(self, path: Path | str, *, wait: bool = False) -> bool:
         """Play a file on the local sound device if there is one (see `play`); False otherwise."""

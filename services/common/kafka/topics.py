@@ -87,6 +87,8 @@ def topic_specs(settings: KafkaSettings) -> dict[str, dict[str, Any]]:
         # kept (10 years rather than Kafka's day): a camera deleted through the API must stay
         # deleted, not be seeded again from the YAML file once its tombstone is compacted away.
         topics.cameras: spec(1, keeps_tombstones),
+        # Commands to the alerter (acknowledgements from the API), kept like the events.
+        topics.alert_commands: spec(settings.event_partitions, deleted_after(settings.events_retention_ms)),
         topics.dead_letters: spec(
             settings.event_partitions, deleted_after(settings.dead_letters_retention_ms, **largest_dead)
         ),

@@ -1,7 +1,7 @@
-"""The live feed of alert changes, from the alerter's loop to event-stream subscribers.
+"""The live feed of alert changes, from the API's mirror of the alert book to event-stream subscribers.
 
     feed = AlertFeed(replay=1000)
-    feed.publish("raised", record)                  # any thread (the alerter's loop)
+    feed.publish("raised", record)                  # any thread (the API service's loop)
     with feed.subscribe(last_event_id, loop) as subscription:   # in the HTTP server's loop
         for event in subscription.backlog: ...
         event = await subscription.next(timeout_s=15)
@@ -9,7 +9,7 @@
 Each change gets an id "<epoch>-<seq>": `seq` counts up within this process, `epoch` names the
 process. A client that reconnects with the last id it saw (`Last-Event-ID`) is sent what it
 missed from the last `replay` changes, with no gap and no repeat: the backlog is taken and the
-subscription registered under one lock. When that is impossible (the alerter restarted, or the
+subscription registered under one lock. When that is impossible (the API restarted, or the
 client fell further behind than the replay buffer), `subscribe` says so with `resync`: the client
 should fetch the alert list again.
 
@@ -24,11 +24,9 @@ import secrets
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
 
 from vigil.pipelines.alert_book import AlertRecord
-
-ChangeKind = Literal["raised", "acknowledged", "ended"]
+from vigil.pipelines.alert_changes import ChangeKind
 
 
 @dataclass(frozen=True)
@@ -130,7 +128,7 @@ class AlertFeed:
             return len(self._subscribers)
 
     def close(self) -> None:
-        """End every stream (clients reconnect, e.g. to the restarted alerter)."""
+        """End every stream (clients reconnect, e.g. to the restarted API)."""
         with self._lock:
             self._closed = True
             subscribers = list(self._subscribers)
