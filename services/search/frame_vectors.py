@@ -86,7 +86,7 @@ class FrameVectors:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(frame_ids), self.dim)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms > 0, norms, 1)  # Milvus' COSINE normalises too
+        vectors = (vectors / np.where(norms > 0, norms, 1)).astype(np.float32)  # as Milvus' COSINE
         with self._lock:
             self._forget_locked([i for i in frame_ids if i in self._slot_of])
             slots = np.array([self._take_slot() for _ in frame_ids], dtype=np.int64)
@@ -226,16 +226,16 @@ class FrameVectors:
         self, query: np.ndarray, mask: np.ndarray | None, top_k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         assert self._index is not None
-        if mask is None:
-            params = faiss.SearchParametersIVF(nprobe=self.probes)
-        else:
+        params = faiss.SearchParametersIVF()
+        params.nprobe = self.probes
+        if mask is not None:
             selected = int(mask.sum())
             if not selected:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
             bitmap = np.packbits(mask, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # n: bytes
             probes = probes_for(selected, len(self._slot_of), self.lists, self.probes)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=probes)
+            params.sel, params.nprobe = selector, probes
         scores, slots = self._index.search(query, top_k, params=params)
         found = slots[0] >= 0
         return slots[0][found], scores[0][found]
