@@ -331,9 +331,9 @@ def lite_pools_table(result: dict) -> str:
 
 
 def bench_search(quick: bool, rounds: int) -> dict:
-    """bench/search.py: search latency over 100,000 indexed frames in Milvus lite and the rate of
-    `vigil index` (10,000 frames and 3 repeats in --quick); `rounds` is not used. The 1,000,000
-    case: `python bench/search.py --frames 1000000 --skip-indexing` (see bench/search.notes.md)."""
+    """bench/search.py: search latency with the in-process frame index cache over 100,000 and
+    1,000,000 frames in Milvus lite (Milvus alone at 100,000), and the rate of `vigil index`
+    (10,000 frames and 3 repeats in --quick); `rounds` is not used."""
     import search
 
     command = [sys.executable, str(ROOT / "bench" / "search.py")]
@@ -394,6 +394,6 @@ HEADINGS = {
     "soak": "Soak and disk: `vigil up` on 8 real RTSP cameras for 30 minutes",
     "frame_index": "Frame index memory: Milvus lite's RSS per row, without and with `frames_max_rows`",
     "lite_pools": "Milvus lite's memory under each pyarrow pool (hit writes as the detector makes them)",
-    "search": "Retrospective search: latency over a large frame index in Milvus lite; `vigil index`'s rate",
+    "search": "Retrospective search: 1,000,000 frames, in-process cache against Milvus lite; `vigil index`",
     "index": "`vigil index`: indexing a recorded file (decode, embed, write) at 1 frame/s",
 }

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 CAMERAS = 8
 BATCH = 1_000
 NOISE = 0.02
+QUANTISATION = 0.005  # the cosine error of 8-bit codes of unit vectors, about
 TEXTS = (
     "a cat",
     "một con mèo",
@@ -88,12 +89,79 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def bench_search(frames: int, repeats: int) -> dict:
+def moments_recall(cached: list, milvus: list) -> float:
+    """The share of Milvus' moments that the cached search returns too: a moment is found when
+    a moment of the same camera overlaps its time span."""
+    if not milvus:
+        return 1.0
+    found = sum(
+        any(
+            c.camera_id == m.camera_id and c.start_ts_ms <= m.end_ts_ms and m.start_ts_ms <= c.end_ts_ms
+            for c in cached
+        )
+        for m in milvus
+    )
+    return found / len(milvus)
+
+
+def time_searches(search, texts, repeats, filters, warm_cache) -> list[float]:
+    """Milliseconds of each whole `FrameSearch.search`, each text embedded afresh."""
+    total = []
+    for _ in range(repeats):
+        for text in texts:
+            search._prompt_cache = dict(warm_cache)
+            started = time.perf_counter()
+            search.search(text, limit=20, **filters)
+            total.append((time.perf_counter() - started) * 1000)
+    return total
+
+
+def refresh_cost(store, cache, start_ms: int, rounds: int = 10) -> dict:
+    """One second of 8 cameras written (through the owner's server, so journaled): how long
+    until the cache finds them (the refresh thread's period, 1 s, plus its work), and what a
+    refresh applying them costs (the journal's records folded, the rows read back by id from
+    Milvus, added to FAISS), timed here on the same rows."""
+    import numpy as np
+
+    from vigil.pipelines.frame_cache_plan import plan_refresh
+    from vigil.services.detector.store import FrameRecord
+
+    rng = np.random.default_rng(1)
+    applies, delays = [], []
+    for round_ in range(rounds):
+        vectors = rng.normal(0, 1, (CAMERAS, cache.vectors.dim)).astype(np.float32)
+        ts = start_ms + round_ * 1000
+        records = [FrameRecord(f"cam-new-{i}", ts, vectors[i]) for i in range(CAMERAS)]
+        written = time.perf_counter()
+        store.add_frames(records)
+        while not cache.search(vectors[0] / np.linalg.norm(vectors[0]), 1, ["cam-new-0"], ts, ts):
+            time.sleep(0.01)
+        delays.append((time.perf_counter() - written) * 1000)
+        journal = [
+            {
+                "op": "upsert",
+                "collection": cache.collection,
+                "partition": "",
+                "ids": [r.frame_id for r in records],
+            }
+        ]
+        started = time.perf_counter()
+        cache.apply(plan_refresh(journal, cache.collection))
+        applies.append((time.perf_counter() - started) * 1000)
+    return {
+        "written_to_found_p50_ms": round(percentile(delays, 50)),
+        "written_to_found_max_ms": round(max(delays)),
+        "refresh_of_8_rows_p50_ms": round(percentile(applies, 50), 1),
+    }
+
+
+def bench_search(frames: int, repeats: int, milvus_too: bool) -> dict:
     import numpy as np
 
     from vigil.models.registry import EncoderSettings, create_encoder
     from vigil.services.detector.store import FrameRecord, HitStore, StoreSettings
     from vigil.services.search import FrameSearch
+    from vigil.services.search.frame_cache import FrameCache, FrameCacheSettings
 
     encoder = create_encoder(EncoderSettings(kind="offline"))
     sources = real_embeddings(encoder)
@@ -125,7 +193,13 @@ def bench_search(frames: int, repeats: int) -> dict:
             write_s = time.perf_counter() - began
             # Let lite finish building the segments' indexes (a background thread) before timing.
             time.sleep(5)
-            search = FrameSearch(store, encoder)
+            rss_before_cache = rss_mib()
+            cache = FrameCache(store, FrameCacheSettings(max_frames=max(frames * 2, 2_000_000)))
+            if not cache.wait_ready(3_600):
+                raise RuntimeError("the search cache did not load")
+            rss_cache = rss_mib() - rss_before_cache
+            search = FrameSearch(store, encoder, cache)
+            milvus_search = FrameSearch(store, encoder)
             cases = {
                 "all cameras, all time": {},
                 "one camera, last hour": {"camera_ids": ["cam-3"], "since_ts_ms": now_ms - 3_600_000},
@@ -135,36 +209,90 @@ def bench_search(frames: int, repeats: int) -> dict:
             for text in WARM_TEXTS:
                 search.search(text, limit=20)
             warm_cache = dict(search._prompt_cache)
+            milvus_search._prompt_cache = dict(warm_cache)
             timings: dict[str, dict[str, list[float]]] = {}
+            recall: dict[str, dict[str, float]] = {}
             for name, filters in cases.items():
-                total, milvus = [], []
-                for _ in range(repeats):
+                embed, cached_call = [], []
+                for text in TEXTS:
+                    search._prompt_cache = dict(warm_cache)
+                    started = time.perf_counter()
+                    vector, _ = search.text_vector(text)
+                    embed.append((time.perf_counter() - started) * 1000)
+                    started = time.perf_counter()
+                    cache.search(vector, 200, filters.get("camera_ids"), filters.get("since_ts_ms"), None)
+                    cached_call.append((time.perf_counter() - started) * 1000)
+                timings[name] = {
+                    "total_ms": time_searches(search, TEXTS, repeats, filters, warm_cache),
+                    "embed_ms": embed,
+                    "cache_ms": cached_call,
+                }
+                if milvus_too:
+                    timings[name]["milvus_total_ms"] = time_searches(
+                        milvus_search, TEXTS, max(1, repeats // 2), filters, warm_cache
+                    )
+                    frames_found, as_good, moments_found = [], [], []
                     for text in TEXTS:
-                        search._prompt_cache = dict(warm_cache)
-                        started = time.perf_counter()
-                        search.search(text, limit=20, **filters)
-                        total.append((time.perf_counter() - started) * 1000)
                         vector, _ = search.text_vector(text)
-                        started = time.perf_counter()
-                        store.search_frames(
+                        cached = cache.search(
+                            vector, 200, filters.get("camera_ids"), filters.get("since_ts_ms"), None
+                        )
+                        (milvus,) = store.search_frames(
                             [vector], 200, filters.get("camera_ids"), filters.get("since_ts_ms")
                         )
-                        milvus.append((time.perf_counter() - started) * 1000)
-                timings[name] = {"total_ms": total, "milvus_ms": milvus}
+                        ids = {m.frame_id for m in cached}
+                        frames_found.append(sum(m.frame_id in ids for m in milvus) / max(1, len(milvus)))
+                        # Up to ties and approximation: a Milvus frame the cache left out for one
+                        # scoring at least as high (within the SQ8 codes' error) is not a miss.
+                        floor = min((m.score for m in cached), default=1.0) - QUANTISATION
+                        as_good.append(
+                            sum(m.frame_id in ids or m.score <= floor + 2 * QUANTISATION for m in milvus)
+                            / max(1, len(milvus))
+                        )
+                        moments_found.append(
+                            moments_recall(
+                                search.search(text, limit=20, **filters),
+                                milvus_search.search(text, limit=20, **filters),
+                            )
+                        )
+                    recall[name] = {
+                        "frames_at_200": round(float(np.mean(frames_found)), 3),
+                        "frames_at_200_up_to_ties": round(float(np.mean(as_good)), 3),
+                        "moments_at_20": round(float(np.mean(moments_found)), 3),
+                    }
+            refresh = refresh_cost(store, cache, now_ms + 60_000)
             rss = rss_mib()
+            cache_bytes = cache.vectors.memory_bytes()
+            load_s = cache.load_s
+            cache.close()
     return {
         "frames": frames,
         "sources": len(sources),
         "write_s": round(write_s, 1),
         "rss_mib": round(rss),
+        "cache_load_s": round(load_s or 0, 1),
+        "cache_rss_mib": round(rss_cache),
+        "cache_index_mib": round(cache_bytes / 2**20),
+        "refresh": refresh,
+        "recall": recall,
         "searches": {
             name: {
                 "n": len(t["total_ms"]),
                 "p50_ms": round(percentile(t["total_ms"], 50), 1),
                 "p95_ms": round(percentile(t["total_ms"], 95), 1),
-                "milvus_p50_ms": round(percentile(t["milvus_ms"], 50), 1),
-                "milvus_p95_ms": round(percentile(t["milvus_ms"], 95), 1),
+                "embed_p50_ms": round(percentile(t["embed_ms"], 50), 1),
+                "cache_p50_ms": round(percentile(t["cache_ms"], 50), 2),
+                "cache_p95_ms": round(percentile(t["cache_ms"], 95), 2),
             }
+            | (
+                {
+                    "milvus_n": len(t["milvus_total_ms"]),
+                    "milvus_p50_ms": round(percentile(t["milvus_total_ms"], 50), 1),
+                    "milvus_p95_ms": round(percentile(t["milvus_total_ms"], 95), 1),
+                }
+                if "milvus_total_ms" in t
+                else {}
+            )
             for name, t in timings.items()
         },
     }
@@ -214,16 +342,44 @@ def summarize(rows: list[dict]) -> dict:
 def table(result: dict) -> str:
     summary = result["summary"]
     lines = [
-        "| frames indexed | search | p50 | p95 | Milvus call p50 / p95 | searches | writing them | RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| frames indexed | search | p50 | p95 | cache call p50 / p95 | text embedding p50 "
+        "| Milvus alone p50 / p95 | recall vs Milvus: frames@200 (up to ties) / moments@20 | searches |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in summary["search"]:
         for name, s in run["searches"].items():
+            milvus = (
+                f"{s['milvus_p50_ms']:.0f} / {s['milvus_p95_ms']:.0f} ms"
+                if "milvus_p50_ms" in s
+                else "not run"
+            )
+            recall = run.get("recall", {}).get(name)
+            recall_text = (
+                f"{recall['frames_at_200']:.3f} ({recall['frames_at_200_up_to_ties']:.3f}) / "
+                f"{recall['moments_at_20']:.3f}"
+                if recall
+                else "-"
+            )
             lines.append(
                 f"| {run['frames']:,} | {name} | {s['p50_ms']:.0f} ms | {s['p95_ms']:.0f} ms "
-                f"| {s['milvus_p50_ms']:.0f} / {s['milvus_p95_ms']:.0f} ms | {s['n']} "
-                f"| {run['write_s']:.0f} s | {run['rss_mib']:,} MiB |"
+                f"| {s['cache_p50_ms']:.1f} / {s['cache_p95_ms']:.1f} ms | {s['embed_p50_ms']:.0f} ms "
+                f"| {milvus} | {recall_text} | {s['n']} |"
             )
+    lines += [
+        "",
+        "| frames indexed | writing them | cache load | cache RSS | cache index "
+        "| written to found p50 / max | a refresh of 8 rows | process RSS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in summary["search"]:
+        refresh = run["refresh"]
+        lines.append(
+            f"| {run['frames']:,} | {run['write_s']:.0f} s | {run['cache_load_s']:.0f} s "
+            f"| {run['cache_rss_mib']:,} MiB "
+            f"| {run['cache_index_mib']:,} MiB | {refresh['written_to_found_p50_ms']:,} / "
+            f"{refresh['written_to_found_max_ms']:,} ms | {refresh['refresh_of_8_rows_p50_ms']:.1f} ms "
+            f"| {run['rss_mib']:,} MiB |"
+        )
     indexing = summary["indexing"]
     if indexing:
         lines += [
@@ -238,12 +394,17 @@ def table(result: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, action="append", help="index sizes (default 100000; repeat)")
+    parser.add_argument(
+        "--frames", type=int, action="append", help="index sizes (default 100000 and 1000000; repeat)"
+    )
+    parser.add_argument(
+        "--milvus-up-to", type=int, default=100_000, help="also time Milvus alone up to this many frames"
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--skip-indexing", action="store_true")
     args = parser.parse_args()
-    for frames in args.frames or [100_000]:
-        print(json.dumps(bench_search(frames, args.repeats)), flush=True)
+    for frames in args.frames or [100_000, 1_000_000]:
+        print(json.dumps(bench_search(frames, args.repeats, frames <= args.milvus_up_to)), flush=True)
     if not args.skip_indexing:
         print(json.dumps(bench_indexing()), flush=True)
 

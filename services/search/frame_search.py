@@ -9,6 +9,8 @@ in the space of the stored frames. It is searched in Milvus over the frame index
 embeddings, about one a second per camera) and the hits (the detector's events, with the box of
 their region), within the camera and time filters, and the matches are collapsed into moments
 (pipelines/search_results.py: near-duplicate neighbouring frames are one result).
+The frame index is searched in this process's cache of it when that is loaded (frame_cache.py:
+FAISS, milliseconds where Milvus lite takes seconds at a million frames), else in Milvus.
 
 `moment` lists a camera's indexed frames around a time (the console's click-through).
 
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.errors import VigilError
 from vigil.models.encoder import Encoder
@@ -37,6 +39,7 @@ from vigil.pipelines.prompts import embed_queries
 from vigil.pipelines.search_results import SearchMatch, SearchResult, collapse_neighbours
 from vigil.services.detector.config import load_detector_config
 from vigil.services.detector.store import HitStore, IndexedFrame, StoreError, StoreSettings
+from vigil.services.search.frame_cache import FrameCache, FrameCacheSettings
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +57,30 @@ class SearchUnavailableError(VigilError):
 
 
 class SearchSettings(BaseModel):
-    """What search runs on: the detector's store (VIGIL_MILVUS_*) and its encoder choice."""
+    """What search runs on: the detector's store (VIGIL_MILVUS_*), its encoder choice, and the
+    frame index cache (VIGIL_SEARCH_CACHE_*, frame_cache.py)."""
 
     model_config = ConfigDict(frozen=True)
 
     store: StoreSettings
     encoder: EncoderSettings
+    cache: FrameCacheSettings = Field(default_factory=FrameCacheSettings)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Self:
         """From the config file at `path` (its `detector:` section names the encoder) and the
         environment, as the detector reads them."""
-        return cls(store=StoreSettings.load(path), encoder=load_detector_config(path).encoder)
+        return cls(
+            store=StoreSettings.load(path),
+            encoder=load_detector_config(path).encoder,
+            cache=FrameCacheSettings.load(path),
+        )
 
 
 class FrameSearch:
     """Search over an open store with the encoder that filled it; see the module docstring."""
 
-    def __init__(self, store: HitStore, encoder: Encoder) -> None:
+    def __init__(self, store: HitStore, encoder: Encoder, cache: FrameCache | None = None) -> None:
         if store.settings.dim != encoder.info.dim:
             raise StoreError(
                 f"the store holds {store.settings.dim}-d embeddings but the encoder "
@@ -79,22 +88,36 @@ class FrameSearch:
             )
         self.store = store
         self.encoder = encoder
+        # The frame index in memory (Milvus lite only); None, or not yet loaded: Milvus searches.
+        self.cache = cache
         # prompt -> embedding: the background prompts are embedded once, not on every search.
         self._prompt_cache: dict[str, np.ndarray] = {}
 
     @classmethod
     def open(
-        cls, settings: SearchSettings, *, may_own_lite: bool = True, encoder: Encoder | None = None
+        cls,
+        settings: SearchSettings,
+        *,
+        may_own_lite: bool = True,
+        encoder: Encoder | None = None,
+        with_cache: bool = False,
     ) -> Self:
         """Load the encoder (unless given) and open the store (Milvus lite: as its owner, or
-        through the owner)."""
+        through the owner); `with_cache` (a process that searches for long, the API's) also
+        starts loading the frame index cache when the settings have it on. A one-shot search
+        (`vigil search`) would only pay the cache's load and search Milvus meanwhile."""
         if encoder is None:
             encoder = create_encoder(settings.encoder)
             logger.info("search encoder: %s", resolve_kind(settings.encoder)[1])
         store_settings = settings.store.model_copy(update={"dim": encoder.info.dim})
-        return cls(HitStore(store_settings, may_own_lite=may_own_lite), encoder)
+        store = HitStore(store_settings, may_own_lite=may_own_lite)
+        cached = with_cache and settings.cache.enabled and store.settings.is_lite
+        cache = FrameCache(store, settings.cache) if cached else None
+        return cls(store, encoder, cache)
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -139,7 +162,13 @@ class FrameSearch:
             raise ValueError(f"since_ts_ms ({since_ts_ms}) is after until_ts_ms ({until_ts_ms})")
         vector, scale = self.text_vector(text)
         top_k = min(MAX_CANDIDATES, limit * CANDIDATES_PER_RESULT)
-        (frames,) = self.store.search_frames(vector[np.newaxis], top_k, camera_ids, since_ts_ms, until_ts_ms)
+        frames = (
+            self.cache.search(vector, top_k, camera_ids, since_ts_ms, until_ts_ms) if self.cache else None
+        )
+        if frames is None:
+            (frames,) = self.store.search_frames(
+                vector[np.newaxis], top_k, camera_ids, since_ts_ms, until_ts_ms
+            )
         hits = self.store.search_hits(
             vector, min(MAX_CANDIDATES, limit * 2), camera_ids, since_ts_ms, until_ts_ms
         )
@@ -189,7 +218,7 @@ class LazyFrameSearch:
                         self._encoder = create_encoder(self.settings.encoder)
                         logger.info("search encoder: %s", resolve_kind(self.settings.encoder)[1])
                     self._search = FrameSearch.open(
-                        self.settings, may_own_lite=self.may_own_lite, encoder=self._encoder
+                        self.settings, may_own_lite=self.may_own_lite, encoder=self._encoder, with_cache=True
                     )
                 except (VigilError, OSError) as error:
                     raise SearchUnavailableError(f"search is unavailable: {error}") from None

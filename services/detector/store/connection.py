@@ -139,6 +139,7 @@ class MilvusConnection:
     _client: Any
     _lite_server: Any
     _lite_db: Any
+    _lite_journal: Any
     _lite_directory: Path | None
     lite_owner_uri: str | None
 
@@ -203,7 +204,7 @@ class MilvusConnection:
         # pymilvus' server manager turns DataDirLockedError into a bare "Open local milvus
         # failed" and keeps the directory open after client.close(), so a closed store could
         # not be reopened by another process.
-        self._lite_server, self._lite_db, port = lite_sharing.start_lite_server(directory)
+        self._lite_server, self._lite_db, port, self._lite_journal = lite_sharing.start_lite_server(directory)
         self._lite_directory = directory
         uri = f"http://127.0.0.1:{port}"
         try:
@@ -274,6 +275,9 @@ class MilvusConnection:
         db, self._lite_db = self._lite_db, None
         if db is not None:
             db.close()
+        journal, self._lite_journal = getattr(self, "_lite_journal", None), None
+        if journal is not None:
+            journal.close()
 
     def __enter__(self) -> Self:
         return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 # The partition every Milvus collection has: frame rows written before the index was cut into
 # time slices (services/detector/frame_slices.py) are there, and are forgotten row by row.
 DEFAULT_PARTITION = "_default"
+# A frame row's fields as `frame_rows` and `frames_by_id` return them.
+ROW_FIELDS = ["frame_id", "camera_id", "ts_ms", "thumbnail", "embedding"]
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,44 @@ class FrameIndex(MilvusConnection):
         )
         rows = sorted(rows, key=lambda row: int(row["ts_ms"]))[:limit]
         return [IndexedFrame(row["camera_id"], int(row["ts_ms"]), row["thumbnail"]) for row in rows]
+
+    def frame_partitions(self) -> list[str]:
+        """Every partition of the frame index (its slices and the default one), as Milvus lists them."""
+        return list(
+            self._client.list_partitions(self.settings.frames_collection, timeout=self.settings.timeout_s)
+        )
+
+    def frame_rows(self, partition: str) -> Iterator[list[dict[str, Any]]]:
+        """A partition's rows with their embeddings, in batches (a search cache's load). Milvus
+        lite reads about 300 us a row."""
+        name, timeout = self.settings.frames_collection, self.settings.timeout_s
+        rows = self._client.query(
+            name, filter="", output_fields=ROW_FIELDS, partition_names=[partition], limit=MAX_QUERY_ROWS,
+            timeout=timeout,
+        )  # fmt: skip
+        if len(rows) < MAX_QUERY_ROWS:
+            yield rows
+            return
+        iterator = self._client.query_iterator(  # a slice larger than one query returns
+            name, batch_size=MAX_QUERY_ROWS, filter="", output_fields=ROW_FIELDS, partition_names=[partition],
+            timeout=timeout,
+        )  # fmt: skip
+        try:
+            while batch := iterator.next():
+                yield batch
+        finally:
+            iterator.close()
+
+    def frames_by_id(self, frame_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows, with their embeddings, of those of `frame_ids` that are stored."""
+        if not frame_ids:
+            return []
+        return list(
+            self._client.get(
+                self.settings.frames_collection, ids=list(frame_ids), output_fields=ROW_FIELDS,
+                timeout=self.settings.timeout_s,
+            )
+        )  # fmt: skip
 
     def _slices_overlapping(self, since_ts_ms: int | None, until_ts_ms: int | None) -> list[str] | None:
         """The partitions a time-bounded search needs (None: all). Milvus lite's search costs

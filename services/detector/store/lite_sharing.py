@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vigil.services.detector.store.change_journal import ChangeJournal, succeeded
+
 logger = logging.getLogger(__name__)
 
 ADVERTISEMENT = "vigil-server.json"
@@ -64,9 +66,10 @@ _WORKERS = 10
 _CLIENT_PING_INTERVAL_MS = 10_000  # pymilvus' keepalive time (its gRPC channel options)
 
 
-def start_lite_server(directory: Path) -> tuple[Any, Any, int]:
+def start_lite_server(directory: Path) -> tuple[Any, Any, int, ChangeJournal]:
     """Open Milvus lite on `directory` (DataDirLockedError when another process has it) and serve
-    it on a free loopback port with mutating RPCs serialised: (grpc server, lite db, port).
+    it on a free loopback port with mutating RPCs serialised and the frame index's changes
+    journaled (change_journal.py): (grpc server, lite db, port, journal).
 
     Lite's `start_server_in_thread`, but with `_SerialWrites` as the servicer (see point 3)."""
     from concurrent import futures
@@ -80,10 +83,11 @@ def start_lite_server(directory: Path) -> tuple[Any, Any, int]:
     try:
         servicer = MilvusServicer(db)
         write_lock = threading.Lock()
+        journal = ChangeJournal(directory)
         for name in _MUTATING_RPCS:
             method = getattr(servicer, name, None)
             if method is not None:
-                setattr(servicer, name, _serialised(method, write_lock))
+                setattr(servicer, name, _serialised(name, method, write_lock, journal))
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=_WORKERS),
             options=[
@@ -103,13 +107,16 @@ def start_lite_server(directory: Path) -> tuple[Any, Any, int]:
     except BaseException:
         db.close()
         raise
-    return server, db, port
+    return server, db, port, journal
 
 
-def _serialised(method: Any, lock: threading.Lock) -> Any:
+def _serialised(name: str, method: Any, lock: threading.Lock, journal: ChangeJournal) -> Any:
     def call(request: Any, context: Any) -> Any:
         with lock:
-            return method(request, context)
+            response = method(request, context)
+            if succeeded(response):  # under the lock: the journal's order is the writes' order
+                journal.note(name, request)
+            return response
 
     return call
 
