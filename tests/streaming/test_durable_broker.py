@@ -273,20 +273,23 @@ def test_the_keeper_expires_frames_past_their_retention_and_compacts_state(tmp_p
         endpoint.keeper.stop()  # passes are run here, at chosen times
         keeper = endpoint.keeper
         keeper._stop.clear()
-        frames, queries = settings.topics.frames, settings.topics.queries
+        # camera-status is compacted with Kafka's default tombstone retention; queries and cameras
+        # keep their tombstones (topics.py: a deleted query or camera is not seeded back).
+        frames, statuses = settings.topics.frames, settings.topics.camera_status
         produce_one_batch_each(settings, frames, [(b"cam", b"jpeg-%d" % i) for i in range(4)])
         produce_one_batch_each(
             settings,
-            queries,
+            statuses,
             [(b"k1", b"v1"), (b"k2", b"v1"), (b"k1", b"v2"), (b"k3", b"v1"), (b"k3", None), (b"k4", b"v1")],
         )
-        cameras = settings.topics.cameras
+        cameras, queries = settings.topics.cameras, settings.topics.queries
         produce_one_batch_each(settings, cameras, [(b"gate", b"v1"), (b"gate", None), (b"dock", b"v1")])
+        produce_one_batch_each(settings, queries, [(b"fence", b"v1"), (b"fence", None)])
         now_ms = int(time.time() * 1000)
 
         keeper.run_once(now_ms)  # frames are young: kept; superseded k1 and k3 records go
         assert [offset for offset, _, _ in read_all(settings, frames, expected=4)] == [0, 1, 2, 3]
-        assert read_all(settings, queries) == [
+        assert read_all(settings, statuses) == [
             (1, b"k2", b"v1"),
             (2, b"k1", b"v2"),
             (4, b"k3", None),
@@ -298,9 +301,10 @@ def test_the_keeper_expires_frames_past_their_retention_and_compacts_state(tmp_p
         assert removed[frames] == 3
         assert read_all(settings, frames) == [(3, b"cam", b"jpeg-3")]  # the newest batch stays
         # The tombstone is forgotten once older than delete.retention.ms, like Kafka's.
-        assert read_all(settings, queries) == [(1, b"k2", b"v1"), (2, b"k1", b"v2"), (5, b"k4", b"v1")]
-        # ... unless the topic keeps its tombstones longer: a deleted camera stays deleted.
+        assert read_all(settings, statuses) == [(1, b"k2", b"v1"), (2, b"k1", b"v2"), (5, b"k4", b"v1")]
+        # ... unless the topic keeps its tombstones longer: a deleted camera or query stays deleted.
         assert read_all(settings, cameras) == [(1, b"gate", None), (2, b"dock", b"v1")]
+        assert read_all(settings, queries) == [(1, b"fence", None)]
         produce_one_batch_each(settings, frames, [(b"cam", b"jpeg-4")])
         assert read_all(settings, frames) == [(3, b"cam", b"jpeg-3"), (4, b"cam", b"jpeg-4")]
     finally:

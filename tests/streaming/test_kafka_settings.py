@@ -63,7 +63,7 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     specs = topic_specs(KafkaSettings(frame_partitions=8, topic_prefix="p-"))
     assert set(specs) == {
         "p-frames", "p-queries", "p-hits", "p-alerts", "p-camera-status", "p-dead-letters",
-        "p-detector-state", "p-alert-state", "p-query-history",
+        "p-detector-state", "p-alert-state", "p-alert-commands", "p-query-history",
         "p-identities", "p-cameras",
     }  # fmt: skip
     frames = specs["p-frames"]
@@ -82,6 +82,10 @@ def test_topic_specs_give_frames_their_partitions_and_size_and_compact_the_table
     assert specs["p-cameras"]["configs"]["cleanup.policy"] == "compact"
     assert specs["p-cameras"]["num_partitions"] == 1
     assert int(specs["p-cameras"]["configs"]["delete.retention.ms"]) >= 5 * 365 * 24 * 3600 * 1000
+    # So are the standing queries' deletes (vigil up's file must not seed a deleted query back).
+    assert int(specs["p-queries"]["configs"]["delete.retention.ms"]) >= 5 * 365 * 24 * 3600 * 1000
+    # Acknowledgements from the API to the alerter: kept like the events.
+    assert specs["p-alert-commands"]["configs"]["cleanup.policy"] == "delete"
     assert int(specs["p-hits"]["configs"]["retention.ms"]) > int(frames["configs"]["retention.ms"])
     # The audit trail of standing queries: append-only, one partition (loaded whole, in order), a year.
     history = specs["p-query-history"]
